@@ -1,0 +1,208 @@
+//! Latency histograms in nanoseconds that serialize to text and merge exactly.
+
+use crate::LatencySummary;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+
+/// Values above this (one hour) are recorded as this.
+pub const HISTOGRAM_MAX_NS: u64 = 3_600_000_000_000;
+
+/// An HdrHistogram of latencies in nanoseconds with 3 significant digits
+/// (0.1% relative error), bounded memory whatever the request count.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram {
+    h: Histogram<u64>,
+    sum_ns: u128,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            h: Histogram::new_with_bounds(1_000, HISTOGRAM_MAX_NS, 3).expect("valid bounds"),
+            sum_ns: 0,
+        }
+    }
+}
+
+impl LatencyHistogram {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[inline]
+    pub fn record_ns(&mut self, ns: u64) {
+        let v = ns.clamp(1_000, HISTOGRAM_MAX_NS);
+        // Cannot fail: the value is clamped into the histogram's range.
+        let _ = self.h.record(v);
+        self.sum_ns += u128::from(ns.min(HISTOGRAM_MAX_NS));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.h.len()
+    }
+
+    pub fn reset(&mut self) {
+        self.h.reset();
+        self.sum_ns = 0;
+    }
+
+    /// Quantile in seconds (0 for an empty histogram).
+    pub fn quantile_seconds(&self, q: f64) -> f64 {
+        if self.h.is_empty() {
+            return 0.0;
+        }
+        self.h.value_at_quantile(q) as f64 / 1e9
+    }
+
+    pub fn max_seconds(&self) -> f64 {
+        if self.h.is_empty() {
+            0.0
+        } else {
+            self.h.max() as f64 / 1e9
+        }
+    }
+
+    /// Mean in seconds: exact while merging (kept as a sum), from buckets after a
+    /// round trip through text.
+    pub fn mean_seconds(&self) -> f64 {
+        if self.h.is_empty() {
+            0.0
+        } else if self.sum_ns > 0 {
+            self.sum_ns as f64 / self.h.len() as f64 / 1e9
+        } else {
+            self.h.mean() / 1e9
+        }
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.count(),
+            mean: self.mean_seconds(),
+            p50: self.quantile_seconds(0.50),
+            p90: self.quantile_seconds(0.90),
+            p95: self.quantile_seconds(0.95),
+            p99: self.quantile_seconds(0.99),
+            p999: self.quantile_seconds(0.999),
+            max: self.max_seconds(),
+        }
+    }
+
+    /// Fraction of recorded values at or below `ns`.
+    pub fn fraction_at_or_below(&self, ns: u64) -> f64 {
+        if self.h.is_empty() {
+            return 1.0;
+        }
+        self.h.count_between(0, ns) as f64 / self.h.len() as f64
+    }
+
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.h.add(&other.h);
+        self.sum_ns += other.sum_ns;
+    }
+
+    /// HdrHistogram V2 encoding in base64; the exact sum rides along as a prefix
+    /// so means survive a round trip.
+    pub fn to_base64(&self) -> String {
+        let mut buf = Vec::new();
+        V2Serializer::new()
+            .serialize(&self.h, &mut buf)
+            .expect("serializing into memory cannot fail");
+        format!("{}:{}", self.sum_ns, base64_encode(&buf))
+    }
+
+    pub fn from_base64(text: &str) -> Result<LatencyHistogram, String> {
+        let (sum, body) = text
+            .split_once(':')
+            .ok_or("histogram text lacks its `sum:` prefix")?;
+        let sum_ns: u128 = sum.parse().map_err(|_| "histogram sum is not a number")?;
+        let bytes = base64_decode(body)?;
+        let decoded: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| format!("histogram does not decode: {e:?}"))?;
+        let mut out = LatencyHistogram {
+            sum_ns,
+            ..Default::default()
+        };
+        out.h
+            .add(&decoded)
+            .map_err(|e| format!("histogram out of range: {e:?}"))?;
+        Ok(out)
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = B64
+            .iter()
+            .position(|b| *b == c)
+            .ok_or("histogram text is not base64")? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_merge_are_exact() {
+        let mut a = LatencyHistogram::new();
+        let mut b = LatencyHistogram::new();
+        let mut all = LatencyHistogram::new();
+        for i in 1..10_000u64 {
+            let v = i * 12_345;
+            if i % 3 == 0 {
+                a.record_ns(v)
+            } else {
+                b.record_ns(v)
+            }
+            all.record_ns(v);
+        }
+        let a2 = LatencyHistogram::from_base64(&a.to_base64()).unwrap();
+        let b2 = LatencyHistogram::from_base64(&b.to_base64()).unwrap();
+        let mut merged = a2.clone();
+        merged.merge(&b2);
+        assert_eq!(merged.summary(), all.summary());
+        assert!(LatencyHistogram::from_base64("12:???").is_err());
+        assert!(LatencyHistogram::from_base64("nope").is_err());
+    }
+
+    #[test]
+    fn base64_matches_known_vectors() {
+        assert_eq!(base64_encode(b"lab"), "bGFi");
+        assert_eq!(base64_encode(b"la"), "bGE=");
+        assert_eq!(base64_decode("bGE=").unwrap(), b"la");
+    }
+}

@@ -1,0 +1,358 @@
+//! `results.json`: the one results format written by every level (sim, local,
+//! cluster) and read by `lab check`, `lab report`, `lab merge` and `lab plan`.
+//!
+//! Units are in the key names (`_seconds`, `_usd`, `_rps`). Fields that record the
+//! wall clock live under `wall_clock` alone, so two runs of the same scenario and
+//! seed compare equal once that key is removed.
+//!
+//! Architecture invariant: pure data and arithmetic; reading and writing files is
+//! the caller's business.
+
+mod histogram;
+mod slo;
+
+pub use histogram::{LatencyHistogram, HISTOGRAM_MAX_NS};
+pub use slo::{evaluate_slos, observe, recheck, BoundValue, SloMetric, SloSpec, SloThreshold};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped on any change that an older reader would misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Sim,
+    Local,
+    Cluster,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Sim => "sim",
+            Level::Local => "local",
+            Level::Cluster => "cluster",
+        }
+    }
+}
+
+/// The whole results file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Results {
+    pub schema_version: u32,
+    pub level: Level,
+    /// False when the run was interrupted (Ctrl-C) or cut short: figures cover
+    /// only the simulated or replayed time up to `run.end_seconds`.
+    pub complete: bool,
+    pub seed: u64,
+    pub scenario: ScenarioInfo,
+    pub run: RunInfo,
+    pub summary: Summary,
+    pub services: Vec<ServiceSummary>,
+    pub timeseries: Vec<TimePoint>,
+    pub scaling_events: Vec<ScalingEvent>,
+    pub cold_starts: ColdStarts,
+    pub cost: Cost,
+    pub slo: Vec<SloResult>,
+    /// Serialized latency histograms (HdrHistogram V2, base64) so shards and runs
+    /// merge exactly: `overall` and one per service name.
+    pub histograms: Histograms,
+    /// Everything that depends on the wall clock or the machine.
+    pub wall_clock: WallClock,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioInfo {
+    pub name: String,
+    /// Path of the scenario file as given on the command line.
+    pub file: String,
+    /// `--set` overrides applied, in order.
+    pub overrides: Vec<String>,
+    /// The resolved scenario (defaults filled in, overrides applied).
+    pub config: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    pub duration_seconds: f64,
+    /// Requests that arrived before this are left out of latency and SLO figures.
+    pub warmup_seconds: f64,
+    pub interval_seconds: f64,
+    /// Where the run stopped: `duration_seconds` when complete.
+    pub end_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    pub requests: RequestCounts,
+    /// Completed requests per second that met every latency SLO that applies to them.
+    pub goodput_rps: f64,
+    /// Completed requests per second.
+    pub throughput_rps: f64,
+    /// Failed / arrived, over the measured window.
+    pub error_rate: f64,
+    /// End-to-end latency of completed requests, after warm-up.
+    pub latency_seconds: LatencySummary,
+    /// Time from arrival to the start of the batch that served the request.
+    pub queue_seconds: LatencySummary,
+}
+
+/// Requests by outcome. `arrived = completed + failed + in_flight` always holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCounts {
+    pub arrived: u64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Still queued or executing when the run ended.
+    pub in_flight: u64,
+    /// Failures by reason (`timeout`, `queue_full`, `activator_timeout`,
+    /// `activator_overflow`, `pod_killed`, `connect`, `http_503`, ...).
+    pub failed_by_reason: BTreeMap<String, u64>,
+}
+
+impl RequestCounts {
+    pub fn add(&mut self, other: &RequestCounts) {
+        self.arrived += other.arrived;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.in_flight += other.in_flight;
+        for (k, v) in &other.failed_by_reason {
+            *self.failed_by_reason.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    pub fn is_conserved(&self) -> bool {
+        self.arrived == self.completed + self.failed + self.in_flight
+            && self.failed == self.failed_by_reason.values().sum::<u64>()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSummary {
+    pub name: String,
+    pub requests: RequestCounts,
+    pub goodput_rps: f64,
+    pub throughput_rps: f64,
+    pub error_rate: f64,
+    pub latency_seconds: LatencySummary,
+    pub queue_seconds: LatencySummary,
+    pub replicas: ReplicaSummary,
+    /// Versions (canary split) with their share of traffic.
+    pub versions: Vec<VersionSummary>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaSummary {
+    pub min_ready: u32,
+    pub max_ready: u32,
+    /// Time-weighted mean of ready replicas.
+    pub mean_ready: f64,
+    pub max_desired: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSummary {
+    pub name: String,
+    pub traffic_percent: f64,
+    pub requests: RequestCounts,
+    pub latency_seconds: LatencySummary,
+}
+
+/// One interval of the time series; figures are over `[t_seconds, t_seconds + interval)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimePoint {
+    pub t_seconds: f64,
+    pub arrival_rps: f64,
+    pub completion_rps: f64,
+    pub failure_rps: f64,
+    /// Latency of requests completed in the interval (0 when none).
+    pub latency_seconds: IntervalLatency,
+    /// Requests waiting (activator, pod queues, batchers) at the interval's end.
+    pub queue_depth: u64,
+    /// Mean busy fraction over all GPUs that exist (0..1).
+    pub gpu_busy_fraction: f64,
+    /// Cost accumulated since the start of the run.
+    pub cost_usd: f64,
+    pub services: Vec<ServicePoint>,
+    pub node_pools: Vec<PoolPoint>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntervalLatency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePoint {
+    pub name: String,
+    pub desired_replicas: u32,
+    pub ready_replicas: u32,
+    pub arrival_rps: f64,
+    pub completion_rps: f64,
+    pub queue_depth: u64,
+    pub latency_p99_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolPoint {
+    pub name: String,
+    /// Nodes that exist (provisioning or ready) at the interval's end.
+    pub nodes: u32,
+    pub ready_nodes: u32,
+    pub gpu_busy_fraction: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingEvent {
+    pub t_seconds: f64,
+    /// Service, or `service/version` for a canary's own deployment; `pool:NAME`
+    /// for node pool changes by the cluster autoscaler.
+    pub target: String,
+    /// `hpa`, `kpa`, `keda`, `fixed` or `cluster-autoscaler`.
+    pub autoscaler: String,
+    pub from: u32,
+    pub to: u32,
+    /// What the decision rested on, in words (metric values, limits applied).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColdStarts {
+    /// Pods that became ready after the start of the run.
+    pub count: u64,
+    /// From pod creation to ready.
+    pub duration_seconds: LatencySummary,
+    /// Requests that waited for a pod to start (buffered at the activator while
+    /// no pod was ready).
+    pub requests_delayed: u64,
+    /// Mean breakdown of a cold start.
+    pub phases_seconds: ColdStartPhases,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColdStartPhases {
+    pub node_provisioning: f64,
+    pub image_pull: f64,
+    pub model_load: f64,
+    pub readiness: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    /// Node-hours times price over the run.
+    pub total_usd: f64,
+    /// The run's cost rate projected to a 730-hour month.
+    pub monthly_usd: f64,
+    pub by_pool: Vec<PoolCost>,
+    /// Cost attributed to services by requested resources (as OpenCost does).
+    pub by_service: Vec<ServiceCost>,
+    /// Node cost not requested by any pod.
+    pub idle_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolCost {
+    pub name: String,
+    pub usd: f64,
+    pub node_hours: f64,
+    pub gpu_hours: f64,
+    pub monthly_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCost {
+    pub name: String,
+    pub usd: f64,
+    pub monthly_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloResult {
+    pub name: String,
+    pub metric: SloMetric,
+    /// The service it applies to; absent for the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub passed: bool,
+    pub observed: f64,
+    pub threshold: f64,
+    /// `max` (observed must not exceed) or `min`.
+    pub bound: SloThreshold,
+    /// Unit of `observed` and `threshold`: `seconds`, `ratio`, `requests`, `usd`, `rps`.
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Histograms {
+    pub overall: String,
+    pub services: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WallClock {
+    /// RFC 3339 start time.
+    pub started_at: String,
+    pub elapsed_seconds: f64,
+    /// Simulator events processed (0 for real levels).
+    pub events: u64,
+    pub events_per_second: f64,
+    /// Program and version that wrote the file.
+    pub tool: String,
+    pub host: String,
+}
+
+impl Results {
+    /// True when every SLO passed.
+    pub fn passed(&self) -> bool {
+        self.slo.iter().all(|s| s.passed)
+    }
+
+    /// The JSON Schema of the file, as committed in `results/results.schema.json`.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Results)).expect("schema serializes")
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceSummary> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
