@@ -1,0 +1,8 @@
+//! `lab calibrate` (not implemented yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<i32> {
+    Err(crate::exit::bad_input("`lab calibrate` is not implemented yet"))
+}

@@ -1,0 +1,8 @@
+//! `lab report` (not implemented yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<i32> {
+    Err(crate::exit::bad_input("`lab report` is not implemented yet"))
+}
