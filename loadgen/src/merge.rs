@@ -1,0 +1,187 @@
+//! Merging the results of load-generator shards. Counts add up and latency
+//! histograms merge bucket by bucket, so the merged percentiles are those of one
+//! process that had sent every shard's requests; nothing is averaged.
+
+use crate::output::{service_summary, summary_of};
+use lab_results::{
+    IntervalLatency, LatencyHistogram, LatencySummary, RequestCounts, Results, ServicePoint,
+    TimePoint,
+};
+
+/// Merges shard results of one run into one. Fails when the parts do not come
+/// from the same scenario, seed, level and interval.
+pub fn merge(parts: &[Results]) -> Result<Results, String> {
+    let first = parts.first().ok_or("nothing to merge")?;
+    for (i, p) in parts.iter().enumerate().skip(1) {
+        let mut diffs = Vec::new();
+        if p.schema_version != first.schema_version {
+            diffs.push(format!("schema_version {} vs {}", p.schema_version, first.schema_version));
+        }
+        if p.level != first.level {
+            diffs.push(format!("level {} vs {}", p.level.as_str(), first.level.as_str()));
+        }
+        if p.seed != first.seed {
+            diffs.push(format!("seed {} vs {}", p.seed, first.seed));
+        }
+        if p.scenario.name != first.scenario.name {
+            diffs.push(format!("scenario `{}` vs `{}`", p.scenario.name, first.scenario.name));
+        }
+        if p.run.interval_seconds != first.run.interval_seconds {
+            diffs.push(format!(
+                "interval {} s vs {} s",
+                p.run.interval_seconds, first.run.interval_seconds
+            ));
+        }
+        if !diffs.is_empty() {
+            return Err(format!(
+                "part {} is not a shard of the same run as part 1: {}",
+                i + 1,
+                diffs.join(", ")
+            ));
+        }
+    }
+    let end = parts.iter().map(|p| p.run.end_seconds).fold(0.0, f64::max);
+
+    let mut counts = RequestCounts::default();
+    let mut hist = LatencyHistogram::new();
+    for (i, p) in parts.iter().enumerate() {
+        counts.add(&p.summary.requests);
+        hist.merge(&decode(&p.histograms.overall, i, "overall")?);
+    }
+
+    let mut names: Vec<String> = Vec::new();
+    for p in parts {
+        for s in &p.services {
+            if !names.contains(&s.name) {
+                names.push(s.name.clone());
+            }
+        }
+    }
+    let mut services = Vec::new();
+    let mut service_hists = std::collections::BTreeMap::new();
+    for name in &names {
+        let mut c = RequestCounts::default();
+        let mut h = LatencyHistogram::new();
+        let mut queues = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            if let Some(s) = p.service(name) {
+                c.add(&s.requests);
+                queues.push(s.queue_seconds);
+            }
+            if let Some(text) = p.histograms.services.get(name) {
+                h.merge(&decode(text, i, name)?);
+            }
+        }
+        let summary = summary_of(&c, &h, merge_queue(&queues), end);
+        services.push(service_summary(name, &summary));
+        service_hists.insert(name.clone(), h.to_base64());
+    }
+
+    let queues: Vec<LatencySummary> = parts.iter().map(|p| p.summary.queue_seconds).collect();
+    let mut out = first.clone();
+    out.complete = parts.iter().all(|p| p.complete);
+    out.run.end_seconds = end;
+    out.run.duration_seconds = parts.iter().map(|p| p.run.duration_seconds).fold(0.0, f64::max);
+    out.summary = summary_of(&counts, &hist, merge_queue(&queues), end);
+    out.services = services;
+    out.timeseries = merge_series(parts, &names);
+    out.slo = Vec::new();
+    out.histograms.overall = hist.to_base64();
+    out.histograms.services = service_hists;
+    out.wall_clock.started_at = parts
+        .iter()
+        .map(|p| p.wall_clock.started_at.clone())
+        .min()
+        .unwrap_or_default();
+    out.wall_clock.elapsed_seconds = parts
+        .iter()
+        .map(|p| p.wall_clock.elapsed_seconds)
+        .fold(0.0, f64::max);
+    let mut hosts: Vec<&str> = parts.iter().map(|p| p.wall_clock.host.as_str()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    out.wall_clock.host = hosts.join(",");
+    Ok(out)
+}
+
+fn decode(text: &str, part: usize, which: &str) -> Result<LatencyHistogram, String> {
+    LatencyHistogram::from_base64(text)
+        .map_err(|e| format!("part {}: histogram `{which}`: {e}", part + 1))
+}
+
+/// Send lag is kept only as a summary, so its merge is an upper bound:
+/// percentiles and max take the worst shard, the mean is weighted by count.
+fn merge_queue(parts: &[LatencySummary]) -> LatencySummary {
+    let count: u64 = parts.iter().map(|q| q.count).sum();
+    let worst = |f: fn(&LatencySummary) -> f64| parts.iter().map(f).fold(0.0, f64::max);
+    LatencySummary {
+        count,
+        mean: if count == 0 {
+            0.0
+        } else {
+            parts.iter().map(|q| q.mean * q.count as f64).sum::<f64>() / count as f64
+        },
+        p50: worst(|q| q.p50),
+        p90: worst(|q| q.p90),
+        p95: worst(|q| q.p95),
+        p99: worst(|q| q.p99),
+        p999: worst(|q| q.p999),
+        max: worst(|q| q.max),
+    }
+}
+
+/// Rates are per-interval counts, so they add exactly once turned back into
+/// counts; per-interval latency percentiles have no histogram behind them, so
+/// they take the worst shard (exact for `max`).
+fn merge_series(parts: &[Results], names: &[String]) -> Vec<TimePoint> {
+    let secs = parts[0].run.interval_seconds.max(1e-9);
+    let len = parts.iter().map(|p| p.timeseries.len()).max().unwrap_or(0);
+    let count = |rps: f64| (rps * secs).round();
+    (0..len)
+        .map(|i| {
+            let points: Vec<&TimePoint> = parts.iter().filter_map(|p| p.timeseries.get(i)).collect();
+            let sum = |f: fn(&TimePoint) -> f64| points.iter().map(|p| count(f(p))).sum::<f64>() / secs;
+            let worst = |f: fn(&IntervalLatency) -> f64| {
+                points.iter().map(|p| f(&p.latency_seconds)).fold(0.0, f64::max)
+            };
+            TimePoint {
+                t_seconds: i as f64 * secs,
+                arrival_rps: sum(|p| p.arrival_rps),
+                completion_rps: sum(|p| p.completion_rps),
+                failure_rps: sum(|p| p.failure_rps),
+                latency_seconds: IntervalLatency {
+                    p50: worst(|l| l.p50),
+                    p95: worst(|l| l.p95),
+                    p99: worst(|l| l.p99),
+                    max: worst(|l| l.max),
+                },
+                queue_depth: points.iter().map(|p| p.queue_depth).sum(),
+                gpu_busy_fraction: 0.0,
+                cost_usd: 0.0,
+                services: names
+                    .iter()
+                    .map(|name| {
+                        let sps: Vec<&ServicePoint> = points
+                            .iter()
+                            .filter_map(|p| p.services.iter().find(|s| &s.name == name))
+                            .collect();
+                        ServicePoint {
+                            name: name.clone(),
+                            desired_replicas: 0,
+                            ready_replicas: 0,
+                            arrival_rps: sps.iter().map(|s| count(s.arrival_rps)).sum::<f64>() / secs,
+                            completion_rps: sps.iter().map(|s| count(s.completion_rps)).sum::<f64>()
+                                / secs,
+                            queue_depth: sps.iter().map(|s| s.queue_depth).sum(),
+                            latency_p99_seconds: sps
+                                .iter()
+                                .map(|s| s.latency_p99_seconds)
+                                .fold(0.0, f64::max),
+                        }
+                    })
+                    .collect(),
+                node_pools: Vec::new(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,81 @@
+//! Open loop: the pacer thread hands each arrival to a new task at its instant,
+//! whatever the server is doing.
+
+use crate::config::LoadConfig;
+use crate::error::LoadError;
+use crate::pacer::{pace, PaceEnd};
+use crate::plan::{self, Planned};
+use crate::recorder::Outcome;
+use crate::Shared;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Replays the plan; returns the instant (ns from start) at which `stop` cut it
+/// short, or `None` when it ran to the end.
+pub async fn run(
+    config: &LoadConfig,
+    shared: Arc<Shared>,
+    stop: impl Future<Output = ()>,
+) -> Result<Option<u64>, LoadError> {
+    let cap = config.max_in_flight;
+    let slots = Arc::new(Semaphore::new(cap as usize));
+    let halt = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Handle::current();
+    let arrivals = plan::arrivals(config);
+    let pacer = {
+        let (shared, slots, halt) = (shared.clone(), slots.clone(), halt.clone());
+        tokio::task::spawn_blocking(move || {
+            pace(arrivals, shared.start, &halt, |p: Planned, _due: Instant| {
+                let intended_ns = p.arrival.at_ns;
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        shared.recorder().dispatched(p.stream, intended_ns);
+                        let shared = shared.clone();
+                        runtime.spawn(async move {
+                            let sent = Instant::now();
+                            let result = shared
+                                .client
+                                .send(&shared.templates[p.stream], p.arrival.seq, shared.timeout)
+                                .await;
+                            let done = Instant::now();
+                            let outcome = Outcome {
+                                stream: p.stream,
+                                intended_ns,
+                                sent_ns: shared.since_start(sent),
+                                done_ns: shared.since_start(done),
+                                result,
+                            };
+                            shared.recorder().finished(&outcome);
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => shared.recorder().refused(p.stream, intended_ns),
+                }
+            })
+        })
+    };
+    tokio::pin!(pacer);
+    tokio::pin!(stop);
+    let stopped_at = tokio::select! {
+        _ = &mut stop => {
+            let at = shared.since_start(Instant::now());
+            halt.store(true, Ordering::Relaxed);
+            let _ = (&mut pacer).await;
+            Some(at)
+        }
+        end = &mut pacer => {
+            match end {
+                Ok(PaceEnd::Finished) | Ok(PaceEnd::Stopped) => None,
+                Err(e) => return Err(LoadError::Run(format!("the pacer thread failed: {e}"))),
+            }
+        }
+    };
+    // Every permit back means every request has ended; each has its own timeout,
+    // so this wait is bounded by it (plus a little for the last answers to land).
+    let _ = tokio::time::timeout(config.timeout + Duration::from_millis(100), slots.acquire_many(cap))
+        .await;
+    Ok(stopped_at)
+}
