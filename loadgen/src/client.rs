@@ -3,7 +3,9 @@
 
 use crate::config::{Fill, LoadConfig, Payload, Protocol, Stream};
 use crate::error::LoadError;
-use crate::grpc::{self, ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ModelMetadataResponse};
+use crate::grpc::{
+    self, ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ModelMetadataResponse,
+};
 use crate::payload::{self, Tensor, TensorSpec};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
@@ -94,7 +96,9 @@ impl Client {
                 .map_err(|e| LoadError::BadInput(format!("target `{}`: {e}", config.target)))?
                 .connect_timeout(config.timeout)
                 .tcp_nodelay(true);
-            return Ok(Client::Grpc(tonic::client::Grpc::new(endpoint.connect_lazy())));
+            return Ok(Client::Grpc(tonic::client::Grpc::new(
+                endpoint.connect_lazy(),
+            )));
         }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -109,7 +113,12 @@ impl Client {
     }
 
     /// Sends one request and reads the whole answer, within `timeout`.
-    pub async fn send(&self, template: &Template, seq: u64, timeout: Duration) -> Result<(), Failure> {
+    pub async fn send(
+        &self,
+        template: &Template,
+        seq: u64,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
         match tokio::time::timeout(timeout, self.send_inner(template, seq)).await {
             Ok(r) => r,
             Err(_) => Err(Failure::Timeout),
@@ -153,7 +162,9 @@ impl Client {
             }
             (Client::Grpc(grpc), Template::Grpc(msg)) => {
                 let mut grpc = grpc.clone();
-                grpc.ready().await.map_err(|e| classify_grpc_transport(&e))?;
+                grpc.ready()
+                    .await
+                    .map_err(|e| classify_grpc_transport(&e))?;
                 let mut req = tonic::Request::new(msg.clone());
                 req.metadata_mut().insert(SEQ_HEADER, seq.into());
                 grpc.unary::<ModelInferRequest, ModelInferResponse, _>(
@@ -183,18 +194,20 @@ impl Client {
         let base = config.target.trim_end_matches('/');
         let rows = stream.spec.rows_per_request.max(1);
         let tensors = |specs: &[TensorSpec], fill: Fill| -> Vec<Tensor> {
-            let mut rng = lab_traffic::rng_for(config.seed, 0x7061_796c_6f61_64 ^ u64::from(stream.index));
+            let mut rng =
+                lab_traffic::rng_for(config.seed, 0x7061_796c_6f61_64 ^ u64::from(stream.index));
             specs
                 .iter()
                 .map(|t| payload::build_tensor(t, rows, fill, &mut rng))
                 .collect()
         };
-        let file = match &config.payload {
-            Payload::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
-                LoadError::BadInput(format!("body file {}: {e}", path.display()))
-            })?)),
-            Payload::FromMetadata(_) => None,
-        };
+        let file =
+            match &config.payload {
+                Payload::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
+                    LoadError::BadInput(format!("body file {}: {e}", path.display()))
+                })?)),
+                Payload::FromMetadata(_) => None,
+            };
         let fill = match config.payload {
             Payload::FromMetadata(f) => f,
             Payload::File(_) => Fill::Zero,
@@ -204,10 +217,17 @@ impl Client {
         let (method, url, body) = match config.protocol {
             Protocol::V2Grpc => {
                 let specs = self.grpc_metadata(&stream.model, config.timeout).await?;
-                return Ok(Template::Grpc(grpc::infer_request(&stream.model, &tensors(&specs, fill))));
+                return Ok(Template::Grpc(grpc::infer_request(
+                    &stream.model,
+                    &tensors(&specs, fill),
+                )));
             }
             Protocol::Http => {
-                let method = if file.is_some() { Method::POST } else { Method::GET };
+                let method = if file.is_some() {
+                    Method::POST
+                } else {
+                    Method::GET
+                };
                 if let Payload::File(p) = &config.payload {
                     let ct = if p.extension().is_some_and(|e| e == "json") {
                         json
@@ -234,18 +254,24 @@ impl Client {
                                         .into(),
                                 )
                             })?;
-                            headers.insert("inference-header-content-length", HeaderValue::from(len));
+                            headers
+                                .insert("inference-header-content-length", HeaderValue::from(len));
                         }
                         b
                     }
                     None => {
-                        let specs = self.rest_metadata(base, &stream.model, config.timeout).await?;
+                        let specs = self
+                            .rest_metadata(base, &stream.model, config.timeout)
+                            .await?;
                         let t = tensors(&specs, fill);
                         match config.protocol {
                             Protocol::V1 => payload::v1_json(&t),
                             Protocol::V2RestBinary => {
                                 let (b, len) = payload::v2_binary(&t);
-                                headers.insert("inference-header-content-length", HeaderValue::from(len));
+                                headers.insert(
+                                    "inference-header-content-length",
+                                    HeaderValue::from(len),
+                                );
                                 b
                             }
                             _ => payload::v2_json(&t),
@@ -272,7 +298,12 @@ impl Client {
         })
     }
 
-    async fn rest_metadata(&self, base: &str, model: &str, timeout: Duration) -> Result<Vec<TensorSpec>, LoadError> {
+    async fn rest_metadata(
+        &self,
+        base: &str,
+        model: &str,
+        timeout: Duration,
+    ) -> Result<Vec<TensorSpec>, LoadError> {
         let Client::Http(client) = self else {
             return Err(LoadError::Run("REST metadata over a gRPC client".into()));
         };
@@ -307,7 +338,11 @@ impl Client {
             .map_err(|_| LoadError::Metadata(format!("GET {url}: no answer within {timeout:?}")))?
     }
 
-    async fn grpc_metadata(&self, model: &str, timeout: Duration) -> Result<Vec<TensorSpec>, LoadError> {
+    async fn grpc_metadata(
+        &self,
+        model: &str,
+        timeout: Duration,
+    ) -> Result<Vec<TensorSpec>, LoadError> {
         let Client::Grpc(grpc) = self else {
             return Err(LoadError::Run("gRPC metadata over an HTTP client".into()));
         };
@@ -336,13 +371,17 @@ impl Client {
                 })?;
             let specs = resp.into_inner().input_specs();
             if specs.is_empty() {
-                return Err(LoadError::Metadata(format!("model `{model}` declares no inputs")));
+                return Err(LoadError::Metadata(format!(
+                    "model `{model}` declares no inputs"
+                )));
             }
             Ok(specs)
         };
-        tokio::time::timeout(timeout, fetch)
-            .await
-            .map_err(|_| LoadError::Metadata(format!("gRPC ModelMetadata({model}): no answer within {timeout:?}")))?
+        tokio::time::timeout(timeout, fetch).await.map_err(|_| {
+            LoadError::Metadata(format!(
+                "gRPC ModelMetadata({model}): no answer within {timeout:?}"
+            ))
+        })?
     }
 }
 
@@ -402,7 +441,10 @@ mod tests {
     #[test]
     fn failure_keys_name_the_class() {
         assert_eq!(Failure::Http(503).key(), "http_503");
-        assert_eq!(Failure::Grpc(tonic::Code::ResourceExhausted).key(), "grpc_resource_exhausted");
+        assert_eq!(
+            Failure::Grpc(tonic::Code::ResourceExhausted).key(),
+            "grpc_resource_exhausted"
+        );
         assert_eq!(Failure::Connect.key(), "connect");
         assert_eq!(Failure::Timeout.key(), "timeout");
     }

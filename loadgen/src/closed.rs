@@ -60,9 +60,7 @@ pub async fn run(
         });
     }
     tokio::pin!(stop);
-    let all_done = async {
-        while set.join_next().await.is_some() {}
-    };
+    let all_done = async { while set.join_next().await.is_some() {} };
     tokio::select! {
         _ = &mut stop => {
             let at = shared.since_start(Instant::now());

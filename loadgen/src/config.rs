@@ -75,7 +75,10 @@ pub enum Mode {
     Open,
     /// N virtual users, each sending, waiting for the answer, then thinking.
     /// Latency is from the actual send: this mode cannot see coordinated omission.
-    Closed { users: u32, think: Duration },
+    Closed {
+        users: u32,
+        think: Duration,
+    },
 }
 
 /// A deterministic part of the schedule: arrivals with `seq % count == index`.
@@ -196,7 +199,10 @@ impl LoadConfig {
             problems.push("timeout must be longer than zero".into());
         }
         if !(self.rate_scale.is_finite() && self.rate_scale > 0.0) {
-            problems.push(format!("rate scale must be positive, got {}", self.rate_scale));
+            problems.push(format!(
+                "rate scale must be positive, got {}",
+                self.rate_scale
+            ));
         }
         if self.interval.is_zero() {
             problems.push("interval must be longer than zero".into());
@@ -268,7 +274,11 @@ pub fn scale_spec(spec: &TrafficSpec, x: f64) -> TrafficSpec {
 }
 
 /// A constant-rate stream for `--rate R --duration D` without a scenario file.
-pub fn constant_rate(rate: f64, duration: Duration, arrivals: lab_traffic::Arrivals) -> TrafficSpec {
+pub fn constant_rate(
+    rate: f64,
+    duration: Duration,
+    arrivals: lab_traffic::Arrivals,
+) -> TrafficSpec {
     TrafficSpec {
         service: None,
         arrivals,

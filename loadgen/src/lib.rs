@@ -94,7 +94,10 @@ const LEAD: Duration = Duration::from_millis(10);
 /// Runs the load described by `config` until its schedule ends or `stop`
 /// completes (then in-flight requests get up to the timeout to finish and the
 /// results are marked incomplete). Must be called inside a tokio runtime.
-pub async fn run(config: LoadConfig, stop: impl Future<Output = ()>) -> Result<LoadOutput, LoadError> {
+pub async fn run(
+    config: LoadConfig,
+    stop: impl Future<Output = ()>,
+) -> Result<LoadOutput, LoadError> {
     config.validate()?;
     let client = client::Client::new(&config)?;
     let templates = client.templates(&config).await?;

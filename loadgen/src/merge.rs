@@ -15,16 +15,26 @@ pub fn merge(parts: &[Results]) -> Result<Results, String> {
     for (i, p) in parts.iter().enumerate().skip(1) {
         let mut diffs = Vec::new();
         if p.schema_version != first.schema_version {
-            diffs.push(format!("schema_version {} vs {}", p.schema_version, first.schema_version));
+            diffs.push(format!(
+                "schema_version {} vs {}",
+                p.schema_version, first.schema_version
+            ));
         }
         if p.level != first.level {
-            diffs.push(format!("level {} vs {}", p.level.as_str(), first.level.as_str()));
+            diffs.push(format!(
+                "level {} vs {}",
+                p.level.as_str(),
+                first.level.as_str()
+            ));
         }
         if p.seed != first.seed {
             diffs.push(format!("seed {} vs {}", p.seed, first.seed));
         }
         if p.scenario.name != first.scenario.name {
-            diffs.push(format!("scenario `{}` vs `{}`", p.scenario.name, first.scenario.name));
+            diffs.push(format!(
+                "scenario `{}` vs `{}`",
+                p.scenario.name, first.scenario.name
+            ));
         }
         if p.run.interval_seconds != first.run.interval_seconds {
             diffs.push(format!(
@@ -81,7 +91,10 @@ pub fn merge(parts: &[Results]) -> Result<Results, String> {
     let mut out = first.clone();
     out.complete = parts.iter().all(|p| p.complete);
     out.run.end_seconds = end;
-    out.run.duration_seconds = parts.iter().map(|p| p.run.duration_seconds).fold(0.0, f64::max);
+    out.run.duration_seconds = parts
+        .iter()
+        .map(|p| p.run.duration_seconds)
+        .fold(0.0, f64::max);
     out.summary = summary_of(&counts, &hist, merge_queue(&queues), end);
     out.services = services;
     out.timeseries = merge_series(parts, &names);
@@ -139,10 +152,15 @@ fn merge_series(parts: &[Results], names: &[String]) -> Vec<TimePoint> {
     let count = |rps: f64| (rps * secs).round();
     (0..len)
         .map(|i| {
-            let points: Vec<&TimePoint> = parts.iter().filter_map(|p| p.timeseries.get(i)).collect();
-            let sum = |f: fn(&TimePoint) -> f64| points.iter().map(|p| count(f(p))).sum::<f64>() / secs;
+            let points: Vec<&TimePoint> =
+                parts.iter().filter_map(|p| p.timeseries.get(i)).collect();
+            let sum =
+                |f: fn(&TimePoint) -> f64| points.iter().map(|p| count(f(p))).sum::<f64>() / secs;
             let worst = |f: fn(&IntervalLatency) -> f64| {
-                points.iter().map(|p| f(&p.latency_seconds)).fold(0.0, f64::max)
+                points
+                    .iter()
+                    .map(|p| f(&p.latency_seconds))
+                    .fold(0.0, f64::max)
             };
             TimePoint {
                 t_seconds: i as f64 * secs,
@@ -169,8 +187,12 @@ fn merge_series(parts: &[Results], names: &[String]) -> Vec<TimePoint> {
                             name: name.clone(),
                             desired_replicas: 0,
                             ready_replicas: 0,
-                            arrival_rps: sps.iter().map(|s| count(s.arrival_rps)).sum::<f64>() / secs,
-                            completion_rps: sps.iter().map(|s| count(s.completion_rps)).sum::<f64>()
+                            arrival_rps: sps.iter().map(|s| count(s.arrival_rps)).sum::<f64>()
+                                / secs,
+                            completion_rps: sps
+                                .iter()
+                                .map(|s| count(s.completion_rps))
+                                .sum::<f64>()
                                 / secs,
                             queue_depth: sps.iter().map(|s| s.queue_depth).sum(),
                             latency_p99_seconds: sps

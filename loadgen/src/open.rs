@@ -28,33 +28,42 @@ pub async fn run(
     let pacer = {
         let (shared, slots, halt) = (shared.clone(), slots.clone(), halt.clone());
         tokio::task::spawn_blocking(move || {
-            pace(arrivals, shared.start, &halt, |p: Planned, _due: Instant| {
-                let intended_ns = p.arrival.at_ns;
-                match slots.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        shared.recorder().dispatched(p.stream, intended_ns);
-                        let shared = shared.clone();
-                        runtime.spawn(async move {
-                            let sent = Instant::now();
-                            let result = shared
-                                .client
-                                .send(&shared.templates[p.stream], p.arrival.seq, shared.timeout)
-                                .await;
-                            let done = Instant::now();
-                            let outcome = Outcome {
-                                stream: p.stream,
-                                intended_ns,
-                                sent_ns: shared.since_start(sent),
-                                done_ns: shared.since_start(done),
-                                result,
-                            };
-                            shared.recorder().finished(&outcome);
-                            drop(permit);
-                        });
+            pace(
+                arrivals,
+                shared.start,
+                &halt,
+                |p: Planned, _due: Instant| {
+                    let intended_ns = p.arrival.at_ns;
+                    match slots.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            shared.recorder().dispatched(p.stream, intended_ns);
+                            let shared = shared.clone();
+                            runtime.spawn(async move {
+                                let sent = Instant::now();
+                                let result = shared
+                                    .client
+                                    .send(
+                                        &shared.templates[p.stream],
+                                        p.arrival.seq,
+                                        shared.timeout,
+                                    )
+                                    .await;
+                                let done = Instant::now();
+                                let outcome = Outcome {
+                                    stream: p.stream,
+                                    intended_ns,
+                                    sent_ns: shared.since_start(sent),
+                                    done_ns: shared.since_start(done),
+                                    result,
+                                };
+                                shared.recorder().finished(&outcome);
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => shared.recorder().refused(p.stream, intended_ns),
                     }
-                    Err(_) => shared.recorder().refused(p.stream, intended_ns),
-                }
-            })
+                },
+            )
         })
     };
     tokio::pin!(pacer);
@@ -75,7 +84,10 @@ pub async fn run(
     };
     // Every permit back means every request has ended; each has its own timeout,
     // so this wait is bounded by it (plus a little for the last answers to land).
-    let _ = tokio::time::timeout(config.timeout + Duration::from_millis(100), slots.acquire_many(cap))
-        .await;
+    let _ = tokio::time::timeout(
+        config.timeout + Duration::from_millis(100),
+        slots.acquire_many(cap),
+    )
+    .await;
     Ok(stopped_at)
 }

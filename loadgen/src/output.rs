@@ -89,7 +89,8 @@ impl LoadReport {
         let l = &self.latency_seconds;
         let sv = &self.service_time_seconds;
         let g = &self.send_lag_seconds;
-        let mut out = format!(
+        let mut out =
+            format!(
             "{} loop{}{}: {} arrived, {} completed, {} failed ({} refused by the in-flight cap)\n\
              rate: offered {:.1} req/s, completed {:.1} req/s\n\
              latency (from intended send): p50 {} p90 {} p99 {} p99.9 {} max {}\n\
@@ -133,7 +134,12 @@ impl LoadReport {
 }
 
 /// The summary block of a group, from its counts and histograms.
-pub fn summary_of(counts: &RequestCounts, latency: &LatencyHistogram, queue: LatencySummary, end_seconds: f64) -> Summary {
+pub fn summary_of(
+    counts: &RequestCounts,
+    latency: &LatencyHistogram,
+    queue: LatencySummary,
+    end_seconds: f64,
+) -> Summary {
     let secs = end_seconds.max(1e-9);
     let throughput = counts.completed as f64 / secs;
     Summary {

@@ -87,7 +87,12 @@ mod tests {
     fn stop_ends_the_loop_without_waiting_for_the_next_deadline() {
         let stop = AtomicBool::new(true);
         let t = Instant::now();
-        let end = pace([planned(60_000)].into_iter(), t, &stop, |_, _| unreachable!());
+        let end = pace(
+            [planned(60_000)].into_iter(),
+            t,
+            &stop,
+            |_, _| unreachable!(),
+        );
         assert_eq!(end, PaceEnd::Stopped);
         assert!(t.elapsed() < Duration::from_secs(1));
     }

@@ -89,9 +89,11 @@ pub fn build_tensor(spec: &TensorSpec, rows: u32, fill: Fill, rng: &mut impl Rng
         Fill::Random => rng.next_u64() % m,
     };
     let values = match spec.datatype.as_str() {
-        "FP16" | "BF16" | "FP32" | "FP64" => {
-            Values::Float((0..n).map(|_| draw(1 << 20) as f64 / (1 << 20) as f64).collect())
-        }
+        "FP16" | "BF16" | "FP32" | "FP64" => Values::Float(
+            (0..n)
+                .map(|_| draw(1 << 20) as f64 / (1 << 20) as f64)
+                .collect(),
+        ),
         "INT8" | "INT16" | "INT32" | "INT64" => {
             Values::Int((0..n).map(|_| draw(100) as i64).collect())
         }
@@ -125,23 +127,27 @@ impl Tensor {
     pub fn raw(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match (&self.values, self.datatype.as_str()) {
-            (Values::Float(v), "FP16") => v.iter().for_each(|x| {
-                out.extend_from_slice(&f32_to_f16(*x as f32).to_le_bytes())
-            }),
+            (Values::Float(v), "FP16") => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&f32_to_f16(*x as f32).to_le_bytes())),
             (Values::Float(v), "BF16") => v.iter().for_each(|x| {
                 out.extend_from_slice(&(((*x as f32).to_bits() >> 16) as u16).to_le_bytes())
             }),
             (Values::Float(v), "FP32") => v
                 .iter()
                 .for_each(|x| out.extend_from_slice(&(*x as f32).to_le_bytes())),
-            (Values::Float(v), _) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            (Values::Float(v), _) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             (Values::Int(v), dt) => {
                 let size = element_size(dt).unwrap_or(8);
-                v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()[..size]))
+                v.iter()
+                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes()[..size]))
             }
             (Values::Uint(v), dt) => {
                 let size = element_size(dt).unwrap_or(8);
-                v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()[..size]))
+                v.iter()
+                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes()[..size]))
             }
             (Values::Bool(v), _) => v.iter().for_each(|b| out.push(u8::from(*b))),
             (Values::Bytes(v), _) => v.iter().for_each(|s| {
@@ -270,9 +276,11 @@ mod tests {
         assert_eq!(m.inputs[0].shape, vec![-1, 4]);
         assert!(parse_metadata(b"<html>").is_err());
         assert!(parse_metadata(br#"{"inputs":[]}"#).is_err());
-        assert!(parse_metadata(br#"{"inputs":[{"name":"x","datatype":"FP8","shape":[1]}]}"#)
-            .unwrap_err()
-            .contains("FP8"));
+        assert!(
+            parse_metadata(br#"{"inputs":[{"name":"x","datatype":"FP8","shape":[1]}]}"#)
+                .unwrap_err()
+                .contains("FP8")
+        );
     }
 
     #[test]
@@ -298,7 +306,10 @@ mod tests {
 
         let (body, header_len) = v2_binary(std::slice::from_ref(&t));
         let header: Value = serde_json::from_slice(&body[..header_len]).unwrap();
-        assert_eq!(header["inputs"][0]["parameters"]["binary_data_size"], json!(32));
+        assert_eq!(
+            header["inputs"][0]["parameters"]["binary_data_size"],
+            json!(32)
+        );
         assert_eq!(body.len(), header_len + 32);
 
         let v: Value = serde_json::from_slice(&v1_json(std::slice::from_ref(&t))).unwrap();

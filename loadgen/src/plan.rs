@@ -18,13 +18,23 @@ pub fn schedules(config: &LoadConfig) -> Vec<Schedule> {
     config
         .streams
         .iter()
-        .map(|s| Schedule::new(&scale_spec(&s.spec, config.rate_scale), config.seed, s.index))
+        .map(|s| {
+            Schedule::new(
+                &scale_spec(&s.spec, config.rate_scale),
+                config.seed,
+                s.index,
+            )
+        })
         .collect()
 }
 
 /// Length of the replay in nanoseconds: the longest stream, cut by `--duration`.
 pub fn end_ns(config: &LoadConfig) -> u64 {
-    let longest = schedules(config).iter().map(Schedule::end_ns).max().unwrap_or(0);
+    let longest = schedules(config)
+        .iter()
+        .map(Schedule::end_ns)
+        .max()
+        .unwrap_or(0);
     match config.duration {
         Some(d) => longest.min(d.as_nanos() as u64),
         None => longest,
@@ -100,9 +110,15 @@ mod tests {
     fn merged_streams_are_ordered_and_complete() {
         let c = config(&[100.0, 37.0]);
         let all: Vec<Planned> = arrivals(&c).collect();
-        assert!(all.windows(2).all(|w| w[0].arrival.at_ns <= w[1].arrival.at_ns));
+        assert!(all
+            .windows(2)
+            .all(|w| w[0].arrival.at_ns <= w[1].arrival.at_ns));
         for (i, s) in schedules(&c).iter().enumerate() {
-            let own: Vec<Arrival> = all.iter().filter(|p| p.stream == i).map(|p| p.arrival).collect();
+            let own: Vec<Arrival> = all
+                .iter()
+                .filter(|p| p.stream == i)
+                .map(|p| p.arrival)
+                .collect();
             assert_eq!(own, s.iter().collect::<Vec<_>>());
         }
     }

@@ -6,9 +6,7 @@
 //! from the actual send, and the send lag between the two.
 
 use crate::client::Failure;
-use lab_results::{
-    IntervalLatency, LatencyHistogram, RequestCounts, ServicePoint, TimePoint,
-};
+use lab_results::{IntervalLatency, LatencyHistogram, RequestCounts, ServicePoint, TimePoint};
 
 /// Reason key of arrivals refused because `max_in_flight` requests were pending.
 pub const REFUSED: &str = "in_flight_cap";
@@ -134,7 +132,10 @@ impl Recorder {
         for st in [&mut self.overall, &mut self.per_service[s]] {
             st.counts.arrived += 1;
             st.counts.failed += 1;
-            *st.counts.failed_by_reason.entry(REFUSED.into()).or_default() += 1;
+            *st.counts
+                .failed_by_reason
+                .entry(REFUSED.into())
+                .or_default() += 1;
         }
         let p = self.point(intended_ns);
         p.arrivals += 1;
@@ -188,7 +189,11 @@ impl Recorder {
         if target > self.live {
             self.close_live();
             let depth = self.overall.counts.in_flight;
-            let depths: Vec<u64> = self.per_service.iter().map(|s| s.counts.in_flight).collect();
+            let depths: Vec<u64> = self
+                .per_service
+                .iter()
+                .map(|s| s.counts.in_flight)
+                .collect();
             for i in self.live + 1..target {
                 let p = self.point(i as u64 * self.interval_ns);
                 p.queue_depth = depth;
@@ -203,14 +208,22 @@ impl Recorder {
     fn close_live(&mut self) {
         let at = self.live as u64 * self.interval_ns;
         let depth = self.overall.counts.in_flight;
-        let depths: Vec<u64> = self.per_service.iter().map(|s| s.counts.in_flight).collect();
+        let depths: Vec<u64> = self
+            .per_service
+            .iter()
+            .map(|s| s.counts.in_flight)
+            .collect();
         let lat = IntervalLatency {
             p50: self.live_overall.quantile_seconds(0.50),
             p95: self.live_overall.quantile_seconds(0.95),
             p99: self.live_overall.quantile_seconds(0.99),
             max: self.live_overall.max_seconds(),
         };
-        let p99s: Vec<f64> = self.live_services.iter().map(|h| h.quantile_seconds(0.99)).collect();
+        let p99s: Vec<f64> = self
+            .live_services
+            .iter()
+            .map(|h| h.quantile_seconds(0.99))
+            .collect();
         let p = self.point(at);
         p.latency = lat;
         p.queue_depth = depth;
@@ -219,7 +232,9 @@ impl Recorder {
             sp.p99 = *q;
         }
         self.live_overall.reset();
-        self.live_services.iter_mut().for_each(LatencyHistogram::reset);
+        self.live_services
+            .iter_mut()
+            .for_each(LatencyHistogram::reset);
     }
 
     /// The time series up to `end_ns` (or the last activity, if later).
@@ -304,13 +319,19 @@ mod tests {
         });
         assert_eq!(r.services, vec!["a", "b"]);
         let c = &r.overall.counts;
-        assert_eq!((c.arrived, c.completed, c.failed, c.in_flight), (4, 1, 2, 1));
+        assert_eq!(
+            (c.arrived, c.completed, c.failed, c.in_flight),
+            (4, 1, 2, 1)
+        );
         assert!(c.is_conserved());
         assert_eq!(c.failed_by_reason[REFUSED], 1);
         assert_eq!(c.failed_by_reason["http_503"], 1);
         assert!(r.per_service[0].counts.is_conserved());
         let lat = r.overall.latency.summary();
-        assert!((lat.max - 0.052).abs() < 1e-4, "latency from intended send: {lat:?}");
+        assert!(
+            (lat.max - 0.052).abs() < 1e-4,
+            "latency from intended send: {lat:?}"
+        );
         assert!((r.overall.service.max_seconds() - 0.050).abs() < 1e-4);
         assert!((r.overall.lag.max_seconds() - 0.002).abs() < 1e-5);
 
@@ -321,7 +342,10 @@ mod tests {
         assert_eq!(ts[0].failure_rps, 1.0, "the refusal fails in its interval");
         assert_eq!(ts[1].failure_rps, 1.0, "the 503 came back after 1.5 s");
         assert!((ts[0].latency_seconds.max - 0.052).abs() < 1e-4);
-        assert_eq!(ts[0].queue_depth, 2, "in flight when the first interval closed");
+        assert_eq!(
+            ts[0].queue_depth, 2,
+            "in flight when the first interval closed"
+        );
         assert_eq!(ts[0].services[0].arrival_rps, 3.0);
     }
 

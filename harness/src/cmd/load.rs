@@ -1,8 +1,333 @@
-//! `lab load` (not implemented yet).
+//! `lab load`: replay traffic (open loop) against a V2/V1/HTTP/gRPC endpoint
+//! and write results.json. A thin layer over `lab-loadgen`.
+
+use crate::exit::{bad_input, INTERRUPTED, PASS};
+use anyhow::Context;
+use clap::ValueEnum;
+use lab_loadgen::{
+    constant_rate, Fill, LoadConfig, LoadError, Mode, Payload, Protocol, Shard, Stream,
+};
+use lab_results::Level;
+use lab_traffic::Arrivals;
+use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+Examples:
+  lab load --target http://127.0.0.1:8080 --model resnet --rate 200 --duration 30s
+  lab load --target http://10.0.0.7:8081 --model resnet --protocol v2-grpc --rate 50 --duration 1m
+  lab load --target http://svc/predict --protocol http --body req.json --rate 100 --duration 10s
+  lab load --target http://127.0.0.1:8080 --model m --rate 100 --duration 60s --shard 0/4 --out s0.json
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(crate::exit::bad_input("`lab load` is not implemented yet"))
+Latency is measured from each request's intended send instant, so a slow server
+shows in the tail instead of slowing the generator down; the send lag and the
+service time (from the actual send) are reported beside it.")]
+pub struct Args {
+    /// Scenario file whose `[[traffic]]` streams are replayed (one stream per
+    /// service). Without it, `--rate` and `--duration` make a constant-rate stream.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: Option<PathBuf>,
+
+    /// Base URL of the endpoint (`http://host:port`); with `--protocol http`, the full URL.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+
+    /// Model name in the request path or message [default: the scenario's service name].
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Wire protocol of the target.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::V2Rest)]
+    pub protocol: ProtocolArg,
+
+    /// File sent as the body of every request, unchanged, instead of a tensor
+    /// built from the model's metadata (`GET /v2/models/NAME`).
+    #[arg(long, value_name = "FILE")]
+    pub body: Option<PathBuf>,
+
+    /// Values of tensors built from metadata.
+    #[arg(long, value_enum, default_value_t = FillArg::Random)]
+    pub fill: FillArg,
+
+    /// Seed of the arrival schedule and tensor values [default: the scenario's, else 1].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Override a scenario value, e.g. `--set traffic.0.phases.0.rate=50` (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub set: Vec<String>,
+
+    /// Send only shard I of N: the arrivals whose sequence number is I modulo N.
+    /// Shards of one schedule merge exactly with `lab merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// Requests allowed in flight at once; arrivals beyond it are refused and
+    /// counted as failures (`in_flight_cap`), never silently skipped.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_in_flight: u32,
+
+    /// Per-request timeout, from the actual send (`500ms`, `30s`).
+    #[arg(long, value_name = "DUR", default_value = "30s")]
+    pub timeout: String,
+
+    /// Use HTTP/2 (cleartext, prior knowledge) instead of an HTTP/1.1 keep-alive pool.
+    #[arg(long)]
+    pub http2: bool,
+
+    /// Multiply every rate of the schedule (traces: their speed-up), e.g. 0.1 for a
+    /// reduced-rate replay.
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub rate_scale: f64,
+
+    /// Stop the schedule after this long; with `--rate`, the length of the run.
+    #[arg(long, value_name = "DUR")]
+    pub duration: Option<String>,
+
+    /// Constant arrival rate in req/s, used when no scenario file is given.
+    #[arg(long, value_name = "REQ/S", conflicts_with = "scenario")]
+    pub rate: Option<f64>,
+
+    /// Inter-arrival process of the `--rate` stream.
+    #[arg(long, value_enum, default_value_t = ArrivalsArg::Uniform, requires = "rate")]
+    pub arrivals: ArrivalsArg,
+
+    /// Rows (instances) per request of the `--rate` stream.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "rate")]
+    pub rows: u32,
+
+    /// Closed loop instead: USERS virtual users each send, wait for the answer and
+    /// think. Latency is then from the actual send and hides server stalls.
+    #[arg(long, value_name = "USERS")]
+    pub closed_loop: Option<u32>,
+
+    /// Pause of each closed-loop user between an answer and its next request.
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = "0s",
+        requires = "closed_loop"
+    )]
+    pub think_time: String,
+
+    /// Width of one point of the results' time series [default: the scenario's, else 1s].
+    #[arg(long, value_name = "DUR")]
+    pub interval: Option<String>,
+
+    /// Where to write results.json.
+    #[arg(long, value_name = "FILE", default_value = "results.json")]
+    pub out: PathBuf,
+
+    /// Print the summary as JSON (counts, latency, service time, send lag) instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The `level` written into results.json.
+    #[arg(long, value_enum, default_value_t = LevelArg::Local)]
+    pub level: LevelArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ProtocolArg {
+    /// Open Inference Protocol REST, JSON tensors
+    #[value(name = "v2-rest")]
+    V2Rest,
+    /// V2 REST with the binary tensor data extension
+    #[value(name = "v2-rest-binary")]
+    V2RestBinary,
+    /// V2 gRPC, inference.GRPCInferenceService/ModelInfer
+    #[value(name = "v2-grpc")]
+    V2Grpc,
+    /// KServe V1 :predict with instances
+    V1,
+    /// Plain HTTP to the URL: POST --body, or GET without one
+    Http,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FillArg {
+    Random,
+    Zero,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ArrivalsArg {
+    /// Evenly spaced, as fixed-rate tools send
+    Uniform,
+    /// Exponential gaps
+    Poisson,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LevelArg {
+    Local,
+    Cluster,
+}
+
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    lab_units::parse_duration(text)
+        .map(|d| d.as_std())
+        .map_err(|e| bad_input(format!("--{flag}: {e}")))
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let config = build_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let output = runtime.block_on(lab_loadgen::run(config, shutdown_signal()));
+    let output = match output {
+        Ok(o) => o,
+        Err(LoadError::BadInput(msg)) => return Err(bad_input(msg)),
+        Err(e) => return Err(anyhow::Error::new(e)),
+    };
+    let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
+    std::fs::write(&args.out, text + "\n")
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&output.report)?);
+    } else {
+        print!("{}", output.report.text());
+        println!("results: {}", args.out.display());
+    }
+    // Leave requests still hanging after the drain behind instead of waiting on them.
+    runtime.shutdown_background();
+    Ok(if output.results.complete {
+        PASS
+    } else {
+        INTERRUPTED
+    })
+}
+
+/// Ctrl-C, or SIGTERM (a Kubernetes Job being stopped).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn build_config(args: &Args) -> anyhow::Result<LoadConfig> {
+    let protocol = match args.protocol {
+        ProtocolArg::V2Rest => Protocol::V2Rest,
+        ProtocolArg::V2RestBinary => Protocol::V2RestBinary,
+        ProtocolArg::V2Grpc => Protocol::V2Grpc,
+        ProtocolArg::V1 => Protocol::V1,
+        ProtocolArg::Http => Protocol::Http,
+    };
+    let cut = args
+        .duration
+        .as_deref()
+        .map(|d| duration("duration", d))
+        .transpose()?;
+    let (streams, mut config_seed, interval, warmup, scenario) = match &args.scenario {
+        Some(path) => scenario_streams(path, args)?,
+        None => {
+            let rate = args.rate.ok_or_else(|| {
+                bad_input("give a SCENARIO file, or --rate R and --duration D for a constant rate")
+            })?;
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(bad_input(format!("--rate must be positive, got {rate}")));
+            }
+            let length = cut.ok_or_else(|| bad_input("--rate needs --duration"))?;
+            if !args.set.is_empty() {
+                return Err(bad_input("--set changes a scenario file: give one"));
+            }
+            let model = match (&args.model, protocol) {
+                (Some(m), _) => m.clone(),
+                (None, Protocol::Http) => "http".into(),
+                (None, _) => return Err(bad_input("--model is needed without a scenario file")),
+            };
+            let arrivals = match args.arrivals {
+                ArrivalsArg::Uniform => Arrivals::Uniform,
+                ArrivalsArg::Poisson => Arrivals::Poisson,
+            };
+            let mut spec = constant_rate(rate, length, arrivals);
+            spec.rows_per_request = args.rows.max(1);
+            let stream = Stream {
+                spec,
+                index: 0,
+                service: model.clone(),
+                model,
+            };
+            let info = lab_results::ScenarioInfo {
+                name: format!("constant-{rate}rps"),
+                file: String::new(),
+                overrides: Vec::new(),
+                config: serde_json::json!({"rate": rate, "duration_seconds": length.as_secs_f64()}),
+            };
+            (
+                vec![stream],
+                1,
+                Duration::from_secs(1),
+                Duration::ZERO,
+                info,
+            )
+        }
+    };
+    if let Some(seed) = args.seed {
+        config_seed = seed;
+    }
+    let mut c = LoadConfig::new(args.target.clone(), protocol, streams);
+    c.seed = config_seed;
+    c.payload = match &args.body {
+        Some(p) => Payload::File(p.clone()),
+        None => Payload::FromMetadata(match args.fill {
+            FillArg::Random => Fill::Random,
+            FillArg::Zero => Fill::Zero,
+        }),
+    };
+    c.shard = match &args.shard {
+        Some(s) => Shard::parse(s).map_err(|e| bad_input(format!("--shard: {e}")))?,
+        None => Shard::WHOLE,
+    };
+    c.max_in_flight = args.max_in_flight;
+    c.timeout = duration("timeout", &args.timeout)?;
+    c.http2 = args.http2;
+    c.rate_scale = args.rate_scale;
+    c.duration = cut;
+    c.mode = match args.closed_loop {
+        Some(users) => Mode::Closed {
+            users,
+            think: duration("think-time", &args.think_time)?,
+        },
+        None => Mode::Open,
+    };
+    c.level = match args.level {
+        LevelArg::Local => Level::Local,
+        LevelArg::Cluster => Level::Cluster,
+    };
+    c.interval = match &args.interval {
+        Some(i) => duration("interval", i)?,
+        None => interval,
+    };
+    c.warmup = warmup;
+    c.scenario = scenario;
+    c.validate().map_err(|e| bad_input(e.to_string()))?;
+    Ok(c)
+}
+
+type ScenarioParts = (
+    Vec<Stream>,
+    u64,
+    Duration,
+    Duration,
+    lab_results::ScenarioInfo,
+);
+
+fn scenario_streams(path: &std::path::Path, _args: &Args) -> anyhow::Result<ScenarioParts> {
+    Err(bad_input(format!(
+        "{}: scenario files are not readable by `lab load` yet; use --rate and --duration",
+        path.display()
+    )))
 }
