@@ -1,54 +1,715 @@
-//! Knative Pod Autoscaler (work in progress).
+//! Knative Pod Autoscaler: the 1 s metric buckets and their window averages
+//! ([`WindowBuckets`]), the decider's per-tick calculation ([`Scaler`], upstream
+//! `autoscaler.go`), and the PodAutoscaler reconciler around it ([`Kpa`]: bounds,
+//! initial scale, scale-to-zero and whether the activator sits in the request path).
 
 use crate::hpa::Problems;
-use crate::spec::KpaSpec;
+use crate::spec::{KpaMetric, KpaSpec};
 use crate::{Bounds, Decision, Observation, SignalValues, Time};
+use std::collections::VecDeque;
 
+/// Knative's defaults (config-autoscaler).
+pub mod defaults {
+    use crate::Time;
+    pub const CONTAINER_CONCURRENCY_TARGET: f64 = 100.0;
+    pub const RPS_TARGET: f64 = 200.0;
+    pub const TARGET_UTILIZATION: f64 = 0.7;
+    pub const TARGET_BURST_CAPACITY: f64 = 211.0;
+    pub const STABLE_WINDOW: Time = Time::from_secs(60);
+    pub const PANIC_WINDOW_PERCENTAGE: f64 = 10.0;
+    pub const PANIC_THRESHOLD_PERCENTAGE: f64 = 200.0;
+    pub const MAX_SCALE_UP_RATE: f64 = 1000.0;
+    pub const MAX_SCALE_DOWN_RATE: f64 = 2.0;
+    pub const ACTIVATOR_CAPACITY: f64 = 100.0;
+    pub const SCALE_TO_ZERO_GRACE_PERIOD: Time = Time::from_secs(30);
+    pub const INITIAL_SCALE: u32 = 1;
+    /// The decider runs this often (`multiscaler.go`).
+    pub const TICK: Time = Time::from_secs(2);
+    /// The smallest per-pod target.
+    pub const TARGET_MIN: f64 = 0.01;
+    /// Deployment progress deadline plus the activation buffer.
+    pub const ACTIVATION_TIMEOUT: Time = Time::from_secs(600 + 30);
+}
+
+/// A validated KPA configuration with defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KpaConfig {
+    pub metric: KpaMetric,
+    /// Per-pod target after utilization (`TargetValue`).
+    pub target_value: f64,
+    /// Per-pod capacity before utilization (`TotalValue`).
+    pub total_value: f64,
+    pub stable_window: Time,
+    pub panic_window: Time,
+    /// Ratio, e.g. 2.0 for 200%.
+    pub panic_threshold: f64,
+    pub max_scale_up_rate: f64,
+    pub max_scale_down_rate: f64,
+    pub activation_scale: u32,
+    pub scale_down_delay: Time,
+    /// -1 = activator always in path, 0 = only at zero.
+    pub target_burst_capacity: f64,
+    pub grace_period: Time,
+    pub pod_retention: Time,
+    pub initial_scale: u32,
+    pub enable_scale_to_zero: bool,
+    pub activator_capacity: f64,
     pub min: u32,
+    /// 0 = unbounded.
     pub max: u32,
 }
 
+/// `x >= lim`, false for NaN.
+fn at_least(x: f64, lim: f64) -> bool {
+    x >= lim
+}
+
+/// `x > lim`, false for NaN.
+fn above(x: f64, lim: f64) -> bool {
+    x > lim
+}
+
+fn whole_secs(d: Time) -> bool {
+    d.subsec_nanos() == 0
+}
+
 impl KpaConfig {
+    /// Validates a KPA spec against the service's bounds and containerConcurrency.
     pub fn compile(
-        _spec: &KpaSpec,
+        spec: &KpaSpec,
         bounds: Bounds,
-        _container_concurrency: u32,
+        container_concurrency: u32,
     ) -> Result<KpaConfig, Problems> {
+        let mut out = Problems::new();
+        let mut bad = |k: &str, m: String| out.push((format!("kpa.{k}"), m));
+        let metric = spec.metric.unwrap_or(KpaMetric::Concurrency);
+        let cc = container_concurrency as f64;
+        let (mut total, mut utilization) = match metric {
+            KpaMetric::Rps => (defaults::RPS_TARGET, defaults::TARGET_UTILIZATION),
+            KpaMetric::Concurrency if cc > 0.0 => (cc, defaults::TARGET_UTILIZATION),
+            KpaMetric::Concurrency => (
+                defaults::CONTAINER_CONCURRENCY_TARGET,
+                defaults::TARGET_UTILIZATION,
+            ),
+        };
+        if let Some(t) = spec.target {
+            if !at_least(t, defaults::TARGET_MIN) {
+                bad(
+                    "target",
+                    format!("{t} is below the minimum of 0.01; give a per-pod target such as 10"),
+                );
+            }
+            total = if metric == KpaMetric::Concurrency && cc > 0.0 {
+                t.min(cc)
+            } else {
+                t
+            };
+        }
+        if let Some(p) = spec.target_utilization_percentage {
+            if !(1.0..=100.0).contains(&p) {
+                bad(
+                    "target-utilization-percentage",
+                    format!("{p} is outside 1..=100 (default 70)"),
+                );
+            }
+            utilization = p / 100.0;
+        }
+        let stable_window = spec.window.map_or(defaults::STABLE_WINDOW, |d| d.as_std());
+        if stable_window < Time::from_secs(6)
+            || stable_window > Time::from_secs(3600)
+            || !whole_secs(stable_window)
+        {
+            bad(
+                "window",
+                format!(
+                    "{:?} must be whole seconds between 6s and 1h (default 60s)",
+                    stable_window
+                ),
+            );
+        }
+        let pwp = spec
+            .panic_window_percentage
+            .unwrap_or(defaults::PANIC_WINDOW_PERCENTAGE);
+        if !(1.0..=100.0).contains(&pwp) {
+            bad(
+                "panic-window-percentage",
+                format!("{pwp} is outside 1..=100 (default 10)"),
+            );
+        }
+        // Rounded to whole seconds, at least one (`MakeMetric`).
+        let panic_secs = ((stable_window.as_secs_f64() * pwp / 100.0).round() as u64).max(1);
+        let ptp = spec
+            .panic_threshold_percentage
+            .unwrap_or(defaults::PANIC_THRESHOLD_PERCENTAGE);
+        if !(110.0..=1000.0).contains(&ptp) {
+            bad(
+                "panic-threshold-percentage",
+                format!("{ptp} is outside 110..=1000 (default 200)"),
+            );
+        }
+        let up = spec
+            .max_scale_up_rate
+            .unwrap_or(defaults::MAX_SCALE_UP_RATE);
+        if !above(up, 1.0) {
+            bad(
+                "max-scale-up-rate",
+                format!("{up} must be above 1 (default 1000)"),
+            );
+        }
+        let down = spec
+            .max_scale_down_rate
+            .unwrap_or(defaults::MAX_SCALE_DOWN_RATE);
+        if !above(down, 1.0) {
+            bad(
+                "max-scale-down-rate",
+                format!("{down} must be above 1 (default 2)"),
+            );
+        }
+        let grace = spec
+            .scale_to_zero_grace_period
+            .map_or(defaults::SCALE_TO_ZERO_GRACE_PERIOD, |d| d.as_std());
+        if grace < Time::from_secs(6) {
+            bad(
+                "scale-to-zero-grace-period",
+                format!("{grace:?} is below 6s; use at least 6s (default 30s)"),
+            );
+        }
+        let delay = spec.scale_down_delay.map_or(Time::ZERO, |d| d.as_std());
+        if delay > Time::from_secs(3600) || !whole_secs(delay) {
+            bad(
+                "scale-down-delay",
+                format!("{delay:?} must be whole seconds up to 1h (default 0s)"),
+            );
+        }
+        let tbc = spec
+            .target_burst_capacity
+            .unwrap_or(defaults::TARGET_BURST_CAPACITY);
+        if tbc < 0.0 && tbc != -1.0 {
+            bad(
+                "target-burst-capacity",
+                format!("{tbc} must be -1 (always in path), 0 or positive (default 211)"),
+            );
+        }
+        let initial = spec.initial_scale.unwrap_or(defaults::INITIAL_SCALE);
+        if initial == 0 && !spec.allow_zero_initial_scale.unwrap_or(false) {
+            bad(
+                "initial-scale",
+                "0 needs allow-zero-initial-scale = true".into(),
+            );
+        }
+        let activation = spec.activation_scale.unwrap_or(1);
+        if activation == 0 {
+            bad("activation-scale", "must be at least 1 (default 1)".into());
+        }
+        if bounds.max > 0 && activation > bounds.max {
+            bad(
+                "activation-scale",
+                format!(
+                    "{activation} exceeds the service's maxReplicas ({}); lower it",
+                    bounds.max
+                ),
+            );
+        }
+        let activator_capacity = spec
+            .activator_capacity
+            .unwrap_or(defaults::ACTIVATOR_CAPACITY);
+        if !at_least(activator_capacity, 1.0) {
+            bad(
+                "activator-capacity",
+                format!("{activator_capacity} must be at least 1 (default 100)"),
+            );
+        }
+        if !out.is_empty() {
+            return Err(out);
+        }
         Ok(KpaConfig {
+            metric,
+            target_value: (total * utilization).max(defaults::TARGET_MIN),
+            total_value: total,
+            stable_window,
+            panic_window: Time::from_secs(panic_secs),
+            panic_threshold: ptp / 100.0,
+            max_scale_up_rate: up,
+            max_scale_down_rate: down,
+            activation_scale: activation,
+            scale_down_delay: delay,
+            target_burst_capacity: tbc,
+            grace_period: grace,
+            pod_retention: spec
+                .scale_to_zero_pod_retention_period
+                .map_or(Time::ZERO, |d| d.as_std()),
+            initial_scale: initial,
+            enable_scale_to_zero: spec.enable_scale_to_zero.unwrap_or(true),
+            activator_capacity,
             min: bounds.min,
             max: bounds.max,
         })
     }
 }
 
+/// Per-second buckets over a window, averaged the way Knative's `TimedFloat64Buckets`
+/// does: a partial window averages only the seconds since the first write, trailing
+/// seconds without data are left out, gaps inside count as zero, and nothing for a whole
+/// window reads as 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowBuckets {
+    window: u64,
+    buckets: VecDeque<(u64, f64)>,
+    first: Option<u64>,
+    last: Option<u64>,
+}
+
+impl WindowBuckets {
+    pub fn new(window: Time) -> WindowBuckets {
+        WindowBuckets {
+            window: window.as_secs().max(1),
+            buckets: VecDeque::new(),
+            first: None,
+            last: None,
+        }
+    }
+
+    /// Sets the value of the second `now` falls in. Values are service-wide totals, so
+    /// the latest sample of a second replaces earlier ones.
+    pub fn record(&mut self, now: Time, value: f64) {
+        let s = now.as_secs();
+        if let Some(last) = self.last {
+            if s + self.window <= last {
+                return; // older than a window
+            }
+            if s >= last + self.window {
+                self.buckets.clear();
+                self.first = Some(s);
+            }
+        }
+        if self.first.is_none_or(|f| s < f) {
+            self.first = Some(s);
+        }
+        self.last = Some(self.last.map_or(s, |l| l.max(s)));
+        match self.buckets.iter_mut().find(|(t, _)| *t == s) {
+            Some(b) => b.1 = value,
+            None => {
+                let at = self.buckets.partition_point(|(t, _)| *t < s);
+                self.buckets.insert(at, (s, value));
+            }
+        }
+        let newest = self.last.unwrap_or(s);
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(t, _)| t + self.window <= newest)
+        {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// True when nothing was ever recorded.
+    pub fn never_written(&self) -> bool {
+        self.last.is_none()
+    }
+
+    pub fn average(&self, now: Time) -> f64 {
+        let now = now.as_secs();
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return 0.0;
+        };
+        if now >= last + self.window {
+            return 0.0;
+        }
+        let start = (now + 1).saturating_sub(self.window);
+        let sum: f64 = self
+            .buckets
+            .iter()
+            .filter(|(t, _)| *t >= start && *t <= now)
+            .map(|(_, v)| v)
+            .sum();
+        let idle = now.saturating_sub(last);
+        let n = (last - first + 1).min(self.window - idle);
+        if n == 0 {
+            return 0.0;
+        }
+        // Knative keeps six decimal digits.
+        ((sum / n as f64) * 1e6).floor() / 1e6
+    }
+}
+
+/// What the decider concluded at one tick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaleResult {
+    pub desired: u32,
+    /// Excess burst capacity: negative means the activator should stay in path.
+    pub excess_burst_capacity: i64,
+}
+
+/// The decider's per-tick state (panic mode and the scale-down delay window).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scaler {
+    panic_since: Option<Time>,
+    max_panic_pods: u32,
+    delay_window: VecDeque<(Time, u32)>,
+}
+
+impl Scaler {
+    /// A fresh decider; with more than one ready pod it starts in panic mode holding
+    /// that many pods, so a restart cannot scale down on empty history.
+    pub fn new(ready_pods: u32, now: Time) -> Scaler {
+        let panic_since = (ready_pods > 1).then_some(now);
+        Scaler {
+            panic_since,
+            max_panic_pods: ready_pods,
+            delay_window: VecDeque::new(),
+        }
+    }
+
+    pub fn in_panic(&self) -> bool {
+        self.panic_since.is_some()
+    }
+
+    /// `autoscaler.Scale` given the observed stable and panic values.
+    pub fn scale(
+        &mut self,
+        cfg: &KpaConfig,
+        now: Time,
+        ready_pods: u32,
+        stable: f64,
+        panic: f64,
+    ) -> ScaleResult {
+        let ready = ready_pods.max(1) as f64;
+        let max_up = (cfg.max_scale_up_rate * ready).ceil();
+        // Reachability is assumed: the revision receives traffic.
+        let max_down = (ready / cfg.max_scale_down_rate).floor();
+        let dspc = (stable / cfg.target_value).ceil();
+        let dppc = (panic / cfg.target_value).ceil();
+        let mut stable_pods = dspc.max(max_down).min(max_up) as u32;
+        let mut panic_pods = dppc.max(max_down).min(max_up) as u32;
+        if cfg.activation_scale > 1 {
+            if dspc > 0.0 && cfg.activation_scale > stable_pods {
+                stable_pods = cfg.activation_scale;
+            }
+            if dppc > 0.0 && cfg.activation_scale > panic_pods {
+                panic_pods = cfg.activation_scale;
+            }
+        }
+        let over = dppc / ready >= cfg.panic_threshold;
+        if over {
+            self.panic_since = Some(now);
+        } else if self
+            .panic_since
+            .is_some_and(|t| t + cfg.stable_window < now)
+        {
+            // The surge has had a whole stable window to reach the stable average.
+            self.panic_since = None;
+            self.max_panic_pods = 0;
+        }
+        let mut desired = stable_pods;
+        if self.panic_since.is_some() {
+            // Never scale down while panicking: hold the highest count seen.
+            desired = desired.max(panic_pods);
+            self.max_panic_pods = self.max_panic_pods.max(desired);
+            desired = self.max_panic_pods;
+        }
+        if cfg.scale_down_delay > Time::ZERO {
+            self.delay_window
+                .retain(|&(t, _)| t + cfg.scale_down_delay > now);
+            self.delay_window.push_back((now, desired));
+            desired = self
+                .delay_window
+                .iter()
+                .map(|&(_, d)| d)
+                .max()
+                .unwrap_or(desired);
+        }
+        let ebc = if cfg.target_burst_capacity == 0.0 {
+            0
+        } else if cfg.target_burst_capacity < 0.0 {
+            -1
+        } else {
+            (ready_pods as f64 * cfg.total_value - cfg.target_burst_capacity - panic).floor() as i64
+        };
+        ScaleResult {
+            desired,
+            excess_burst_capacity: ebc,
+        }
+    }
+}
+
+/// The PodAutoscaler's Active condition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Activity {
+    Active(Time),
+    Inactive(Time),
+    Activating(Time),
+}
+
+/// A KPA for one revision: metric windows, decider and PA reconciler.
 #[derive(Debug, Clone)]
 pub struct Kpa {
     pub config: KpaConfig,
+    stable: WindowBuckets,
+    panic: WindowBuckets,
+    scaler: Scaler,
+    /// The decider's DesiredScale; -1 until metrics arrive.
+    desired_scale: i64,
+    excess_burst_capacity: i64,
+    activity: Activity,
+    initialized: bool,
+    /// Since when the activator has been in the request path.
+    proxy_since: Option<Time>,
     next: Time,
+    poked: bool,
 }
 
 impl Kpa {
     pub fn new(config: KpaConfig, now: Time) -> Kpa {
-        Kpa { config, next: now }
+        let initial = Self::initial_for(&config);
+        let activity = if initial > 0 {
+            Activity::Activating(now)
+        } else {
+            Activity::Inactive(now)
+        };
+        Kpa {
+            stable: WindowBuckets::new(config.stable_window),
+            panic: WindowBuckets::new(config.panic_window),
+            scaler: Scaler::new(0, now),
+            desired_scale: -1,
+            excess_burst_capacity: 0,
+            activity,
+            initialized: false,
+            // The activator fronts a revision until it is known to have capacity.
+            proxy_since: Some(now),
+            next: now,
+            poked: false,
+            config,
+        }
     }
+
+    fn initial_for(c: &KpaConfig) -> u32 {
+        let n = c.initial_scale.max(c.min);
+        if c.max > 0 {
+            n.min(c.max)
+        } else {
+            n
+        }
+    }
+
     pub fn initial_replicas(&self) -> u32 {
-        self.config.min.max(1).min(self.config.max)
+        Self::initial_for(&self.config)
     }
-    pub fn record(&mut self, _now: Time, _totals: &SignalValues, _ready: u32) {}
+
+    pub fn in_panic(&self) -> bool {
+        self.scaler.in_panic()
+    }
+
+    fn value_of(&self, totals: &SignalValues) -> f64 {
+        match self.config.metric {
+            KpaMetric::Concurrency => totals.concurrency,
+            KpaMetric::Rps => totals.rps,
+        }
+    }
+
+    pub fn record(&mut self, now: Time, totals: &SignalValues, _ready_pods: u32) {
+        let v = self.value_of(totals);
+        self.stable.record(now, v);
+        self.panic.record(now, v);
+    }
+
     pub fn next_decision(&self) -> Time {
         self.next
     }
+
+    /// The activator pokes the decider when the revision is at zero and requests wait.
     pub fn wants_poke(&self, obs: &Observation) -> bool {
-        obs.spec_replicas == 0 && obs.activator_queue > 0
+        obs.spec_replicas == 0 && obs.activator_queue > 0 && self.desired_scale <= 0 && !self.poked
     }
+
     pub fn decide(&mut self, now: Time, obs: &Observation) -> Decision {
-        self.next = now + Time::from_secs(2);
-        Decision {
-            desired: obs.spec_replicas,
-            reason: "kpa: todo".into(),
-            activator_in_path: false,
+        self.next = now + defaults::TICK;
+        self.poked = obs.spec_replicas == 0 && obs.activator_queue > 0;
+        if let Ok(t) = &obs.totals {
+            let mut v = self.value_of(t);
+            if self.config.metric == KpaMetric::Concurrency {
+                // Requests held at the activator are demand even if the totals omit them.
+                v = v.max(obs.activator_queue as f64);
+            }
+            self.stable.record(now, v);
+            self.panic.record(now, v);
         }
+        let ready = obs.ready_pods();
+        let mut why = String::from("no metrics yet");
+        if !self.stable.never_written() {
+            let (s, p) = (self.stable.average(now), self.panic.average(now));
+            let r = self.scaler.scale(&self.config, now, ready, s, p);
+            self.desired_scale = r.desired as i64;
+            self.excess_burst_capacity = r.excess_burst_capacity;
+            let unit = match self.config.metric {
+                KpaMetric::Concurrency => "concurrency",
+                KpaMetric::Rps => "rps",
+            };
+            why = format!(
+                "stable {unit} {s:.2}, panic {p:.2}, target {:.2}/pod, {ready} ready{} -> {}",
+                self.config.target_value,
+                if self.scaler.in_panic() {
+                    ", panicking"
+                } else {
+                    ""
+                },
+                r.desired
+            );
+        }
+        let (want, apply, note) = self.pa_scale(now, obs.spec_replicas);
+        let inactive = matches!(self.activity, Activity::Inactive(_));
+        let proxy = want == 0 || self.excess_burst_capacity < 0 || (want < 0 && inactive);
+        if proxy {
+            self.proxy_since.get_or_insert(now);
+        } else {
+            self.proxy_since = None;
+        }
+        self.update_activity(now, want, ready);
+        let desired = apply.unwrap_or(obs.spec_replicas);
+        let mut reason = format!("kpa: {why}");
+        if !note.is_empty() {
+            reason += &format!("; {note}");
+        }
+        reason += &format!(
+            "; ebc {}, activator {}",
+            self.excess_burst_capacity,
+            if proxy { "in path" } else { "out of path" }
+        );
+        Decision {
+            desired,
+            reason,
+            activator_in_path: proxy,
+        }
+    }
+
+    /// `scaler.scale`: bounds, initial scale and scale-to-zero. Returns (want, replicas to
+    /// apply if any, a note for the reason).
+    fn pa_scale(&mut self, now: Time, current: u32) -> (i64, Option<u32>, String) {
+        let activating = matches!(self.activity, Activity::Activating(_));
+        if self.desired_scale < 0 && !activating {
+            return (self.desired_scale, None, String::new());
+        }
+        let c = &self.config;
+        let mut min = c.min as i64;
+        if c.initial_scale > 1 && !self.initialized {
+            min = min.max(c.initial_scale as i64);
+        }
+        let mut d = self.desired_scale.max(min);
+        if c.max > 0 {
+            d = d.min(c.max as i64);
+        }
+        let mut note = String::new();
+        if d != self.desired_scale {
+            note = format!("bounded to {d}");
+        }
+        if d != 0 {
+            return (d, Some(d as u32), note);
+        }
+        if !c.enable_scale_to_zero {
+            return (1, Some(1), "scale to zero disabled, holding 1".into());
+        }
+        match self.activity {
+            Activity::Activating(since) => {
+                if now >= since + defaults::ACTIVATION_TIMEOUT {
+                    (0, Some(0), "activation timed out, scaling to 0".into())
+                } else {
+                    (-1, None, "activating".into())
+                }
+            }
+            Activity::Active(since) => {
+                if now >= since + c.stable_window {
+                    (
+                        0,
+                        None,
+                        "idle for the stable window, marking inactive".into(),
+                    )
+                } else {
+                    (
+                        1,
+                        Some(1),
+                        "idle, holding 1 until active for a stable window".into(),
+                    )
+                }
+            }
+            Activity::Inactive(since) => {
+                let in_path = c.target_burst_capacity == -1.0 || self.proxy_since.is_some();
+                if !in_path {
+                    return (
+                        0,
+                        None,
+                        "waiting for the activator to take the traffic".into(),
+                    );
+                }
+                let inactive_for = now - since;
+                let _ = current;
+                if inactive_for >= c.grace_period.max(c.pod_retention) {
+                    return (
+                        0,
+                        Some(0),
+                        format!("inactive for {inactive_for:?}, scaling to 0"),
+                    );
+                }
+                if inactive_for < c.pod_retention {
+                    return (
+                        0,
+                        None,
+                        "keeping the last pod for the retention period".into(),
+                    );
+                }
+                let proxy_for = self.proxy_since.map_or(Time::ZERO, |t| now - t);
+                if proxy_for >= c.grace_period {
+                    (
+                        0,
+                        Some(0),
+                        format!("activator in path for {proxy_for:?}, scaling to 0"),
+                    )
+                } else {
+                    (
+                        0,
+                        None,
+                        format!(
+                            "activator in path for {proxy_for:?}, waiting out the grace period"
+                        ),
+                    )
+                }
+            }
+        }
+    }
+
+    /// `computeActiveCondition`.
+    fn update_activity(&mut self, now: Time, want: i64, ready: u32) {
+        let c = &self.config;
+        let min_ready = if self.initialized {
+            c.min.max(1)
+        } else {
+            c.min.max(c.initial_scale)
+        };
+        if ready >= min_ready {
+            self.initialized = true;
+        }
+        let is_inactive = matches!(self.activity, Activity::Inactive(_));
+        let next = if want == 0 || min_ready == 0 {
+            match self.activity {
+                Activity::Inactive(t) => Activity::Inactive(t),
+                _ => Activity::Inactive(now),
+            }
+        } else if ready < min_ready {
+            if want > 0 || !is_inactive {
+                match self.activity {
+                    Activity::Activating(t) => Activity::Activating(t),
+                    _ => Activity::Activating(now),
+                }
+            } else {
+                self.activity
+            }
+        } else if want > 0 || !is_inactive {
+            match self.activity {
+                Activity::Active(t) => Activity::Active(t),
+                _ => Activity::Active(now),
+            }
+        } else {
+            self.activity
+        };
+        self.activity = next;
     }
 }

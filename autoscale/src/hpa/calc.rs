@@ -131,6 +131,9 @@ fn plain_ratio(values: &[Option<i64>], target: i64) -> (f64, i64) {
     (avg as f64 / target as f64, avg)
 }
 
+/// Usage ratio to target and the usage itself, for a set of per-pod values.
+type RatioFn<'a> = &'a dyn Fn(&[Option<i64>]) -> Result<(f64, i64), String>;
+
 /// The shared core of the Resource and Pods paths. `ratio_of` computes the usage ratio
 /// of a set of values; `fill_low` is what a missing pod is assumed to use when usage is
 /// below target.
@@ -141,7 +144,7 @@ fn replicas_with_fill(
     values: &[Option<i64>],
     cpu: bool,
     fill_low: &dyn Fn(usize) -> i64,
-    ratio_of: &dyn Fn(&[Option<i64>]) -> Result<(f64, i64), String>,
+    ratio_of: RatioFn,
 ) -> Result<Proposal, String> {
     if pods.is_empty() {
         return Err("no pods returned by selector while calculating replica count".into());

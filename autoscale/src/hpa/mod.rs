@@ -657,7 +657,7 @@ impl Hpa {
             Some((up, down)) => {
                 let s = self.history.stabilize(current, proposal, now, up, down);
                 let (d, l) =
-                    normalize::apply_rate(&self.history, current, s, min, max, now, up, down);
+                    normalize::apply_rate(&self.history, current, s, (min, max), now, (up, down));
                 (d, s, l)
             }
         };

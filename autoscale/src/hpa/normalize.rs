@@ -207,17 +207,17 @@ pub enum Limit {
     ScaleDownLimit,
 }
 
-/// `convertDesiredReplicasWithBehaviorRate`.
+/// `convertDesiredReplicasWithBehaviorRate`: `bounds` are (minReplicas, maxReplicas),
+/// `rules` the (scaleUp, scaleDown) rules.
 pub fn apply_rate(
     hist: &History,
     current: u32,
     desired: u32,
-    min: u32,
-    max: u32,
+    bounds: (u32, u32),
     now: Time,
-    up: &Rules,
-    down: &Rules,
+    rules: (&Rules, &Rules),
 ) -> (u32, Limit) {
+    let ((min, max), (up, down)) = (bounds, rules);
     if desired > current {
         let limit = hist.scale_up_limit(current, now, up).max(current as i64);
         let (allowed, why) = if (max as i64) > limit {
