@@ -12,3 +12,8 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
+
+# predictor: ONNX Runtime (the shared library the server loads and the reference
+# the conformance tests compare against), test-model generation, the official
+# Open Inference Protocol clients, and protoc-free gRPC build (protox in build.rs).
+pip_install "onnxruntime==1.32.0" skl2onnx scikit-learn numpy "tritonclient[http,grpc]" pytest

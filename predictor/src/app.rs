@@ -1,0 +1,107 @@
+//! State shared by the REST and gRPC front ends.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::batcher::Batcher;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+pub const SERVER_NAME: &str = "lab-predictor";
+/// Every model is served as version 1.
+pub const MODEL_VERSION: &str = "1";
+pub const PLATFORM: &str = "onnxruntime_onnx";
+pub const EXTENSIONS: &[&str] = &["binary_tensor_data"];
+
+pub struct App {
+    pub models: std::sync::RwLock<BTreeMap<String, Arc<Batcher>>>,
+    pub metrics: Arc<Metrics>,
+    /// Models loaded and warmed up, and not shutting down.
+    pub ready: AtomicBool,
+    /// SIGTERM received: refuse new inference requests.
+    pub draining: AtomicBool,
+    pub max_body_bytes: usize,
+}
+
+impl App {
+    pub fn new(metrics: Arc<Metrics>, max_body_bytes: usize) -> App {
+        App {
+            models: Default::default(),
+            metrics,
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            max_body_bytes,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn model_names(&self) -> Vec<String> {
+        self.models
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The model's batcher; 404 for an unknown name or version.
+    pub fn model(&self, name: &str, version: Option<&str>) -> Result<Arc<Batcher>, ApiError> {
+        if let Some(v) = version.filter(|v| !v.is_empty()) {
+            if v != MODEL_VERSION {
+                return Err(ApiError::not_found(format!(
+                    "model {name} has no version {v} (versions: {MODEL_VERSION})"
+                )));
+            }
+        }
+        self.models
+            .read()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "unknown model '{name}' (serving: {})",
+                    self.model_names().join(", ")
+                ))
+            })
+    }
+
+    /// Refuses inference while shutting down or before the models are warm.
+    pub fn admit(&self) -> Result<(), ApiError> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(ApiError::unavailable("server is shutting down"));
+        }
+        if !self.ready.load(Ordering::SeqCst) {
+            return Err(ApiError::unavailable("models are still loading"));
+        }
+        Ok(())
+    }
+
+    pub fn queue_depths(&self) -> Vec<(String, usize)> {
+        self.models
+            .read()
+            .map(|m| {
+                m.iter()
+                    .map(|(n, b)| (n.clone(), b.queued_requests()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Counts a request in flight for as long as it lives.
+pub struct Inflight<'a>(&'a Metrics);
+
+impl<'a> Inflight<'a> {
+    pub fn new(m: &'a Metrics) -> Self {
+        m.inflight_add(1);
+        Inflight(m)
+    }
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.0.inflight_add(-1);
+    }
+}

@@ -1,0 +1,374 @@
+//! `serve`: flags, start-up (listen, load, warm up, ready) and shutdown (SIGTERM:
+//! not ready, refuse new requests, finish in-flight ones within the grace period).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::batcher::{BatchConfig, Batcher};
+use crate::emulate::{parse_sharing, EmulateConfig, Emulator};
+use crate::error::bad_input;
+use crate::metrics::Metrics;
+use crate::model::{Device, LoadOptions, OnnxModel};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeOptions {
+    /// A model to serve, as NAME=PATH.onnx (or PATH.onnx, named after the file).
+    /// Repeat for several models.
+    #[arg(long = "model", value_name = "NAME=PATH", required = true)]
+    pub models: Vec<String>,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// REST port (Open Inference Protocol V2, KServe V1, /metrics). 0 picks a free port.
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+
+    /// gRPC port (inference.GRPCInferenceService). 0 picks a free port.
+    #[arg(long, default_value_t = 8081)]
+    pub grpc_port: u16,
+
+    /// Do not serve gRPC.
+    #[arg(long)]
+    pub no_grpc: bool,
+
+    /// Execution device: cpu, or cuda through ONNX Runtime's CUDA execution
+    /// provider (needs the onnxruntime-gpu build).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    pub device: String,
+
+    /// CUDA device ordinal for --device cuda.
+    #[arg(long, default_value_t = 0)]
+    pub cuda_device: i32,
+
+    /// ONNX Runtime intra-op threads per model execution (0 = ONNX Runtime's default, all cores).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// Model executions that may run at once, per model (Triton's instance count).
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+
+    /// Most rows in one batch; 1 turns dynamic batching off. Requests with more rows are refused (400).
+    #[arg(long, default_value_t = 32)]
+    pub max_batch_size: u32,
+
+    /// Batch sizes sent as soon as they are reached, comma-separated (Triton's preferred_batch_size).
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    pub preferred_batch_sizes: Vec<u32>,
+
+    /// How long the oldest queued request may wait for its batch to fill, in microseconds
+    /// (Triton's max_queue_delay_microseconds; 0 = send whatever is queued).
+    #[arg(long, default_value_t = 0)]
+    pub max_queue_delay_us: u64,
+
+    /// Most rows waiting per model; beyond it requests are refused with 503 (gRPC UNAVAILABLE).
+    #[arg(long, default_value_t = 1024)]
+    pub max_queue_rows: u32,
+
+    /// Largest request body (REST) or message (gRPC) in bytes; larger gets 413 (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// After SIGTERM, how long in-flight requests may take before the process exits, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub grace_period_secs: f64,
+
+    /// Emulate a GPU: compute on CPU, but hold each batch for the service time this
+    /// calibration profile (lab-calibration/v1 JSON) gives for its batch size.
+    #[arg(long, value_name = "PROFILE.json")]
+    pub emulate: Option<PathBuf>,
+
+    /// GPU type the emulated profile stands for (default: the profile's `gpu`), e.g. A100-40GB; needed for MIG.
+    #[arg(long, requires = "emulate")]
+    pub gpu_type: Option<String>,
+
+    /// How the emulated GPU is shared: none, time-slicing:N, mps:N or mig:PROFILE (e.g. mig:1g.10gb).
+    #[arg(long, default_value = "none", requires = "emulate")]
+    pub sharing: String,
+
+    /// Name of the emulated physical GPU: predictors with the same id contend for it
+    /// (through /dev/shm/lab-gpu-ID).
+    #[arg(long, default_value = "0", requires = "emulate")]
+    pub gpu_id: String,
+
+    /// Seed for the emulated service-time draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Parses `NAME=PATH` or `PATH`.
+pub fn parse_model_arg(arg: &str) -> anyhow::Result<(String, PathBuf)> {
+    let (name, path) = match arg.split_once('=') {
+        Some((n, p)) => (n.to_string(), PathBuf::from(p)),
+        None => {
+            let p = PathBuf::from(arg);
+            let stem = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            (stem, p)
+        }
+    };
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !valid {
+        return Err(bad_input(format!(
+            "--model {arg}: the name must be letters, digits, '-', '_' or '.'"
+        )));
+    }
+    Ok((name, path))
+}
+
+pub fn device(name: &str, ordinal: i32) -> Device {
+    if name == "cuda" {
+        Device::Cuda(ordinal)
+    } else {
+        Device::Cpu
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT; returns the exit code.
+pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
+    let mut models = Vec::new();
+    for m in &opts.models {
+        let (name, path) = parse_model_arg(m)?;
+        if models.iter().any(|(n, _)| n == &name) {
+            return Err(bad_input(format!(
+                "--model: the name '{name}' is used twice"
+            )));
+        }
+        models.push((name, path));
+    }
+    if opts.max_batch_size == 0 || opts.instances == 0 {
+        return Err(bad_input(
+            "--max-batch-size and --instances must be at least 1",
+        ));
+    }
+    if let Some(p) = opts
+        .preferred_batch_sizes
+        .iter()
+        .find(|p| **p == 0 || **p > opts.max_batch_size)
+    {
+        return Err(bad_input(format!(
+            "--preferred-batch-sizes: {p} is not between 1 and --max-batch-size {}",
+            opts.max_batch_size
+        )));
+    }
+    if opts.max_queue_rows < opts.max_batch_size {
+        return Err(bad_input(
+            "--max-queue-rows must be at least --max-batch-size",
+        ));
+    }
+    if !(opts.grace_period_secs >= 0.0 && opts.grace_period_secs.is_finite()) {
+        return Err(bad_input(
+            "--grace-period-secs must be a non-negative number",
+        ));
+    }
+    let emulate = match &opts.emulate {
+        None => None,
+        Some(profile) => Some(EmulateConfig {
+            profile: profile.clone(),
+            gpu_type: opts.gpu_type.clone(),
+            sharing: parse_sharing(&opts.sharing).map_err(bad_input)?,
+            gpu_id: opts.gpu_id.clone(),
+            seed: opts.seed,
+        }),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("predictor")
+        .build()?;
+    runtime.block_on(serve(opts, models, emulate))
+}
+
+async fn serve(
+    opts: ServeOptions,
+    models: Vec<(String, PathBuf)>,
+    emulate: Option<EmulateConfig>,
+) -> anyhow::Result<i32> {
+    let emulator = match &emulate {
+        Some(cfg) => {
+            let em = Emulator::load(cfg)?;
+            if em.max_batch_size() < opts.max_batch_size {
+                return Err(bad_input(format!(
+                    "--max-batch-size {} is past the profile's largest batch size {}; lower it or calibrate larger batches",
+                    opts.max_batch_size,
+                    em.max_batch_size()
+                )));
+            }
+            eprintln!("lab-predictor: {}", em.description);
+            Some(Arc::new(em))
+        }
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let app = Arc::new(App::new(metrics.clone(), opts.max_body_bytes));
+
+    // Listen first: liveness answers while models load, readiness says not yet.
+    let http = TcpListener::bind((opts.host.as_str(), opts.http_port))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", opts.host, opts.http_port))?;
+    let http_addr = http.local_addr()?;
+    let grpc = if opts.no_grpc {
+        None
+    } else {
+        let l = TcpListener::bind((opts.host.as_str(), opts.grpc_port))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot listen on {}:{}: {e}", opts.host, opts.grpc_port)
+            })?;
+        Some(l)
+    };
+    let grpc_addr: Option<SocketAddr> = grpc.as_ref().map(|l| l.local_addr()).transpose()?;
+    // Machine-readable line for scripts and tests that asked for port 0.
+    println!(
+        "lab-predictor listening http={http_addr} grpc={}",
+        grpc_addr.map_or("off".to_string(), |a| a.to_string())
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http_task = {
+        let mut rx = stop_rx.clone();
+        let router = crate::http::router(app.clone());
+        tokio::spawn(async move {
+            axum::serve(http, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+    let grpc_task = grpc.map(|listener| {
+        let mut rx = stop_rx.clone();
+        let svc = crate::grpc::server(app.clone(), opts.max_body_bytes);
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(tokio_stream_listener(listener), async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    });
+
+    // Busy-ratio sampling for /metrics.
+    {
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                m.sample_busy();
+            }
+        });
+    }
+
+    let load = LoadOptions {
+        device: device(&opts.device, opts.cuda_device),
+        intra_threads: opts.threads,
+        instances: opts.instances,
+    };
+    let cfg = BatchConfig {
+        max_batch_size: opts.max_batch_size,
+        preferred: opts.preferred_batch_sizes.clone(),
+        max_queue_delay: Duration::from_micros(opts.max_queue_delay_us),
+        max_queue_rows: opts.max_queue_rows,
+        instances: opts.instances,
+    };
+    let mut shutdown = Box::pin(shutdown_signal());
+    for (name, path) in models {
+        let load = load.clone();
+        let loading = tokio::task::spawn_blocking(move || -> anyhow::Result<OnnxModel> {
+            let model = OnnxModel::load(&name, &path, &load)?;
+            // Warm-up: the first run allocates and optimises; do it before ready.
+            model
+                .run(model.zero_inputs(1))
+                .map_err(|e| anyhow::anyhow!("model {name}: warm-up inference failed: {e}"))?;
+            Ok(model)
+        });
+        let model = tokio::select! {
+            r = loading => r??,
+            _ = &mut shutdown => return Ok(0),
+        };
+        eprintln!(
+            "lab-predictor: loaded {} ({} inputs, {} outputs, {})",
+            model.name,
+            model.inputs.len(),
+            model.outputs.len(),
+            if model.batchable {
+                "batchable"
+            } else {
+                "not batchable: one request per execution"
+            }
+        );
+        let name = model.name.clone();
+        let batcher = Batcher::start(
+            Arc::new(model),
+            cfg.clone(),
+            metrics.clone(),
+            emulator.clone(),
+        );
+        app.models
+            .write()
+            .map_err(|_| anyhow::anyhow!("model table poisoned"))?
+            .insert(name, batcher);
+    }
+    app.ready.store(true, Ordering::SeqCst);
+    println!("lab-predictor ready");
+
+    shutdown.await;
+    eprintln!(
+        "lab-predictor: shutting down; in-flight requests have {}s to finish",
+        opts.grace_period_secs
+    );
+    app.draining.store(true, Ordering::SeqCst);
+    app.ready.store(false, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs_f64(opts.grace_period_secs);
+    let drained = tokio::time::timeout(grace, async {
+        let _ = http_task.await;
+        if let Some(t) = grpc_task {
+            let _ = t.await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        eprintln!("lab-predictor: grace period over with requests still in flight; exiting");
+    }
+    Ok(0)
+}
+
+fn tokio_stream_listener(
+    listener: TcpListener,
+) -> impl futures_core::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::wrappers::TcpListenerStream::new(listener)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
