@@ -75,6 +75,24 @@ pub struct History {
 }
 
 impl History {
+    /// A history with given recommendations and scale events, e.g. to replay a
+    /// controller's state: each entry is (replicas or change, when).
+    pub fn from_parts(
+        recommendations: Vec<(u32, Time)>,
+        up_events: Vec<(u32, Time)>,
+        down_events: Vec<(u32, Time)>,
+    ) -> History {
+        History {
+            recommendations,
+            up_events,
+            down_events,
+        }
+    }
+
+    pub fn recommendations(&self) -> &[(u32, Time)] {
+        &self.recommendations
+    }
+
     pub fn is_seeded(&self) -> bool {
         !self.recommendations.is_empty()
     }
