@@ -149,6 +149,9 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
                 "--model: the name '{name}' is used twice"
             )));
         }
+        if !path.is_file() {
+            return Err(bad_input(format!("--model {m}: {} is not a file", path.display())));
+        }
         models.push((name, path));
     }
     if opts.max_batch_size == 0 || opts.instances == 0 {

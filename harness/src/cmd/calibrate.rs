@@ -1,8 +1,13 @@
-//! `lab calibrate` (not implemented yet).
+//! `lab calibrate`: measure a model's service time per batch size with ONNX Runtime.
 
+/// Measure service time per batch size (warm-up, repetitions, mean/p50/p99) and
+/// write a `lab-calibration/v1` profile that scenarios and `lab serve --emulate` read.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub options: lab_predictor::CalibrateOptions,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(crate::exit::bad_input("`lab calibrate` is not implemented yet"))
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    lab_predictor::calibrate::run(args.options).map_err(super::serve::to_exit)
 }

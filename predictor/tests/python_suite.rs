@@ -1,0 +1,32 @@
+//! Runs the Python suite (predictor/tests/py) against the built `lab-predictor`:
+//! conformance with the official tritonclient over HTTP and gRPC, KServe V1,
+//! error cases, batching, readiness, SIGTERM drain, metrics and GPU emulation.
+//! Needs `scripts/install-test-deps.sh` (onnxruntime, tritonclient, pytest).
+
+use std::process::Command;
+
+fn pytest(file: &str) {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", file])
+        .current_dir(format!("{dir}/tests/py"))
+        .env("LAB_PREDICTOR_BIN", env!("CARGO_BIN_EXE_lab-predictor"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/install-test-deps.sh"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "pytest {file} failed (needs scripts/install-test-deps.sh):\n{text}"
+    );
+}
+
+#[test]
+fn oip_conformance_with_tritonclient() {
+    pytest("test_conformance.py");
+}
