@@ -57,6 +57,9 @@ pub struct KpaConfig {
     pub min: u32,
     /// 0 = unbounded.
     pub max: u32,
+    /// The revision receives traffic (false while another revision takes over): only
+    /// then are scale-down rate and scale-down delay applied.
+    pub reachable: bool,
 }
 
 /// `x >= lim`, false for NaN.
@@ -243,6 +246,7 @@ impl KpaConfig {
             activator_capacity,
             min: bounds.min,
             max: bounds.max,
+            reachable: true,
         })
     }
 }
@@ -361,8 +365,25 @@ impl Scaler {
         }
     }
 
+    /// A decider already panicking since `since` and holding `max_pods`.
+    pub fn panicking(since: Time, max_pods: u32) -> Scaler {
+        Scaler {
+            panic_since: Some(since),
+            max_panic_pods: max_pods,
+            delay_window: VecDeque::new(),
+        }
+    }
+
     pub fn in_panic(&self) -> bool {
         self.panic_since.is_some()
+    }
+
+    pub fn panic_since(&self) -> Option<Time> {
+        self.panic_since
+    }
+
+    pub fn max_panic_pods(&self) -> u32 {
+        self.max_panic_pods
     }
 
     /// `autoscaler.Scale` given the observed stable and panic values.
@@ -376,8 +397,11 @@ impl Scaler {
     ) -> ScaleResult {
         let ready = ready_pods.max(1) as f64;
         let max_up = (cfg.max_scale_up_rate * ready).ceil();
-        // Reachability is assumed: the revision receives traffic.
-        let max_down = (ready / cfg.max_scale_down_rate).floor();
+        let max_down = if cfg.reachable {
+            (ready / cfg.max_scale_down_rate).floor()
+        } else {
+            0.0
+        };
         let dspc = (stable / cfg.target_value).ceil();
         let dppc = (panic / cfg.target_value).ceil();
         let mut stable_pods = dspc.max(max_down).min(max_up) as u32;
@@ -408,7 +432,7 @@ impl Scaler {
             self.max_panic_pods = self.max_panic_pods.max(desired);
             desired = self.max_panic_pods;
         }
-        if cfg.scale_down_delay > Time::ZERO {
+        if cfg.reachable && cfg.scale_down_delay > Time::ZERO {
             self.delay_window
                 .retain(|&(t, _)| t + cfg.scale_down_delay > now);
             self.delay_window.push_back((now, desired));
