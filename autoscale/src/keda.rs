@@ -492,7 +492,7 @@ impl Keda {
 
     /// `RequestScale`: KEDA's own step every pollingInterval. Returns the new replica
     /// count, if it sets one, and what it did.
-    fn poll(
+    pub fn poll(
         &mut self,
         now: Time,
         current: u32,
