@@ -748,8 +748,9 @@ fn test_scaling_with_rules_outdated_events() {
 fn test_normalize_desired_replicas() {
     let window = Time::from_secs(300);
     let min = |m: u64| NOW - Time::from_secs(m * 60);
-    // (recommendations, proposal, stabilized, entries kept)
-    let cases: Vec<(Vec<(u32, Time)>, u32, u32)> = vec![
+    // (recommendations, proposal, stabilized)
+    type Recs = Vec<(u32, Time)>;
+    let cases: Vec<(Recs, u32, u32)> = vec![
         (vec![], 5, 5),                           // "empty log"
         (vec![(4, min(2)), (5, min(1))], 3, 5),   // "stabilize"
         (vec![(1, min(2)), (2, min(1))], 3, 3),   // "no stabilize"
