@@ -206,7 +206,7 @@ fn kpa_wakes_from_zero_when_requests_reach_the_activator() {
     let mut a = autoscaler("[kpa]\n", 0, 10);
     let mut w = World::new(1, secs(4));
     w.run(&mut a, 0, 200, |s| {
-        if s < 10 || s >= 150 {
+        if !(10..150).contains(&s) {
             conc(3.0)
         } else {
             conc(0.0)

@@ -261,7 +261,8 @@ fn test_autoscaler_panic_mode_exponential_track_and_stabilize() {
 #[test]
 fn test_autoscaler_scale_table() {
     // (label, target, tbc, ready, stable, panic, want pods, want ebc)
-    let cases: &[(&str, f64, f64, u32, f64, f64, u32, i64)] = &[
+    type Row = (&'static str, f64, f64, u32, f64, f64, u32, i64);
+    let cases: &[Row] = &[
         (
             "AutoscalerNoDataAtZeroNoAutoscale",
             10.0,
