@@ -15,6 +15,9 @@ use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 use tonic::codegen::http::uri::PathAndQuery;
 
+/// RNG purpose of tensor values, apart from the schedule's streams.
+const PAYLOAD_RNG: u64 = 0x7061_796c_6f61_6400;
+
 /// Header carrying the request's place in the schedule, for servers and tests.
 pub const SEQ_HEADER: &str = "x-lab-seq";
 
@@ -194,8 +197,7 @@ impl Client {
         let base = config.target.trim_end_matches('/');
         let rows = stream.spec.rows_per_request.max(1);
         let tensors = |specs: &[TensorSpec], fill: Fill| -> Vec<Tensor> {
-            let mut rng =
-                lab_traffic::rng_for(config.seed, 0x7061_796c_6f61_64 ^ u64::from(stream.index));
+            let mut rng = lab_traffic::rng_for(config.seed, PAYLOAD_RNG ^ u64::from(stream.index));
             specs
                 .iter()
                 .map(|t| payload::build_tensor(t, rows, fill, &mut rng))

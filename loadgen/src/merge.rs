@@ -207,3 +207,126 @@ fn merge_series(parts: &[Results], names: &[String]) -> Vec<TimePoint> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Failure;
+    use crate::output::{results, RunMeta};
+    use crate::recorder::{Outcome, Recorder};
+    use lab_results::Level;
+    use std::time::SystemTime;
+
+    const INTERVAL: u64 = 1_000_000_000;
+
+    /// 3000 requests over 3 s on two streams, with varied latencies and failures.
+    fn outcomes() -> Vec<(u64, Outcome)> {
+        let mut rng = lab_traffic::rng_for(5, 1);
+        (0..3000u64)
+            .map(|seq| {
+                let intended = seq * 1_000_000;
+                let sent = intended + (lab_traffic::uniform(&mut rng) * 200_000.0) as u64;
+                let done = sent + (lab_traffic::uniform(&mut rng) * 80e6) as u64;
+                let result = match seq % 17 {
+                    3 => Err(Failure::Http(503)),
+                    5 => Err(Failure::Timeout),
+                    _ => Ok(()),
+                };
+                let o = Outcome {
+                    stream: (seq % 3 == 0) as usize,
+                    intended_ns: intended,
+                    sent_ns: sent,
+                    done_ns: done,
+                    result,
+                };
+                (seq, o)
+            })
+            .collect()
+    }
+
+    fn record(events: &[(u64, Outcome)], keep: impl Fn(u64) -> bool) -> Results {
+        let mut rec = Recorder::new(&["a".into(), "b".into()], INTERVAL, 0);
+        let mine: Vec<&Outcome> = events
+            .iter()
+            .filter(|(s, _)| keep(*s))
+            .map(|(_, o)| o)
+            .collect();
+        for o in &mine {
+            rec.dispatched(o.stream, o.intended_ns);
+        }
+        let mut by_done = mine.clone();
+        by_done.sort_by_key(|o| o.done_ns);
+        for o in by_done {
+            rec.finished(o);
+        }
+        let meta = RunMeta {
+            level: Level::Cluster,
+            complete: true,
+            seed: 5,
+            scenario: lab_results::ScenarioInfo {
+                name: "t".into(),
+                file: String::new(),
+                overrides: vec![],
+                config: serde_json::Value::Null,
+            },
+            duration_seconds: 3.0,
+            end_seconds: 3.0,
+            warmup_seconds: 0.0,
+            started_at: SystemTime::UNIX_EPOCH,
+            elapsed_seconds: 3.1,
+        };
+        results(&mut rec, &meta)
+    }
+
+    #[test]
+    fn merged_shards_equal_the_whole_run_exactly() {
+        let events = outcomes();
+        let whole = record(&events, |_| true);
+        let parts: Vec<Results> = (0..3)
+            .map(|i| record(&events, move |s| s % 3 == i))
+            .collect();
+        let merged = merge(&parts).unwrap();
+
+        assert_eq!(merged.summary.requests, whole.summary.requests);
+        assert_eq!(
+            merged.summary.latency_seconds,
+            whole.summary.latency_seconds
+        );
+        assert_eq!(merged.summary.throughput_rps, whole.summary.throughput_rps);
+        assert_eq!(merged.summary.error_rate, whole.summary.error_rate);
+        assert_eq!(merged.histograms, whole.histograms);
+        for (m, w) in merged.services.iter().zip(&whole.services) {
+            assert_eq!(m.name, w.name);
+            assert_eq!(m.requests, w.requests);
+            assert_eq!(m.latency_seconds, w.latency_seconds);
+        }
+        assert_eq!(merged.timeseries.len(), whole.timeseries.len());
+        for (m, w) in merged.timeseries.iter().zip(&whole.timeseries) {
+            assert_eq!(m.arrival_rps, w.arrival_rps);
+            assert_eq!(m.completion_rps, w.completion_rps);
+            assert_eq!(m.failure_rps, w.failure_rps);
+            assert_eq!(m.latency_seconds.max, w.latency_seconds.max);
+            assert_eq!(m.services[0].arrival_rps, w.services[0].arrival_rps);
+        }
+        // Averaging the parts' p99 would not be the whole's p99 in general; the
+        // merge does not average, it re-reads the merged histogram.
+        assert_eq!(
+            merged.summary.latency_seconds.p99,
+            whole.summary.latency_seconds.p99
+        );
+    }
+
+    #[test]
+    fn parts_of_different_runs_do_not_merge() {
+        let events = outcomes();
+        let a = record(&events, |s| s % 2 == 0);
+        let mut b = record(&events, |s| s % 2 == 1);
+        b.seed = 6;
+        let err = merge(&[a.clone(), b]).unwrap_err();
+        assert!(err.contains("seed 6 vs 5"), "{err}");
+        let mut c = a.clone();
+        c.histograms.overall = "garbage".into();
+        assert!(merge(&[a, c]).unwrap_err().contains("histogram"));
+        assert!(merge(&[]).is_err());
+    }
+}
