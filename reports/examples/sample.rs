@@ -1,12 +1,9 @@
 //! Writes sample results and reports: a spike run and a time-slicing vs MIG
 //! comparison (the screenshots in docs/ come from these).
 //!
-//!     cargo run -p lab-reports --example sample -- OUT_DIR
+//!     cargo run -p lab-reports --features fixtures --example sample -- OUT_DIR
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
-use common::{spike_run, Spike};
+use lab_reports::fixtures::{spike_run, Spike};
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

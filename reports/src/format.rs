@@ -62,8 +62,8 @@ pub fn duration(v: f64) -> String {
     let s = v.round() as u64;
     match s {
         0..=119 => format!("{} s", sig3(v)),
-        120..=7199 if s % 60 == 0 => format!("{} min", s / 60),
-        120..=7199 => format!("{} min {} s", s / 60, s % 60),
+        120..=3599 if s % 60 == 0 => format!("{} min", s / 60),
+        120..=3599 => format!("{} min {} s", s / 60, s % 60),
         _ if (s % 3600) / 60 == 0 => format!("{} h", s / 3600),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }

@@ -11,6 +11,8 @@
 //! caller names.
 
 mod charts;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 mod format;
 mod html;
 pub mod junit;

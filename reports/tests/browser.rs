@@ -24,16 +24,28 @@ fn chromium() -> PathBuf {
             return dir.join(name);
         }
     }
-    panic!("headless Chromium not found: install it with scripts/install-test-deps.sh or set CHROMIUM");
+    panic!(
+        "headless Chromium not found: install it with scripts/install-test-deps.sh or set CHROMIUM"
+    );
 }
 
 #[test]
 fn the_network_check_catches_a_page_that_fetches() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("fetches.html");
-    std::fs::write(&page, "<!DOCTYPE html><img src=\"http://example.invalid/x.png\"><p>x</p>").unwrap();
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><img src=\"http://example.invalid/x.png\"><p>x</p>",
+    )
+    .unwrap();
     let netlog = dir.path().join("netlog.json");
-    let out = headless(&page, &["--dump-dom".into(), format!("--log-net-log={}", netlog.display())]);
+    let out = headless(
+        &page,
+        &[
+            "--dump-dom".into(),
+            format!("--log-net-log={}", netlog.display()),
+        ],
+    );
     assert!(out.status.success());
     assert_eq!(page_requests(&netlog), ["http://example.invalid/x.png"]);
 }
@@ -125,7 +137,8 @@ fn page_requests(netlog: &Path) -> Vec<String> {
             let p = &e["params"];
             let from_page = p["network_isolation_key"].as_str()?.contains("file://");
             let url = p["url"].as_str()?;
-            (from_page && !url.starts_with("file:") && !url.starts_with("data:")).then(|| url.to_string())
+            (from_page && !url.starts_with("file:") && !url.starts_with("data:"))
+                .then(|| url.to_string())
         })
         .collect();
     urls.dedup();
@@ -139,7 +152,11 @@ fn png_stats(png: &Path) -> serde_json::Value {
         .arg(png)
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -149,34 +166,81 @@ fn check_page(html: &str, name: &str, charts: usize, verdict: &str, docs_height:
     std::fs::write(&page, html).unwrap();
 
     let netlog = dir.path().join("netlog.json");
-    let dom = headless(&page, &["--dump-dom".into(), format!("--log-net-log={}", netlog.display())]);
+    let dom = headless(
+        &page,
+        &[
+            "--dump-dom".into(),
+            format!("--log-net-log={}", netlog.display()),
+        ],
+    );
     let dom_text = String::from_utf8_lossy(&dom.stdout);
     let log = String::from_utf8_lossy(&dom.stderr);
     assert!(dom.status.success(), "chromium failed: {log}");
-    assert_eq!(page_errors(&log), Vec::<&str>::new(), "errors while loading {name}");
-    assert_eq!(page_requests(&netlog), Vec::<String>::new(), "{name} reached for the network");
-    assert_eq!(dom_text.matches("<svg class=\"chart\"").count(), charts, "charts in the rendered DOM of {name}");
+    assert_eq!(
+        page_errors(&log),
+        Vec::<&str>::new(),
+        "errors while loading {name}"
+    );
+    assert_eq!(
+        page_requests(&netlog),
+        Vec::<String>::new(),
+        "{name} reached for the network"
+    );
+    assert_eq!(
+        dom_text.matches("<svg class=\"chart\"").count(),
+        charts,
+        "charts in the rendered DOM of {name}"
+    );
     assert!(dom_text.contains(&format!("data-verdict=\"{verdict}\"")));
-    assert!(dom_text.matches("<polyline").count() >= charts, "lines drawn");
+    assert!(
+        dom_text.matches("<polyline").count() >= charts,
+        "lines drawn"
+    );
 
     let png = dir.path().join(format!("{name}.png"));
-    let shot = headless(&page, &[format!("--screenshot={}", png.display()), "--window-size=1280,2400".into()]);
+    let shot = headless(
+        &page,
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1280,2400".into(),
+        ],
+    );
     let log = String::from_utf8_lossy(&shot.stderr);
-    assert!(shot.status.success() && png.is_file(), "no screenshot: {log}");
-    assert_eq!(page_errors(&log), Vec::<&str>::new(), "errors while rendering {name}");
+    assert!(
+        shot.status.success() && png.is_file(),
+        "no screenshot: {log}"
+    );
+    assert_eq!(
+        page_errors(&log),
+        Vec::<&str>::new(),
+        "errors while rendering {name}"
+    );
     let stats = png_stats(&png);
     assert_eq!(stats["width"], 1280);
-    assert!(stats["colors"].as_u64().unwrap() > 100, "{name} looks blank: {stats}");
-    assert!(stats["non_white"].as_f64().unwrap() > 0.2, "{name} looks blank: {stats}");
+    assert!(
+        stats["colors"].as_u64().unwrap() > 100,
+        "{name} looks blank: {stats}"
+    );
+    assert!(
+        stats["non_white"].as_f64().unwrap() > 0.2,
+        "{name} looks blank: {stats}"
+    );
 
     if std::env::var_os("LAB_DOCS_SCREENSHOTS").is_some() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
         let target = docs.join(format!("report-{name}.png"));
         let shot = headless(
             &page,
-            &[format!("--screenshot={}", target.display()), format!("--window-size=1280,{docs_height}")],
+            &[
+                format!("--screenshot={}", target.display()),
+                format!("--window-size=1280,{docs_height}"),
+            ],
         );
-        assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
+        assert!(
+            shot.status.success(),
+            "{}",
+            String::from_utf8_lossy(&shot.stderr)
+        );
     }
 }
 
@@ -205,6 +269,8 @@ fn comparison_renders_in_chromium() {
         cold_start_seconds: 75.0,
         ..Spike::default()
     });
-    let html = lab_reports::render_html_labeled(&[("time-slicing", &sliced), ("MIG 3g.40gb", &mig)]).unwrap();
+    let html =
+        lab_reports::render_html_labeled(&[("time-slicing", &sliced), ("MIG 3g.40gb", &mig)])
+            .unwrap();
     check_page(&html, "compare", 8, "fail", 3000);
 }

@@ -20,26 +20,52 @@ fn bad_files_are_named_with_the_problem() {
     let missing = dir.path().join("nope.json");
     let e = load_results(&missing).unwrap_err();
     assert!(matches!(e, ReportError::Read { .. }));
-    assert!(e.to_string().contains("nope.json") && e.to_string().contains("cannot read"), "{e}");
+    assert!(
+        e.to_string().contains("nope.json") && e.to_string().contains("cannot read"),
+        "{e}"
+    );
 
-    let truncated = write(dir.path(), "cut.json", "{\n  \"schema_version\": 1,\n  \"level\": ");
+    let truncated = write(
+        dir.path(),
+        "cut.json",
+        "{\n  \"schema_version\": 1,\n  \"level\": ",
+    );
     let e = load_results(&truncated).unwrap_err().to_string();
-    assert!(e.contains("cut.json: not valid JSON") && e.contains("line 3, column"), "{e}");
+    assert!(
+        e.contains("cut.json: not valid JSON") && e.contains("line 3, column"),
+        "{e}"
+    );
 
-    let e = parse_results(Path::new("a.json"), "[1, 2]").unwrap_err().to_string();
-    assert!(e.contains("a.json: not a lab results file: expected a JSON object"), "{e}");
+    let e = parse_results(Path::new("a.json"), "[1, 2]")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("a.json: not a lab results file: expected a JSON object"),
+        "{e}"
+    );
 
-    let e = parse_results(Path::new("k6.json"), "{\"metrics\": {}}").unwrap_err().to_string();
+    let e = parse_results(Path::new("k6.json"), "{\"metrics\": {}}")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no `schema_version`"), "{e}");
 
     let e = parse_results(Path::new("new.json"), "{\"schema_version\": 99}").unwrap_err();
     assert!(matches!(e, ReportError::Version { found: 99, .. }), "{e}");
 
     // A real file with one field broken: the key path and the line are named.
-    let good = serde_json::to_string_pretty(&spike_run(&Spike { duration_seconds: 60.0, ..Spike::default() })).unwrap();
+    let good = serde_json::to_string_pretty(&spike_run(&Spike {
+        duration_seconds: 60.0,
+        ..Spike::default()
+    }))
+    .unwrap();
     let broken = good.replacen("\"arrived\":", "\"arrivd\":", 1);
-    let e = parse_results(Path::new("r.json"), &broken).unwrap_err().to_string();
-    assert!(e.contains("r.json: not a lab results file: at `summary.requests"), "{e}");
+    let e = parse_results(Path::new("r.json"), &broken)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("r.json: not a lab results file: at `summary.requests"),
+        "{e}"
+    );
     assert!(e.contains("arrivd") && e.contains("line "), "{e}");
     let r = parse_results(Path::new("r.json"), &good).unwrap();
     assert_eq!(r.scenario.name, "resnet-spike");
@@ -62,12 +88,16 @@ fn verdict_is_rejudged_and_stale_ones_are_reported() {
     let v = RunVerdict::judge("results.json", &r);
     assert!(!v.passed);
     assert_eq!(v.changed().count(), 2);
-    assert!(v.to_text().contains("was recorded as passed but its figures say failed"));
+    assert!(v
+        .to_text()
+        .contains("was recorded as passed but its figures say failed"));
 
     // An SLO on a service the run does not have cannot pass.
     r.slo[3].service = Some("gone".into());
     let v = RunVerdict::judge("results.json", &r);
-    assert!(v.slos[3].observed_text().contains("no figures for service `gone`"));
+    assert!(v.slos[3]
+        .observed_text()
+        .contains("no figures for service `gone`"));
     assert!(!v.slos[3].slo.passed);
 
     let json = verdict::to_json(&[v]);
@@ -79,11 +109,27 @@ fn verdict_is_rejudged_and_stale_ones_are_reported() {
 #[test]
 fn markdown_summary_is_a_table_per_run() {
     let fail = RunVerdict::judge("a|b.json", &spike_run(&Spike::default()));
-    let pass = RunVerdict::judge("ok.json", &spike_run(&Spike { spike_factor: 1.0, p99_slo_seconds: 2.0, ..Spike::default() }));
+    let pass = RunVerdict::judge(
+        "ok.json",
+        &spike_run(&Spike {
+            spike_factor: 1.0,
+            p99_slo_seconds: 2.0,
+            ..Spike::default()
+        }),
+    );
     let md = markdown::render(&[fail, pass]);
-    assert!(md.contains("### ❌ resnet-spike (sim): FAIL: 2 of 4 SLOs missed"), "{md}");
-    assert!(md.contains("### ✅ resnet-spike (sim): PASS: all 4 SLOs met"), "{md}");
-    assert!(md.contains("| ❌ **fail** | p99 latency <= 250ms | overall |"), "{md}");
+    assert!(
+        md.contains("### ❌ resnet-spike (sim): FAIL: 2 of 4 SLOs missed"),
+        "{md}"
+    );
+    assert!(
+        md.contains("### ✅ resnet-spike (sim): PASS: all 4 SLOs met"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ❌ **fail** | p99 latency <= 250ms | overall |"),
+        "{md}"
+    );
     assert!(md.contains("a\\|b.json"), "pipes escaped: {md}");
     // Every table row has the same number of cells as the header.
     for line in md.lines().filter(|l| l.starts_with('|')) {
@@ -94,11 +140,22 @@ fn markdown_summary_is_a_table_per_run() {
 #[test]
 fn junit_is_schema_valid_and_read_by_junitparser() {
     let fail = spike_run(&Spike::default());
-    let mut pass = spike_run(&Spike { spike_factor: 1.0, p99_slo_seconds: 2.0, name: "steady & calm <ok>".into(), ..Spike::default() });
+    let mut pass = spike_run(&Spike {
+        spike_factor: 1.0,
+        p99_slo_seconds: 2.0,
+        name: "steady & calm <ok>".into(),
+        ..Spike::default()
+    });
     pass.wall_clock.host = String::new();
-    let runs = [RunVerdict::judge("runs/spike.json", &fail), RunVerdict::judge("runs/steady.json", &pass)];
+    let runs = [
+        RunVerdict::judge("runs/spike.json", &fail),
+        RunVerdict::judge("runs/steady.json", &pass),
+    ];
     let xml = junit::render(&runs);
-    assert!(xml.contains("<failure type=\"slo\" message=\"observed "), "{xml}");
+    assert!(
+        xml.contains("<failure type=\"slo\" message=\"observed "),
+        "{xml}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let report = write(dir.path(), "junit.xml", &xml);
@@ -129,8 +186,16 @@ fn junit_is_schema_valid_and_read_by_junitparser() {
     assert_eq!(p99["passed"], false);
     assert_eq!(p99["type"], "slo");
     let msg = p99["message"].as_str().unwrap();
-    assert!(msg.starts_with("observed ") && msg.ends_with("threshold <= 250 ms"), "{msg}");
-    assert!(msg.contains(" s,") || msg.contains(" ms,"), "observed has a unit: {msg}");
+    assert!(
+        msg.starts_with("observed ") && msg.ends_with("threshold <= 250 ms"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(" s,") || msg.contains(" ms,"),
+        "observed has a unit: {msg}"
+    );
     assert_eq!(cases[2]["passed"], true, "monthly cost passes");
-    assert!(cases.iter().all(|c| c["classname"] == "lab.slo.resnet-spike.sim"));
+    assert!(cases
+        .iter()
+        .all(|c| c["classname"] == "lab.slo.resnet-spike.sim"));
 }

@@ -1,8 +1,147 @@
-//! `lab check` (not implemented yet).
+//! `lab check`: re-judge the SLOs of results files from their own figures and
+//! say so in the forms CI reads (exit code, JUnit XML, Markdown, JSON).
+
+use crate::exit;
+use anyhow::Context as _;
+use lab_reports::{junit, markdown, verdict, RunVerdict};
+use std::io::Write as _;
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(
+    long_about = "Re-judges the SLOs recorded in results files from the files' own figures \
+(a hand-edited or stale verdict does not survive), prints the verdict, and exits 0 when every \
+SLO passes, 1 when one fails, 2 when a file is missing, unreadable or not a lab results file."
+)]
+pub struct Args {
+    /// Results files written by `lab run`, `lab load` or `lab merge`; each becomes one
+    /// test suite in the JUnit output.
+    #[arg(required = true, value_name = "RESULTS.json")]
+    files: Vec<PathBuf>,
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(crate::exit::bad_input("`lab check` is not implemented yet"))
+    /// Also write JUnit XML (Ant/Jenkins format: one testsuite per run, one testcase
+    /// per SLO, a <failure> with observed vs threshold) for Jenkins, GitLab or GitHub
+    /// test reporters.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Also append a Markdown verdict table to FILE, e.g. "$GITHUB_STEP_SUMMARY"
+    /// (appended, not overwritten, so earlier steps' summaries stay).
+    #[arg(long, value_name = "FILE")]
+    summary_md: Option<PathBuf>,
+
+    /// Print the verdict as JSON on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let mut runs = Vec::with_capacity(args.files.len());
+    for file in &args.files {
+        let results =
+            lab_reports::load_results(file).map_err(|e| exit::bad_input(e.to_string()))?;
+        runs.push(RunVerdict::judge(&file.display().to_string(), &results));
+    }
+
+    let text = if args.json {
+        serde_json::to_string_pretty(&verdict::to_json(&runs))? + "\n"
+    } else {
+        runs.iter().map(RunVerdict::to_text).collect()
+    };
+    // A closed pipe (`lab check ... | head`) is not an error worth a panic.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("writing the verdict to stdout")
+        }
+        _ => {}
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit::render(&runs))
+            .with_context(|| format!("writing JUnit XML to {}", path.display()))?;
+    }
+    if let Some(path) = &args.summary_md {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(markdown::render(&runs).as_bytes()))
+            .with_context(|| format!("writing the Markdown summary to {}", path.display()))?;
+    }
+    Ok(if runs.iter().all(|r| r.passed) {
+        exit::PASS
+    } else {
+        exit::SLO_FAILED
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lab_reports::fixtures::{spike_run, Spike};
+
+    fn args(files: Vec<PathBuf>) -> Args {
+        Args {
+            files,
+            junit: None,
+            summary_md: None,
+            json: false,
+        }
+    }
+
+    fn save(dir: &std::path::Path, name: &str, r: &lab_results::Results) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_string(r).unwrap()).unwrap();
+        p
+    }
+
+    #[test]
+    fn exit_codes_follow_the_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = save(dir.path(), "fail.json", &spike_run(&Spike::default()));
+        let pass = save(
+            dir.path(),
+            "pass.json",
+            &spike_run(&Spike {
+                spike_factor: 1.0,
+                p99_slo_seconds: 2.0,
+                ..Spike::default()
+            }),
+        );
+        assert_eq!(run(args(vec![pass.clone()])).unwrap(), exit::PASS);
+        assert_eq!(run(args(vec![fail.clone()])).unwrap(), exit::SLO_FAILED);
+        assert_eq!(run(args(vec![pass, fail])).unwrap(), exit::SLO_FAILED);
+    }
+
+    #[test]
+    fn bad_files_are_bad_input_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("half.json");
+        std::fs::write(&bad, "{\"schema_version\": 1,\n \"level\": \"sim\"").unwrap();
+        for file in [bad, dir.path().join("missing.json")] {
+            let e = run(args(vec![file.clone()])).unwrap_err();
+            assert!(e.chain().any(|c| c.is::<exit::BadInput>()), "{e:#}");
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            assert!(format!("{e:#}").contains(&name), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn junit_and_markdown_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = save(dir.path(), "fail.json", &spike_run(&Spike::default()));
+        let md = dir.path().join("summary.md");
+        std::fs::write(&md, "earlier step\n").unwrap();
+        let a = Args {
+            files: vec![fail],
+            junit: Some(dir.path().join("junit.xml")),
+            summary_md: Some(md.clone()),
+            json: true,
+        };
+        assert_eq!(run(a).unwrap(), exit::SLO_FAILED);
+        let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+        assert!(xml.contains("<testsuite name=\"resnet-spike (sim)\""));
+        assert_eq!(xml.matches("<failure ").count(), 2);
+        let md = std::fs::read_to_string(md).unwrap();
+        assert!(md.starts_with("earlier step\n### "), "appended: {md}");
+    }
 }
