@@ -17,3 +17,10 @@ apt_install() {
 # the conformance tests compare against), test-model generation, the official
 # Open Inference Protocol clients, and protoc-free gRPC build (protox in build.rs).
 pip_install "onnxruntime==1.32.0" skl2onnx scikit-learn numpy "tritonclient[http,grpc]" pytest
+
+# reports: headless Chromium opens rendered reports with the network off and
+# screenshots them (reports/tests/browser.rs); xmlschema validates `lab check
+# --junit` output against the Ant JUnit schema and junitparser reads it as CI
+# reporters do (reports/tests/check.rs).
+apt_install chromium
+pip_install xmlschema junitparser
