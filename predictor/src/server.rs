@@ -150,7 +150,10 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
             )));
         }
         if !path.is_file() {
-            return Err(bad_input(format!("--model {m}: {} is not a file", path.display())));
+            return Err(bad_input(format!(
+                "--model {m}: {} is not a file",
+                path.display()
+            )));
         }
         models.push((name, path));
     }
@@ -193,7 +196,10 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
         .enable_all()
         .thread_name("predictor")
         .build()?;
-    runtime.block_on(serve(opts, models, emulate))
+    let result = runtime.block_on(serve(opts, models, emulate));
+    // Executions still running after the grace period must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 async fn serve(

@@ -39,8 +39,9 @@ def main():
 
     # Small MLP: FP32 in and out, enough arithmetic for batching to matter.
     xm = rng.normal(size=(512, 32)).astype(np.float32)
-    ym = np.stack([xm[:, :8].sum(1), np.sin(xm[:, 8]), xm[:, 9] * xm[:, 10], xm[:, 11:].mean(1)], 1)
-    mlp = MLPRegressor(hidden_layer_sizes=(128, 128), max_iter=50, random_state=0).fit(xm, ym)
+    # One target: skl2onnx declares a regressor's output as [N, 1] and reshapes to it.
+    ym = xm[:, :8].sum(1) + np.sin(xm[:, 8]) + xm[:, 9] * xm[:, 10]
+    mlp = MLPRegressor(hidden_layer_sizes=(128, 128), max_iter=200, random_state=0).fit(xm, ym)
     m = convert_sklearn(mlp, initial_types=[("input", FloatTensorType([None, 32]))], target_opset=OPSET)
     save(m, out, "mlp")
 

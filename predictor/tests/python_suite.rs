@@ -30,3 +30,18 @@ fn pytest(file: &str) {
 fn oip_conformance_with_tritonclient() {
     pytest("test_conformance.py");
 }
+
+#[test]
+fn dynamic_batching_and_bounded_queue() {
+    pytest("test_batching.py");
+}
+
+#[test]
+fn readiness_drain_and_metrics() {
+    pytest("test_lifecycle.py");
+}
+
+#[test]
+fn gpu_emulation_cuda_error_and_calibration() {
+    pytest("test_emulation.py");
+}
