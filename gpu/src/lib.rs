@@ -8,8 +8,8 @@ mod profile;
 mod sharing;
 
 pub use catalog::{
-    check_mig_layout, gpu_type, gpu_type_names, GpuType, MigProfile, COMPUTE_SLICES,
-    GPU_TYPES, MEMORY_SLICES,
+    check_mig_layout, gpu_type, gpu_type_names, GpuType, MigProfile, COMPUTE_SLICES, GPU_TYPES,
+    MEMORY_SLICES,
 };
 pub use profile::{
     lognormal_from_quantiles, sample_service_seconds, BatchPoint, CalibrationPoint,

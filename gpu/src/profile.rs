@@ -198,7 +198,11 @@ mod tests {
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!((mean - 2.0).abs() < 0.02, "mean {mean}");
-        assert!((var.sqrt() / mean - 0.5).abs() < 0.03, "cv {}", var.sqrt() / mean);
+        assert!(
+            (var.sqrt() / mean - 0.5).abs() < 0.03,
+            "cv {}",
+            var.sqrt() / mean
+        );
     }
 
     #[test]

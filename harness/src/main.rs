@@ -3,6 +3,7 @@
 
 mod cmd;
 mod exit;
+mod summary;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -51,7 +52,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::BAD_INPUT } else { exit::PASS };
+            let code = if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::PASS
+            };
             let _ = e.print();
             return ExitCode::from(code as u8);
         }

@@ -193,7 +193,12 @@ impl SloSpec {
     }
 }
 
-fn default_name(metric: SloMetric, service: Option<&str>, threshold: f64, bound: SloThreshold) -> String {
+fn default_name(
+    metric: SloMetric,
+    service: Option<&str>,
+    threshold: f64,
+    bound: SloThreshold,
+) -> String {
     let op = match bound {
         SloThreshold::Max => "<=",
         SloThreshold::Min => ">=",
@@ -237,7 +242,13 @@ pub fn observe(r: &Results, metric: SloMetric, service: Option<&str>) -> Option<
         SloMetric::ColdStartRequests => r.cold_starts.requests_delayed as f64,
         SloMetric::MonthlyCostUsd => match service {
             None => r.cost.monthly_usd,
-            Some(name) => r.cost.by_service.iter().find(|c| c.name == name)?.monthly_usd,
+            Some(name) => {
+                r.cost
+                    .by_service
+                    .iter()
+                    .find(|c| c.name == name)?
+                    .monthly_usd
+            }
         },
     })
 }
@@ -287,7 +298,6 @@ pub fn recheck(r: &Results) -> Vec<SloResult> {
         .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,10 +316,16 @@ mod tests {
     fn bounds_parse_in_their_units() {
         let s = spec(SloMetric::P99, BoundValue::Text("250ms".into()));
         assert_eq!(s.bound().unwrap(), (SloThreshold::Max, 0.25));
-        assert_eq!(s.display_name(0.25, SloThreshold::Max), "p99 latency <= 250ms");
+        assert_eq!(
+            s.display_name(0.25, SloThreshold::Max),
+            "p99 latency <= 250ms"
+        );
         let e = spec(SloMetric::ErrorRate, BoundValue::Text("1%".into()));
         assert!((e.bound().unwrap().1 - 0.01).abs() < 1e-15);
-        let c = spec(SloMetric::MonthlyCostUsd, BoundValue::Text("$12,500".into()));
+        let c = spec(
+            SloMetric::MonthlyCostUsd,
+            BoundValue::Text("$12,500".into()),
+        );
         assert_eq!(c.bound().unwrap().1, 12_500.0);
         let bad = spec(SloMetric::ErrorRate, BoundValue::Number(5.0));
         assert!(bad.bound().unwrap_err().contains("above 1"));

@@ -1,1 +1,18 @@
-//! Placeholder until this crate's issue lands.
+//! The scenario file: what a user writes to ask a capacity question. Types,
+//! parsing with errors that name the file, line, column and key (with a "did
+//! you mean"), `--set` overrides, and semantic validation that reports every
+//! problem at once.
+//!
+//! Architecture invariant: the only I/O is reading the scenario and the files it
+//! names (traces, calibration profiles) in [`load`].
+
+mod diagnostic;
+mod load;
+mod overrides;
+mod spec;
+mod validate;
+
+pub use diagnostic::{Diagnostic, ScenarioError};
+pub use load::{load, parse};
+pub use spec::*;
+pub use validate::{profile_for, GpuRequest, KeyPath, Seg, GPU_RESOURCE, MIG_RESOURCE_PREFIX};

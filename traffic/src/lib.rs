@@ -15,7 +15,10 @@ pub use spec::{Arrivals, Phase, TraceOffsets, TrafficSpec};
 /// column (or the one headed `TIMESTAMP`) holds either seconds as numbers or
 /// `YYYY-MM-DD HH:MM:SS[.fraction]` timestamps. Pure: the caller reads the file.
 pub fn parse_trace_csv(text: &str) -> Result<Vec<u64>, String> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let mut column = 0;
     let mut stamps: Vec<f64> = Vec::new();
     let mut first_data: Option<(usize, &str)> = None;
@@ -67,7 +70,10 @@ fn parse_stamp(s: &str) -> Option<f64> {
     let mut d = date.split('-').map(|p| p.parse::<i64>());
     let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
     let mut t = time.trim_end_matches('Z').split(':');
-    let (hh, mm) = (t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?);
+    let (hh, mm) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
     let ss = t.next()?.parse::<f64>().ok()?;
     // Days from civil date (proleptic Gregorian), so traces may cross midnight or month ends.
     let y2 = if m <= 2 { y - 1 } else { y };

@@ -79,7 +79,9 @@ pub enum Phase {
         duration: Dur,
     },
     /// No requests at all.
-    Idle { duration: Dur },
+    Idle {
+        duration: Dur,
+    },
     /// Replay of a CSV trace of timestamps (first column, or the column named
     /// `TIMESTAMP`), played `speedup` times faster and clipped to `duration` if set.
     Trace {
@@ -164,7 +166,10 @@ impl Phase {
             } => {
                 rate("base", *base);
                 if !multiplier.is_finite() || *multiplier < 0.0 {
-                    out.push(("multiplier", format!("must be non-negative, got {multiplier}")));
+                    out.push((
+                        "multiplier",
+                        format!("must be non-negative, got {multiplier}"),
+                    ));
                 }
                 let end = at.0 + rise.0 + hold.0 + decay.0;
                 if end > duration.0 {

@@ -56,7 +56,9 @@ fn uniform_arrivals_are_evenly_spaced() {
     let xs: Vec<u64> = Schedule::new(&spec, 0, 0).iter().map(|a| a.at_ns).collect();
     assert_eq!(xs.len(), 100);
     assert_eq!(xs[0], 10_000_000);
-    assert!(xs.windows(2).all(|w| (w[1] - w[0]).abs_diff(10_000_000) <= 1));
+    assert!(xs
+        .windows(2)
+        .all(|w| (w[1] - w[0]).abs_diff(10_000_000) <= 1));
 }
 
 #[test]

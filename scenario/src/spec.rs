@@ -1,0 +1,329 @@
+//! The scenario file's types. Key names follow the upstream object each section
+//! mirrors, so values can be copied from manifests: KServe's InferenceService
+//! (`minReplicas`, `containerConcurrency`, `canaryTrafficPercent`), Kubernetes
+//! resource names (`nvidia.com/gpu`, `nvidia.com/mig-1g.10gb`), Triton's dynamic
+//! batching (`max_batch_size`, `max_queue_delay_microseconds`), the NVIDIA device
+//! plugin's sharing config, and the autoscalers' own spellings. Sections that are
+//! ours alone use snake_case.
+
+use lab_autoscale::AutoscalerSpec;
+use lab_gpu::{ContentionParams, LatencyProfile, ServiceDistribution, Sharing};
+use lab_results::SloSpec;
+use lab_traffic::TrafficSpec;
+use lab_units::{Dur, Quantity};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A whole scenario file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub run: RunSpec,
+    pub services: Vec<ServiceSpec>,
+    #[serde(default)]
+    pub node_pools: Vec<NodePoolSpec>,
+    #[serde(default)]
+    pub cluster_autoscaler: ClusterAutoscalerSpec,
+    #[serde(default)]
+    pub gateway: GatewaySpec,
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+    pub traffic: Vec<TrafficSpec>,
+    #[serde(default)]
+    pub slo: Vec<SloSpec>,
+}
+
+/// `[run]`: how long, which seed, how finely to record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSpec {
+    /// Simulated time; defaults to the length of the longest traffic stream.
+    pub duration: Option<Dur>,
+    /// Requests arriving before this are left out of latency and SLO figures.
+    pub warmup: Dur,
+    pub seed: u64,
+    /// Time-series interval.
+    pub interval: Dur,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            duration: None,
+            warmup: Dur::ZERO,
+            seed: 1,
+            interval: Dur::from_secs(10),
+        }
+    }
+}
+
+/// `[[services]]`: one InferenceService.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceSpec {
+    pub name: String,
+    /// Model name as clients address it; defaults to the service name.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default = "one")]
+    pub min_replicas: u32,
+    #[serde(default = "one")]
+    pub max_replicas: u32,
+    /// Requests one pod admits at once; 0 means unlimited (KServe's default).
+    #[serde(default)]
+    pub container_concurrency: u32,
+    /// Request timeout (KServe component `timeout`).
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+    /// Pod requests by Kubernetes resource name: `cpu`, `memory`,
+    /// `nvidia.com/gpu`, `nvidia.com/mig-<profile>`.
+    #[serde(default)]
+    pub resources: BTreeMap<String, Quantity>,
+    /// Node pool the pods run on (a nodeSelector); defaults to the first pool
+    /// that offers the requested GPU resource.
+    #[serde(default)]
+    pub node_pool: Option<String>,
+    #[serde(default)]
+    pub batching: Option<BatchingSpec>,
+    /// Service time per batch size on each GPU type the service may run on.
+    pub latency: Vec<LatencySpec>,
+    /// GPU memory the loaded model occupies.
+    #[serde(default)]
+    pub model_memory: Quantity,
+    #[serde(default)]
+    pub cold_start: ColdStartSpec,
+    #[serde(default)]
+    pub autoscaler: AutoscalerSpec,
+    /// Canary split between versions (revisions); absent means one version.
+    #[serde(default)]
+    pub versions: Vec<VersionSpec>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_timeout() -> Dur {
+    Dur::from_secs(60)
+}
+
+/// Triton's `dynamic_batching` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchingSpec {
+    pub max_batch_size: u32,
+    #[serde(default)]
+    pub max_queue_delay_microseconds: u64,
+    #[serde(default)]
+    pub preferred_batch_size: Vec<u32>,
+    /// Bounded queue per pod (rows); 0 = unbounded.
+    #[serde(default)]
+    pub max_queue_size: u32,
+    /// Concurrent model executions per pod (Triton `instance_group.count`).
+    #[serde(default = "one")]
+    pub instances: u32,
+}
+
+/// Latency on one GPU type: inline points or a calibration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    /// GPU type (`T4`, `A100-40GB`, ...) or `cpu`. Taken from the profile when a
+    /// profile file is given.
+    #[serde(default)]
+    pub gpu: Option<String>,
+    /// Mean service time by batch size, e.g. `{ "1" = "4ms", "8" = "11ms" }`.
+    #[serde(default)]
+    pub batch_latency: BTreeMap<String, Dur>,
+    /// A calibration profile written by `lab calibrate`, relative to the scenario file.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Spread of individual executions; defaults to deterministic for inline
+    /// points and to a lognormal fitted to the measured p50/p99 for profiles.
+    #[serde(default)]
+    pub distribution: Option<ServiceDistribution>,
+    /// The profile this entry resolves to, filled in by the loader.
+    #[serde(skip)]
+    pub resolved: Option<LatencyProfile>,
+}
+
+/// Phases of a pod's start, from creation to ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColdStartSpec {
+    /// Container image size; pulled once per node at `image_pull_bandwidth`.
+    pub image_size: Quantity,
+    /// Bytes per second.
+    pub image_pull_bandwidth: Quantity,
+    /// A fixed pull time instead of size / bandwidth.
+    pub image_pull: Option<Dur>,
+    /// Model download and session creation, including warm-up.
+    pub model_load: Dur,
+    /// Readiness probe `periodSeconds`: readiness is seen at the next probe.
+    pub readiness_probe_period: Dur,
+    /// Scheduling, container creation and queue-proxy start (Knative's own share).
+    pub pod_start: Dur,
+    /// `terminationGracePeriodSeconds`: in-flight requests get this long to drain.
+    pub termination_grace_period: Dur,
+}
+
+impl Default for ColdStartSpec {
+    fn default() -> Self {
+        ColdStartSpec {
+            image_size: Quantity(2.0 * 1024f64.powi(3)),
+            image_pull_bandwidth: Quantity(100.0 * 1024f64.powi(2)),
+            image_pull: None,
+            model_load: Dur::from_secs(10),
+            readiness_probe_period: Dur::from_secs(10),
+            pod_start: Dur::from_secs(2),
+            termination_grace_period: Dur::from_secs(30),
+        }
+    }
+}
+
+/// One version of a canary split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VersionSpec {
+    pub name: String,
+    pub traffic_percent: f64,
+    /// Overrides the service's latency profile for this version.
+    #[serde(default)]
+    pub latency: Option<Vec<LatencySpec>>,
+    #[serde(default)]
+    pub model_memory: Option<Quantity>,
+}
+
+/// `[[node_pools]]`: a node group the cluster autoscaler manages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePoolSpec {
+    pub name: String,
+    /// GPU product; absent for a CPU-only pool.
+    #[serde(default)]
+    pub gpu: Option<String>,
+    #[serde(default)]
+    pub gpus_per_node: u32,
+    /// Allocatable CPU and memory per node.
+    #[serde(default = "default_cpu")]
+    pub cpu: Quantity,
+    #[serde(default = "default_memory")]
+    pub memory: Quantity,
+    #[serde(default)]
+    pub sharing: Sharing,
+    #[serde(default)]
+    pub contention: ContentionParams,
+    #[serde(default)]
+    pub capacity_type: CapacityType,
+    /// Mean spot interruptions per node-hour.
+    #[serde(default)]
+    pub spot_interruptions_per_hour: f64,
+    /// Warning before a spot node is reclaimed (AWS gives two minutes).
+    #[serde(default = "two_minutes")]
+    pub interruption_notice: Dur,
+    /// Price of one node per hour, USD.
+    pub price_per_hour: f64,
+    #[serde(default)]
+    pub min_nodes: u32,
+    pub max_nodes: u32,
+    /// Nodes at the start; defaults to `min_nodes`.
+    #[serde(default)]
+    pub initial_nodes: Option<u32>,
+    /// From the cluster autoscaler's request to allocatable GPUs.
+    #[serde(default = "five_minutes")]
+    pub provisioning_time: Dur,
+}
+
+fn default_cpu() -> Quantity {
+    Quantity(32.0)
+}
+fn default_memory() -> Quantity {
+    Quantity(128.0 * 1024f64.powi(3))
+}
+fn two_minutes() -> Dur {
+    Dur::from_secs(120)
+}
+fn five_minutes() -> Dur {
+    Dur::from_secs(300)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityType {
+    #[default]
+    OnDemand,
+    Spot,
+}
+
+/// `[cluster_autoscaler]`, with the Kubernetes cluster-autoscaler's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterAutoscalerSpec {
+    pub enabled: bool,
+    /// `--scan-interval`.
+    pub scan_interval: Dur,
+    /// `--scale-down-unneeded-time`: how long a node must be empty before removal.
+    pub scale_down_unneeded_time: Dur,
+}
+
+impl Default for ClusterAutoscalerSpec {
+    fn default() -> Self {
+        ClusterAutoscalerSpec {
+            enabled: true,
+            scan_interval: Dur::from_secs(10),
+            scale_down_unneeded_time: Dur::from_secs(600),
+        }
+    }
+}
+
+/// `[gateway]`: routing and the Knative activator's buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySpec {
+    pub routing: Routing,
+    /// Requests the activator buffers while a service has no ready pod.
+    pub activator_queue_limit: u32,
+}
+
+impl Default for GatewaySpec {
+    fn default() -> Self {
+        GatewaySpec {
+            routing: Routing::LeastRequest,
+            activator_queue_limit: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Least outstanding requests across ready pods (Envoy's LEAST_REQUEST).
+    LeastRequest,
+    RoundRobin,
+}
+
+/// `[metrics]`: how metrics reach the autoscalers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSpec {
+    /// Prometheus / metrics-server scrape interval seen by HPA and KEDA.
+    pub scrape_interval: Dur,
+    /// Window of `rate(...)` for request-rate metrics.
+    pub rate_window: Dur,
+    /// Extra delay from scrape to availability in the metrics API.
+    pub delay: Dur,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        MetricsSpec {
+            scrape_interval: Dur::from_secs(15),
+            rate_window: Dur::from_secs(60),
+            delay: Dur::ZERO,
+        }
+    }
+}

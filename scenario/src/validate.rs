@@ -1,0 +1,670 @@
+//! Semantic checks, all collected: a user fixes every problem in one pass.
+
+use crate::spec::{NodePoolSpec, Scenario, ServiceSpec};
+use lab_autoscale::Bounds;
+use lab_gpu::{check_mig_layout, gpu_type, gpu_type_names, LatencyProfile, Sharing};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A key path such as `services[0].minReplicas`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyPath(pub Vec<Seg>);
+
+impl KeyPath {
+    pub fn new() -> Self {
+        KeyPath(Vec::new())
+    }
+    pub fn key(mut self, k: &str) -> Self {
+        self.0.push(Seg::Key(k.to_string()));
+        self
+    }
+    pub fn index(mut self, i: usize) -> Self {
+        self.0.push(Seg::Index(i));
+        self
+    }
+    /// Appends a relative path such as `hpa.behavior.scaleUp` from another crate.
+    pub fn dotted(mut self, rel: &str) -> Self {
+        for part in rel.split('.').filter(|p| !p.is_empty()) {
+            match part.split_once('[') {
+                Some((k, idx)) => {
+                    if !k.is_empty() {
+                        self = self.key(k);
+                    }
+                    for n in idx.split('[') {
+                        if let Ok(i) = n.trim_end_matches(']').parse() {
+                            self = self.index(i);
+                        }
+                    }
+                }
+                None => self = self.key(part),
+            }
+        }
+        self
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            match s {
+                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+pub const MIG_RESOURCE_PREFIX: &str = "nvidia.com/mig-";
+const KNOWN_RESOURCES: &[&str] = &["cpu", "memory", "ephemeral-storage", GPU_RESOURCE];
+
+/// What a pod asks of a GPU.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GpuRequest {
+    None,
+    /// `nvidia.com/gpu: n` (one time-slice or MPS replica each on a shared pool).
+    Devices(u32),
+    /// `nvidia.com/mig-<profile>: 1`.
+    Mig(String),
+}
+
+impl ServiceSpec {
+    pub fn gpu_request(&self) -> GpuRequest {
+        for (name, q) in &self.resources {
+            if let Some(profile) = name.strip_prefix(MIG_RESOURCE_PREFIX) {
+                if q.0 > 0.0 {
+                    return GpuRequest::Mig(profile.to_string());
+                }
+            }
+        }
+        match self.resources.get(GPU_RESOURCE) {
+            Some(q) if q.0 > 0.0 => GpuRequest::Devices(q.0.round() as u32),
+            _ => GpuRequest::None,
+        }
+    }
+
+    pub fn cpu_request(&self) -> f64 {
+        self.resources.get("cpu").map_or(0.0, |q| q.0)
+    }
+
+    pub fn memory_request(&self) -> f64 {
+        self.resources.get("memory").map_or(0.0, |q| q.0)
+    }
+
+    pub fn model_name(&self) -> &str {
+        self.model.as_deref().unwrap_or(&self.name)
+    }
+}
+
+impl NodePoolSpec {
+    /// Can a pod with this GPU request land on this pool at all?
+    pub fn offers(&self, req: &GpuRequest) -> bool {
+        match (req, &self.sharing) {
+            (GpuRequest::None, _) => true,
+            // MIG's `single` strategy advertises identical instances as nvidia.com/gpu.
+            (GpuRequest::Devices(_), Sharing::Mig { layout }) => {
+                self.gpu.is_some() && layout.windows(2).all(|w| w[0] == w[1]) && !layout.is_empty()
+            }
+            (GpuRequest::Devices(_), _) => self.gpu.is_some() && self.gpus_per_node > 0,
+            (GpuRequest::Mig(p), Sharing::Mig { layout }) => layout.iter().any(|l| l == p),
+            (GpuRequest::Mig(_), _) => false,
+        }
+    }
+}
+
+impl Scenario {
+    /// The pool a service's pods run on.
+    pub fn pool_for(&self, svc: &ServiceSpec) -> Option<&NodePoolSpec> {
+        match &svc.node_pool {
+            Some(name) => self.node_pools.iter().find(|p| &p.name == name),
+            None => {
+                let req = svc.gpu_request();
+                self.node_pools.iter().find(|p| p.offers(&req))
+            }
+        }
+    }
+
+    /// Simulated time: `run.duration`, or the longest traffic stream.
+    pub fn duration(&self) -> lab_units::Dur {
+        self.run.duration.unwrap_or_else(|| {
+            self.traffic
+                .iter()
+                .map(|t| t.duration())
+                .max()
+                .unwrap_or_default()
+        })
+    }
+
+    /// The service a traffic stream targets.
+    pub fn stream_service(&self, stream: usize) -> Option<usize> {
+        let t = self.traffic.get(stream)?;
+        match &t.service {
+            Some(name) => self.services.iter().position(|s| &s.name == name),
+            None if self.services.len() == 1 => Some(0),
+            None => None,
+        }
+    }
+}
+
+/// The latency profile that applies to a service (or one of its versions) on a
+/// pool: the entry for `<gpu>/<mig profile>` if the pod gets a MIG slice and one
+/// was measured there, else the entry for the pool's GPU type (or `cpu`).
+pub fn profile_for<'a>(
+    specs: &'a [crate::spec::LatencySpec],
+    pool: &NodePoolSpec,
+    req: &GpuRequest,
+) -> Option<&'a LatencyProfile> {
+    let gpu = pool.gpu.as_deref().unwrap_or("cpu");
+    let resolved = || specs.iter().filter_map(|s| s.resolved.as_ref());
+    if let GpuRequest::Mig(p) = req {
+        let key = format!("{gpu}/{p}");
+        if let Some(found) = resolved().find(|r| r.gpu.eq_ignore_ascii_case(&key)) {
+            return Some(found);
+        }
+    }
+    let want = if matches!(req, GpuRequest::None) {
+        "cpu"
+    } else {
+        gpu
+    };
+    resolved()
+        .find(|r| r.gpu.eq_ignore_ascii_case(want))
+        .or_else(|| resolved().find(|r| r.gpu.eq_ignore_ascii_case(gpu)))
+}
+
+/// Every semantic problem, with the key path it concerns.
+pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
+    let mut out: Vec<(KeyPath, String)> = Vec::new();
+    let mut push = |p: KeyPath, m: String| out.push((p, m));
+    let root = KeyPath::new;
+
+    if s.name.trim().is_empty() {
+        push(root().key("name"), "must not be empty".into());
+    }
+    // run
+    let duration = s.duration();
+    if duration.0 == 0 {
+        push(
+            root().key("run").key("duration"),
+            "the run has no length: set `run.duration` or give traffic phases a duration".into(),
+        );
+    }
+    if s.run.interval.0 == 0 {
+        push(
+            root().key("run").key("interval"),
+            "must be longer than zero".into(),
+        );
+    }
+    if s.run.warmup >= duration && duration.0 > 0 {
+        push(
+            root().key("run").key("warmup"),
+            format!(
+                "{} leaves nothing to measure in a {} run",
+                s.run.warmup, duration
+            ),
+        );
+    }
+    if s.metrics.scrape_interval.0 == 0 {
+        push(
+            root().key("metrics").key("scrape_interval"),
+            "must be longer than zero".into(),
+        );
+    }
+
+    // node pools
+    if s.node_pools.is_empty() {
+        push(
+            root().key("node_pools"),
+            "the scenario needs at least one [[node_pools]] entry".into(),
+        );
+    }
+    let mut pool_names = BTreeSet::new();
+    for (i, p) in s.node_pools.iter().enumerate() {
+        let at = || root().key("node_pools").index(i);
+        if !pool_names.insert(p.name.as_str()) {
+            push(at().key("name"), format!("`{}` names two pools", p.name));
+        }
+        if let Some(g) = &p.gpu {
+            match gpu_type(g) {
+                None => push(
+                    at().key("gpu"),
+                    format!(
+                        "unknown GPU type `{g}` (known: {})",
+                        gpu_type_names().join(", ")
+                    ),
+                ),
+                Some(t) => {
+                    if let Sharing::Mig { layout } = &p.sharing {
+                        if let Err(e) = check_mig_layout(t, layout) {
+                            push(at().key("sharing").key("layout"), e);
+                        }
+                    }
+                }
+            }
+            if p.gpus_per_node == 0 {
+                push(
+                    at().key("gpus_per_node"),
+                    "a GPU pool needs at least 1 GPU per node".into(),
+                );
+            }
+        } else if !matches!(p.sharing, Sharing::None) {
+            push(
+                at().key("sharing"),
+                "GPU sharing needs a `gpu` type on the pool".into(),
+            );
+        }
+        match &p.sharing {
+            Sharing::TimeSlicing { replicas } | Sharing::Mps { replicas } if *replicas == 0 => {
+                push(
+                    at().key("sharing").key("replicas"),
+                    "must be at least 1".into(),
+                )
+            }
+            _ => {}
+        }
+        if p.min_nodes > p.max_nodes {
+            push(
+                at().key("max_nodes"),
+                format!(
+                    "max_nodes {} is below min_nodes {}",
+                    p.max_nodes, p.min_nodes
+                ),
+            );
+        }
+        if let Some(n) = p.initial_nodes {
+            if n < p.min_nodes || n > p.max_nodes {
+                push(
+                    at().key("initial_nodes"),
+                    format!(
+                        "{n} is outside [min_nodes, max_nodes] = [{}, {}]",
+                        p.min_nodes, p.max_nodes
+                    ),
+                );
+            }
+        }
+        if !(p.price_per_hour.is_finite() && p.price_per_hour >= 0.0) {
+            push(
+                at().key("price_per_hour"),
+                "must be a non-negative number of USD".into(),
+            );
+        }
+        if !(p.spot_interruptions_per_hour.is_finite() && p.spot_interruptions_per_hour >= 0.0) {
+            push(
+                at().key("spot_interruptions_per_hour"),
+                "must be non-negative".into(),
+            );
+        }
+    }
+
+    // services
+    if s.services.is_empty() {
+        push(
+            root().key("services"),
+            "the scenario needs at least one [[services]] entry".into(),
+        );
+    }
+    let mut names = BTreeSet::new();
+    for (i, svc) in s.services.iter().enumerate() {
+        let at = || root().key("services").index(i);
+        if !names.insert(svc.name.as_str()) {
+            push(
+                at().key("name"),
+                format!("`{}` names two services", svc.name),
+            );
+        }
+        if svc.min_replicas > svc.max_replicas {
+            push(
+                at().key("maxReplicas"),
+                format!(
+                    "maxReplicas {} is below minReplicas {}",
+                    svc.max_replicas, svc.min_replicas
+                ),
+            );
+        }
+        if svc.max_replicas == 0 {
+            push(at().key("maxReplicas"), "must be at least 1".into());
+        }
+        for (path, msg) in svc.autoscaler.problems(Bounds {
+            min: svc.min_replicas,
+            max: svc.max_replicas,
+        }) {
+            push(at().key("autoscaler").dotted(&path), msg);
+        }
+        for name in svc.resources.keys() {
+            if !KNOWN_RESOURCES.contains(&name.as_str()) && !name.starts_with(MIG_RESOURCE_PREFIX) {
+                push(
+                    at().key("resources").key(name),
+                    format!(
+                        "unknown resource `{name}` (use cpu, memory, {GPU_RESOURCE} or {MIG_RESOURCE_PREFIX}<profile>)"
+                    ),
+                );
+            }
+        }
+        let req = svc.gpu_request();
+        let pool = s.pool_for(svc);
+        match (&svc.node_pool, pool) {
+            (Some(name), None) => push(
+                at().key("nodePool"),
+                format!(
+                    "no node pool named `{name}` (pools: {})",
+                    s.node_pools
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            (None, None) if !s.node_pools.is_empty() => push(
+                at().key("resources"),
+                format!("no node pool offers {}", describe(&req)),
+            ),
+            (Some(_), Some(p)) if !p.offers(&req) => push(
+                at().key("nodePool"),
+                format!("pool `{}` does not offer {}", p.name, describe(&req)),
+            ),
+            _ => {}
+        }
+        if let Some(pool) = pool {
+            check_fit(svc, pool, &req, &mut |k, m| push(at().dotted(k), m));
+            let max_rows = s
+                .traffic
+                .iter()
+                .enumerate()
+                .filter(|(t, _)| s.stream_service(*t) == Some(i))
+                .map(|(_, t)| t.rows_per_request)
+                .max()
+                .unwrap_or(1);
+            let mut check_profile = |specs: &[crate::spec::LatencySpec], base: KeyPath| {
+                match profile_for(specs, pool, &req) {
+                    None if specs.iter().all(|l| l.resolved.is_some()) => push(
+                        base,
+                        format!(
+                            "no latency profile for {} (pool `{}`): add a [[services.latency]] entry with gpu = \"{}\"",
+                            pool.gpu.as_deref().unwrap_or("cpu"),
+                            pool.name,
+                            pool.gpu.as_deref().unwrap_or("cpu")
+                        ),
+                    ),
+                    None => {}
+                    Some(p) => {
+                        let batch = svc.batching.as_ref().map_or(max_rows, |b| b.max_batch_size.max(max_rows));
+                        if batch > p.max_batch_size() {
+                            push(
+                                base,
+                                format!(
+                                    "batches of {batch} rows exceed the profile for {}, which covers up to {}: measure larger batches or lower max_batch_size",
+                                    p.gpu,
+                                    p.max_batch_size()
+                                ),
+                            );
+                        }
+                    }
+                }
+            };
+            check_profile(&svc.latency, at().key("latency"));
+            for (v, ver) in svc.versions.iter().enumerate() {
+                if let Some(l) = &ver.latency {
+                    check_profile(l, at().key("versions").index(v).key("latency"));
+                }
+            }
+        }
+        if let Some(b) = &svc.batching {
+            if b.max_batch_size == 0 {
+                push(
+                    at().key("batching").key("max_batch_size"),
+                    "must be at least 1".into(),
+                );
+            }
+            for (k, p) in b.preferred_batch_size.iter().enumerate() {
+                if *p == 0 || *p > b.max_batch_size {
+                    push(
+                        at().key("batching").key("preferred_batch_size").index(k),
+                        format!("{p} is outside 1..=max_batch_size ({})", b.max_batch_size),
+                    );
+                }
+            }
+            if b.instances == 0 {
+                push(
+                    at().key("batching").key("instances"),
+                    "must be at least 1".into(),
+                );
+            }
+        }
+        if !svc.versions.is_empty() {
+            let sum: f64 = svc.versions.iter().map(|v| v.traffic_percent).sum();
+            if (sum - 100.0).abs() > 1e-9 {
+                push(
+                    at().key("versions"),
+                    format!(
+                        "trafficPercent of the versions sums to {sum}, not 100 ({})",
+                        svc.versions
+                            .iter()
+                            .map(|v| format!("{} {}", v.name, v.traffic_percent))
+                            .collect::<Vec<_>>()
+                            .join(" + ")
+                    ),
+                );
+            }
+            let mut vn = BTreeSet::new();
+            for (v, ver) in svc.versions.iter().enumerate() {
+                if !vn.insert(ver.name.as_str()) {
+                    push(
+                        at().key("versions").index(v).key("name"),
+                        format!("`{}` names two versions", ver.name),
+                    );
+                }
+                if ver.traffic_percent < 0.0 {
+                    push(
+                        at().key("versions").index(v).key("trafficPercent"),
+                        "must not be negative".into(),
+                    );
+                }
+            }
+        }
+    }
+
+    // traffic
+    if s.traffic.is_empty() {
+        push(
+            root().key("traffic"),
+            "the scenario needs at least one [[traffic]] stream".into(),
+        );
+    }
+    for (i, t) in s.traffic.iter().enumerate() {
+        let at = || root().key("traffic").index(i);
+        match &t.service {
+            Some(name) if !s.services.iter().any(|x| &x.name == name) => push(
+                at().key("service"),
+                format!("no service named `{name}` (services: {})", service_names(s)),
+            ),
+            None if s.services.len() > 1 => push(
+                at().key("service"),
+                format!(
+                    "with several services each stream names its target (services: {})",
+                    service_names(s)
+                ),
+            ),
+            _ => {}
+        }
+        if t.rows_per_request == 0 {
+            push(at().key("rows_per_request"), "must be at least 1".into());
+        }
+        if let lab_traffic::Arrivals::Gamma { cv } = t.arrivals {
+            if !(cv.is_finite() && cv > 0.0) {
+                push(
+                    at().key("arrivals").key("cv"),
+                    format!("must be positive, got {cv}"),
+                );
+            }
+        }
+        if t.phases.is_empty() {
+            push(at().key("phases"), "needs at least one phase".into());
+        }
+        for (j, ph) in t.phases.iter().enumerate() {
+            for (field, msg) in ph.problems() {
+                push(at().key("phases").index(j).key(field), msg);
+            }
+        }
+    }
+
+    // slo
+    for (i, slo) in s.slo.iter().enumerate() {
+        let at = || root().key("slo").index(i);
+        if let Err(e) = slo.bound() {
+            push(at(), e);
+        }
+        if let Some(name) = &slo.service {
+            if !s.services.iter().any(|x| &x.name == name) {
+                push(
+                    at().key("service"),
+                    format!("no service named `{name}` (services: {})", service_names(s)),
+                );
+            }
+            if slo.metric == lab_results::SloMetric::ColdStartRequests {
+                push(
+                    at().key("service"),
+                    "cold_start_requests is judged for the whole run; drop `service`".into(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn service_names(s: &Scenario) -> String {
+    s.services
+        .iter()
+        .map(|x| x.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(req: &GpuRequest) -> String {
+    match req {
+        GpuRequest::None => "CPU-only pods".into(),
+        GpuRequest::Devices(n) => format!("{GPU_RESOURCE}: {n}"),
+        GpuRequest::Mig(p) => format!("{MIG_RESOURCE_PREFIX}{p} (a pool with sharing = {{ strategy = \"mig\", layout = [..., \"{p}\"] }})"),
+    }
+}
+
+/// Does one pod fit on one node of the pool, and the model in its GPU memory?
+fn check_fit(
+    svc: &ServiceSpec,
+    pool: &NodePoolSpec,
+    req: &GpuRequest,
+    push: &mut dyn FnMut(&str, String),
+) {
+    if svc.cpu_request() > pool.cpu.0 {
+        push(
+            "resources.cpu",
+            format!(
+                "{} CPUs exceed a `{}` node's {}",
+                svc.cpu_request(),
+                pool.name,
+                pool.cpu.0
+            ),
+        );
+    }
+    if svc.memory_request() > pool.memory.0 {
+        push(
+            "resources.memory",
+            format!(
+                "{:.1} GiB exceed a `{}` node's {:.1} GiB",
+                svc.memory_request() / GIB,
+                pool.name,
+                pool.memory.0 / GIB
+            ),
+        );
+    }
+    let Some(gpu) = pool.gpu.as_deref().and_then(gpu_type) else {
+        return;
+    };
+    match req {
+        GpuRequest::Devices(_) if matches!(pool.sharing, Sharing::Mig { .. }) => {
+            if let Sharing::Mig { layout } = &pool.sharing {
+                if let Some(m) = layout.first().and_then(|p| gpu.mig_profile(p)) {
+                    if svc.model_memory.0 > m.memory_gib * GIB {
+                        push(
+                            "modelMemory",
+                            format!(
+                                "{:.1} GiB do not fit in a {} slice ({} GiB)",
+                                svc.model_memory.0 / GIB,
+                                m.name,
+                                m.memory_gib
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        GpuRequest::Devices(n) => {
+            let slots = pool.gpus_per_node * pool.sharing.slots_per_gpu();
+            if *n > slots {
+                push(
+                    "resources",
+                    format!(
+                        "{GPU_RESOURCE}: {n} exceeds the {slots} a `{}` node advertises",
+                        pool.name
+                    ),
+                );
+            }
+            if matches!(pool.sharing, Sharing::None)
+                && svc.model_memory.0 > gpu.memory_gib * GIB * f64::from(*n)
+            {
+                push(
+                    "modelMemory",
+                    format!(
+                        "{:.1} GiB do not fit in {n} x {} ({} GiB)",
+                        svc.model_memory.0 / GIB,
+                        gpu.name,
+                        gpu.memory_gib
+                    ),
+                );
+            }
+            if let Sharing::Mps { replicas } = pool.sharing {
+                let share = gpu.memory_gib / f64::from(replicas.max(1));
+                if svc.model_memory.0 > share * GIB {
+                    push(
+                        "modelMemory",
+                        format!("{:.1} GiB exceed the {share:.1} GiB MPS gives each of {replicas} replicas", svc.model_memory.0 / GIB),
+                    );
+                }
+            }
+        }
+        GpuRequest::Mig(p) => match gpu.mig_profile(p) {
+            None => push(
+                "resources",
+                format!(
+                    "{p} is not a MIG profile of {} (known: {})",
+                    gpu.name,
+                    gpu.mig_profiles
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Some(m) if svc.model_memory.0 > m.memory_gib * GIB => push(
+                "modelMemory",
+                format!(
+                    "{:.1} GiB do not fit in a {p} slice ({} GiB)",
+                    svc.model_memory.0 / GIB,
+                    m.memory_gib
+                ),
+            ),
+            _ => {}
+        },
+        GpuRequest::None => {}
+    }
+}
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;

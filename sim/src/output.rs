@@ -1,0 +1,325 @@
+//! Turns the engine's counters into results.json's shape.
+
+use crate::engine::Engine;
+use crate::world::{NodeState, PodState};
+use lab_results::*;
+
+const NS: f64 = 1e9;
+
+/// Closes one time-series interval.
+pub fn interval_point(e: &mut Engine) {
+    let start = e.interval_start();
+    let len = (e.now - start).max(1) as f64 / NS;
+    let mut all = LatencyHistogram::new();
+    let mut services = Vec::new();
+    for (si, svc) in e.sc.services.iter().enumerate() {
+        let deps: Vec<usize> = (0..e.deployments.len())
+            .filter(|d| e.deployments[*d].service == si)
+            .collect();
+        let desired: u32 = deps.iter().map(|d| e.deployments[*d].desired).sum();
+        let ready: u32 = deps
+            .iter()
+            .map(|d| e.deployments[*d].ready.len() as u32)
+            .sum();
+        let queue: u64 = deps.iter().map(|d| queue_depth(e, *d)).sum();
+        let st = &mut e.svc_stats[si];
+        all.merge(&st.interval);
+        services.push(ServicePoint {
+            name: svc.name.clone(),
+            desired_replicas: desired,
+            ready_replicas: ready,
+            arrival_rps: st.interval_arrivals as f64 / len,
+            completion_rps: st.interval_completions as f64 / len,
+            queue_depth: queue,
+            latency_p99_seconds: st.interval.quantile_seconds(0.99),
+        });
+        st.min_ready = st.min_ready.min(ready);
+        st.max_ready = st.max_ready.max(ready);
+        st.max_desired = st.max_desired.max(desired);
+        st.ready_area += f64::from(ready) * len;
+        st.interval.reset();
+        st.interval_arrivals = 0;
+        st.interval_completions = 0;
+    }
+    let mut pools = Vec::new();
+    let mut busy_total = 0.0;
+    let mut gpu_total = 0.0;
+    for pi in 0..e.pools.len() {
+        // Bring the busy integral up to now.
+        let now = e.now;
+        let p = &mut e.pools[pi];
+        let d = (now - p.busy_since) as f64;
+        p.busy_area += p.busy_level * d;
+        p.interval_busy_area += p.busy_level * d;
+        p.busy_since = now;
+        let nodes = e
+            .nodes
+            .iter()
+            .filter(|n| n.pool == pi && n.state != NodeState::Gone)
+            .count() as u32;
+        let ready_nodes = e
+            .nodes
+            .iter()
+            .filter(|n| n.pool == pi && n.state == NodeState::Ready)
+            .count() as u32;
+        let gpus = f64::from(ready_nodes * e.pools[pi].gpus_per_node);
+        let busy = e.pools[pi].interval_busy_area / NS;
+        let frac = if gpus > 0.0 {
+            (busy / (gpus * len)).min(1.0)
+        } else {
+            0.0
+        };
+        busy_total += busy;
+        gpu_total += gpus * len;
+        e.pools[pi].interval_busy_area = 0.0;
+        pools.push(PoolPoint {
+            name: e.pools[pi].name.clone(),
+            nodes,
+            ready_nodes,
+            gpu_busy_fraction: frac,
+        });
+    }
+    let queue: u64 = (0..e.deployments.len()).map(|d| queue_depth(e, d)).sum();
+    let point = TimePoint {
+        t_seconds: start as f64 / NS,
+        arrival_rps: e.run.interval_arrivals as f64 / len,
+        completion_rps: e.run.interval_completions as f64 / len,
+        failure_rps: e.run.interval_failures as f64 / len,
+        latency_seconds: IntervalLatency {
+            p50: all.quantile_seconds(0.5),
+            p95: all.quantile_seconds(0.95),
+            p99: all.quantile_seconds(0.99),
+            max: all.max_seconds(),
+        },
+        queue_depth: queue,
+        gpu_busy_fraction: if gpu_total > 0.0 {
+            (busy_total / gpu_total).min(1.0)
+        } else {
+            0.0
+        },
+        cost_usd: cost_so_far(e),
+        services,
+        node_pools: pools,
+    };
+    e.timeseries.push(point);
+    e.run.interval_arrivals = 0;
+    e.run.interval_completions = 0;
+    e.run.interval_failures = 0;
+}
+
+/// Requests waiting (not executing) for a deployment: activator plus pod queues.
+fn queue_depth(e: &Engine, d: usize) -> u64 {
+    let dep = &e.deployments[d];
+    dep.activator.len() as u64
+        + dep
+            .pods
+            .iter()
+            .map(|p| e.pods[*p as usize].queue.len() as u64)
+            .sum::<u64>()
+}
+
+/// Requests still inside the system: buffered, queued or executing.
+fn in_flight(e: &Engine, d: usize) -> u64 {
+    let dep = &e.deployments[d];
+    dep.activator.len() as u64
+        + dep
+            .pods
+            .iter()
+            .map(|p| {
+                let pod = &e.pods[*p as usize];
+                pod.queue.len() as u64 + u64::from(pod.executing_reqs)
+            })
+            .sum::<u64>()
+}
+
+fn node_cost(e: &Engine, pool: usize, now: u64) -> (f64, f64) {
+    let live: u128 = e
+        .nodes
+        .iter()
+        .filter(|n| n.pool == pool && n.state != NodeState::Gone)
+        .map(|n| (now - n.created) as u128)
+        .sum();
+    let node_hours = (e.pools[pool].node_ns + live) as f64 / NS / 3600.0;
+    (node_hours, node_hours * e.pools[pool].price_per_hour)
+}
+
+fn cost_so_far(e: &Engine) -> f64 {
+    (0..e.pools.len()).map(|p| node_cost(e, p, e.now).1).sum()
+}
+
+/// Everything but the wall clock and the scenario echo, which the caller fills in.
+pub fn results(e: &Engine) -> Results {
+    let now = e.now;
+    let measured_s = (now.saturating_sub(e.warmup)).max(1) as f64 / NS;
+    let mut services = Vec::new();
+    let mut total = RequestCounts::default();
+    let mut measured_total = RequestCounts::default();
+    let mut latency = LatencyHistogram::new();
+    let mut queue = LatencyHistogram::new();
+    let mut goodput = 0u64;
+    let mut hist_by_service = std::collections::BTreeMap::new();
+    for (si, svc) in e.sc.services.iter().enumerate() {
+        let st = &e.svc_stats[si];
+        let deps: Vec<usize> = (0..e.deployments.len())
+            .filter(|d| e.deployments[*d].service == si)
+            .collect();
+        let mut counts = st.counts.clone();
+        counts.in_flight = deps.iter().map(|d| in_flight(e, *d)).sum();
+        let mut measured = st.measured.clone();
+        measured.in_flight = measured
+            .arrived
+            .saturating_sub(measured.completed + measured.failed);
+        total.add(&counts);
+        measured_total.add(&measured);
+        latency.merge(&st.latency);
+        queue.merge(&st.queue);
+        goodput += st.goodput;
+        hist_by_service.insert(svc.name.clone(), st.latency.to_base64());
+        let versions = if svc.versions.is_empty() {
+            Vec::new()
+        } else {
+            deps.iter()
+                .map(|d| {
+                    let ds = &e.dep_stats[*d];
+                    let mut c = ds.counts.clone();
+                    c.in_flight = in_flight(e, *d);
+                    VersionSummary {
+                        name: e.deployments[*d].name.clone(),
+                        traffic_percent: e.deployments[*d].traffic_percent,
+                        requests: c,
+                        latency_seconds: ds.latency.summary(),
+                    }
+                })
+                .collect()
+        };
+        let run_s = now.max(1) as f64 / NS;
+        services.push(ServiceSummary {
+            name: svc.name.clone(),
+            requests: counts,
+            goodput_rps: st.goodput as f64 / measured_s,
+            throughput_rps: st.measured.completed as f64 / measured_s,
+            error_rate: ratio(st.measured.failed, st.measured.arrived),
+            latency_seconds: st.latency.summary(),
+            queue_seconds: st.queue.summary(),
+            replicas: ReplicaSummary {
+                min_ready: if st.min_ready == u32::MAX {
+                    0
+                } else {
+                    st.min_ready
+                },
+                max_ready: st.max_ready,
+                mean_ready: st.ready_area / run_s,
+                max_desired: st.max_desired,
+            },
+            versions,
+        });
+    }
+    let hours = now as f64 / NS / 3600.0;
+    let mut by_pool = Vec::new();
+    let mut total_usd = 0.0;
+    for pi in 0..e.pools.len() {
+        let (node_hours, usd) = node_cost(e, pi, now);
+        total_usd += usd;
+        by_pool.push(PoolCost {
+            name: e.pools[pi].name.clone(),
+            usd,
+            node_hours,
+            gpu_hours: node_hours * f64::from(e.pools[pi].gpus_per_node),
+            monthly_usd: monthly(usd, hours),
+        });
+    }
+    let mut by_service: Vec<ServiceCost> =
+        e.sc.services
+            .iter()
+            .map(|s| ServiceCost {
+                name: s.name.clone(),
+                usd: 0.0,
+                monthly_usd: 0.0,
+            })
+            .collect();
+    for pod in &e.pods {
+        if pod.node.is_none() || (pod.state == PodState::Pending && pod.ended.is_none()) {
+            continue;
+        }
+        let dep = &e.deployments[pod.deployment as usize];
+        let end = pod.ended.unwrap_or(now);
+        let h = end.saturating_sub(pod.bound) as f64 / NS / 3600.0;
+        by_service[dep.service].usd += h * dep.node_share * e.pools[dep.pool].price_per_hour;
+    }
+    let attributed: f64 = by_service.iter().map(|s| s.usd).sum();
+    for s in &mut by_service {
+        s.monthly_usd = monthly(s.usd, hours);
+    }
+    let cold = &e.run;
+    let n = cold.cold_count.max(1) as f64;
+    Results {
+        schema_version: SCHEMA_VERSION,
+        level: Level::Sim,
+        complete: !e.stopped_early,
+        seed: 0,
+        scenario: ScenarioInfo {
+            name: e.sc.name.clone(),
+            file: String::new(),
+            overrides: Vec::new(),
+            config: serde_json::Value::Null,
+        },
+        run: RunInfo {
+            duration_seconds: e.end as f64 / NS,
+            warmup_seconds: e.warmup as f64 / NS,
+            interval_seconds: e.sc.run.interval.secs_f64(),
+            end_seconds: now as f64 / NS,
+        },
+        summary: Summary {
+            requests: total,
+            goodput_rps: goodput as f64 / measured_s,
+            throughput_rps: measured_total.completed as f64 / measured_s,
+            error_rate: ratio(measured_total.failed, measured_total.arrived),
+            latency_seconds: latency.summary(),
+            queue_seconds: queue.summary(),
+        },
+        services,
+        timeseries: e.timeseries.clone(),
+        scaling_events: e.scaling_events.clone(),
+        cold_starts: ColdStarts {
+            count: cold.cold_count,
+            duration_seconds: cold.cold_start_ns.summary(),
+            requests_delayed: cold.requests_delayed,
+            phases_seconds: ColdStartPhases {
+                node_provisioning: cold.cold_phase_sum[0] / n,
+                image_pull: cold.cold_phase_sum[1] / n,
+                model_load: cold.cold_phase_sum[2] / n,
+                readiness: cold.cold_phase_sum[3] / n,
+            },
+        },
+        cost: Cost {
+            total_usd,
+            monthly_usd: monthly(total_usd, hours),
+            by_pool,
+            by_service,
+            idle_usd: (total_usd - attributed).max(0.0),
+        },
+        slo: Vec::new(),
+        histograms: Histograms {
+            overall: latency.to_base64(),
+            services: hist_by_service,
+        },
+        wall_clock: WallClock::default(),
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// A 730-hour month at the run's average cost rate.
+fn monthly(usd: f64, hours: f64) -> f64 {
+    if hours > 0.0 {
+        usd / hours * 730.0
+    } else {
+        0.0
+    }
+}

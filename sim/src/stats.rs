@@ -1,0 +1,56 @@
+//! Streaming statistics: histograms and counters whose memory does not grow with
+//! the number of requests.
+
+use lab_results::{LatencyHistogram, RequestCounts};
+use std::collections::BTreeMap;
+
+/// Per-service (and per-version) figures.
+#[derive(Default)]
+pub struct ServiceStats {
+    pub counts: RequestCounts,
+    /// Counts over requests that arrived after warm-up (for rates and SLOs).
+    pub measured: RequestCounts,
+    pub goodput: u64,
+    pub latency: LatencyHistogram,
+    pub queue: LatencyHistogram,
+    pub interval: LatencyHistogram,
+    pub interval_arrivals: u64,
+    pub interval_completions: u64,
+    pub min_ready: u32,
+    pub max_ready: u32,
+    pub max_desired: u32,
+    pub ready_area: f64,
+}
+
+impl ServiceStats {
+    pub fn fail(&mut self, reason: &'static str, measured: bool) {
+        self.counts.failed += 1;
+        *self
+            .counts
+            .failed_by_reason
+            .entry(reason.to_string())
+            .or_default() += 1;
+        if measured {
+            self.measured.failed += 1;
+            *self
+                .measured
+                .failed_by_reason
+                .entry(reason.to_string())
+                .or_default() += 1;
+        }
+    }
+}
+
+/// Whole-run figures that are not per service.
+#[derive(Default)]
+pub struct RunStats {
+    pub interval_arrivals: u64,
+    pub interval_completions: u64,
+    pub interval_failures: u64,
+    pub cold_start_ns: LatencyHistogram,
+    pub cold_phase_sum: [f64; 4],
+    pub cold_count: u64,
+    pub requests_delayed: u64,
+    pub events: u64,
+    pub failure_reasons: BTreeMap<String, u64>,
+}
