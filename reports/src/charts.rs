@@ -285,6 +285,9 @@ where
         .x_labels(8)
         .y_labels(if integer {
             (y_top as usize + 1).clamp(2, 6)
+        } else if floor > 0.0 {
+            // Log axes put few labels per decade unless asked for more.
+            12
         } else {
             6
         })
@@ -296,6 +299,30 @@ where
         .light_line_style(TRANSPARENT)
         .axis_style(RGBColor(150, 150, 150))
         .draw()?;
+
+    if floor > 0.0 {
+        // Plotters labels only the decades of a log axis; 2× and 5× steps
+        // make values readable without counting gridlines.
+        let label_font = ("sans-serif", 17)
+            .into_font()
+            .color(&ink)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        let mut decade = floor;
+        while decade < y_top {
+            for v in [2.0 * decade, 5.0 * decade] {
+                if v <= floor || v >= y_top {
+                    continue;
+                }
+                ctx.draw_series(std::iter::once(PathElement::new(
+                    vec![(0.0, v), (x_end, v)],
+                    RGBColor(238, 238, 238),
+                )))?;
+                let (px, py) = ctx.backend_coord(&(0.0, v));
+                root.draw(&Text::new(sig3(v), (px - 10, py), label_font.clone()))?;
+            }
+            decade *= 10.0;
+        }
+    }
 
     if axis.warmup_seconds > 0.0 {
         let w = (axis.warmup_seconds / per_unit).min(x_end);

@@ -598,6 +598,26 @@ fn pool_names(runs: &[&Results]) -> Vec<String> {
     names
 }
 
+/// Pools that have GPUs: a CPU pool's busy fraction is always zero and would
+/// only crowd the GPU chart.
+fn gpu_pools(r: &Results) -> Vec<String> {
+    pool_names(&[r])
+        .into_iter()
+        .filter(|name| {
+            let billed_gpu = r
+                .cost
+                .by_pool
+                .iter()
+                .any(|c| &c.name == name && c.gpu_hours > 0.0);
+            let busy = r
+                .timeseries
+                .iter()
+                .any(|p| pool_point(p, name).is_some_and(|x| x.gpu_busy_fraction > 0.0));
+            billed_gpu || busy
+        })
+        .collect()
+}
+
 fn service_point<'a>(
     p: &'a lab_results::TimePoint,
     name: &str,
@@ -802,7 +822,7 @@ fn single_charts(r: &Results) -> Vec<Chart> {
         )
         .width(3),
     );
-    let pools = pool_names(&[r]);
+    let pools = gpu_pools(r);
     if pools.len() > 1 {
         for (i, pool) in pools.iter().enumerate() {
             c.lines.push(
