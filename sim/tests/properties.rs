@@ -1,0 +1,115 @@
+//! Invariants over random scenarios: conservation, bounds, determinism.
+
+mod common;
+use common::*;
+use proptest::prelude::*;
+
+fn autoscaled(rate: f64, spike: f64, min: u32, max: u32, cc: u32, queue: u32, kpa: bool) -> String {
+    let autoscaler = if kpa {
+        "[services.autoscaler.kpa]\ntarget = 4\n".to_string()
+    } else {
+        "[services.autoscaler.hpa]\nmetrics = [{ type = \"Pods\", pods = { metric = { name = \"concurrency\" }, target = { type = \"AverageValue\", averageValue = \"4\" } } }]\n".to_string()
+    };
+    format!(
+        r#"
+name = "prop"
+[run]
+duration = "6m"
+interval = "5s"
+[[node_pools]]
+name = "t4"
+gpu = "T4"
+gpus_per_node = 1
+cpu = "4"
+memory = "16Gi"
+price_per_hour = 0.5
+min_nodes = 0
+max_nodes = 6
+provisioning_time = "40s"
+capacity_type = "spot"
+spot_interruptions_per_hour = 20
+interruption_notice = "20s"
+[[services]]
+name = "svc"
+minReplicas = {min}
+maxReplicas = {max}
+containerConcurrency = {cc}
+timeout = "20s"
+resources = {{ cpu = "1", "nvidia.com/gpu" = 1 }}
+batching = {{ max_batch_size = 4, max_queue_delay_microseconds = 2000, max_queue_size = {queue} }}
+coldStart = {{ image_pull = "10s", model_load = "5s", readiness_probe_period = "2s" }}
+[[services.latency]]
+gpu = "T4"
+batch_latency = {{ "1" = "10ms", "4" = "25ms" }}
+distribution = {{ kind = "lognormal", cv = 0.5 }}
+{autoscaler}
+[[traffic]]
+arrivals = {{ process = "gamma", cv = 2.0 }}
+phases = [
+  {{ kind = "spike", base = {rate}, multiplier = {spike}, at = "1m", rise = "10s", hold = "1m", decay = "10s", duration = "4m" }},
+  {{ kind = "idle", duration = "2m" }},
+]
+"#
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn requests_are_conserved_and_replicas_stay_in_bounds(
+        seed in any::<u64>(),
+        rate in 5.0f64..150.0,
+        spike in 1.0f64..12.0,
+        min in 0u32..3,
+        extra in 1u32..5,
+        cc in 0u32..6,
+        queue in prop_oneof![Just(0u32), 5u32..50],
+        kpa in any::<bool>(),
+    ) {
+        let min = if kpa { min } else { min.max(1) };
+        let max = min + extra;
+        let r = run(&autoscaled(rate, spike, min, max, cc, queue, kpa), seed);
+        let q = &r.summary.requests;
+        prop_assert!(q.is_conserved(), "{q:?}");
+        prop_assert_eq!(q.arrived, q.completed + q.failed + q.in_flight);
+        for p in &r.timeseries {
+            for s in &p.services {
+                prop_assert!(s.desired_replicas <= max, "desired {} > max {max}", s.desired_replicas);
+                prop_assert!(s.ready_replicas <= max + 0, "ready {} > max {max}", s.ready_replicas);
+            }
+        }
+        for e in r.scaling_events.iter().filter(|e| e.autoscaler == "hpa" || e.autoscaler == "kpa") {
+            prop_assert!(e.to <= max && e.to >= min.min(e.to), "{e:?}");
+        }
+        prop_assert!(r.summary.latency_seconds.p50 >= 0.0);
+        prop_assert!(r.cost.total_usd >= r.cost.idle_usd);
+    }
+}
+
+#[test]
+fn same_scenario_and_seed_give_identical_results() {
+    let text = autoscaled(80.0, 8.0, 1, 4, 2, 20, false);
+    let a = serde_json::to_value(run(&text, 99)).unwrap();
+    let b = serde_json::to_value(run(&text, 99)).unwrap();
+    let c = serde_json::to_value(run(&text, 100)).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a["summary"], c["summary"]);
+}
+
+#[test]
+fn a_stop_request_yields_partial_results() {
+    let s = scenario(&queue_scenario(2000.0, 1.0, 4, "exponential", 30));
+    let mut calls = 0;
+    let out = lab_sim::simulate(&s, 1, &mut |_| {
+        calls += 1;
+        if calls >= 2 {
+            lab_sim::Control::Stop
+        } else {
+            lab_sim::Control::Continue
+        }
+    });
+    assert!(!out.results.complete);
+    assert!(out.results.run.end_seconds < out.results.run.duration_seconds);
+    assert!(out.results.summary.requests.is_conserved());
+}
