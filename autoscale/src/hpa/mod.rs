@@ -361,8 +361,12 @@ fn compile_metric(m: &crate::spec::MetricSpec, path: &str, out: &mut Problems) -
                 return None;
             };
             let pp = format!("{path}.pods");
-            let reading = resolve(&p.metric.name, p.metric.signal, &pp, out)?;
-            let (tt, v) = target_milli(&p.target, &format!("{pp}.target"), out)?;
+            // Check both so that every problem is reported at once.
+            let reading = resolve(&p.metric.name, p.metric.signal, &pp, out);
+            let target = target_milli(&p.target, &format!("{pp}.target"), out);
+            let (Some(reading), Some((tt, v))) = (reading, target) else {
+                return None;
+            };
             if tt != TargetType::AverageValue {
                 out.push((
                     format!("{pp}.target.type"),
@@ -385,8 +389,11 @@ fn compile_metric(m: &crate::spec::MetricSpec, path: &str, out: &mut Problems) -
                 }
             };
             let pp = format!("{path}.{field}");
-            let reading = resolve(&ident.name, ident.signal, &pp, out)?;
-            let (tt, v) = target_milli(target, &format!("{pp}.target"), out)?;
+            let reading = resolve(&ident.name, ident.signal, &pp, out);
+            let target = target_milli(target, &format!("{pp}.target"), out);
+            let (Some(reading), Some((tt, v))) = (reading, target) else {
+                return None;
+            };
             let kind = match tt {
                 TargetType::Value => MetricKind::TotalValue { reading, target: v },
                 TargetType::AverageValue => MetricKind::TotalAverage { reading, target: v },
