@@ -124,14 +124,15 @@ impl Autoscaler {
         }
     }
 
-    /// The absolute time at which `decide` is next due.
+    /// The absolute time at which `decide` is next due; always fits in u64 nanoseconds.
     pub fn next_decision(&self) -> Time {
         match &self.policy {
             Policy::Hpa(h) => h.next_decision(),
             Policy::Kpa(k) => k.next_decision(),
             Policy::Keda(k) => k.next_decision(),
-            // A fixed count never changes; one decision at the start is enough.
-            Policy::Fixed(_) => Time::MAX,
+            // A fixed count never changes. The far future is u64::MAX nanoseconds (about
+            // 584 years) rather than Duration::MAX, so callers may keep it as u64 nanos.
+            Policy::Fixed(_) => Time::from_nanos(u64::MAX),
         }
     }
 

@@ -307,6 +307,21 @@ impl WindowBuckets {
         }
     }
 
+    /// Raises the value of the second `now` falls in to at least `value`.
+    pub fn record_at_least(&mut self, now: Time, value: f64) {
+        let s = now.as_secs();
+        match self.buckets.iter().find(|(t, _)| *t == s) {
+            Some(&(_, v)) if v >= value => {}
+            _ => self.record(now, value),
+        }
+    }
+
+    /// True when the second `now` falls in already has a value.
+    pub fn has(&self, now: Time) -> bool {
+        let s = now.as_secs();
+        self.buckets.iter().any(|(t, _)| *t == s)
+    }
+
     /// True when nothing was ever recorded.
     pub fn never_written(&self) -> bool {
         self.last.is_none()
@@ -549,14 +564,24 @@ impl Kpa {
     pub fn decide(&mut self, now: Time, obs: &Observation) -> Decision {
         self.next = now + defaults::TICK;
         self.poked = obs.spec_replicas == 0 && obs.activator_queue > 0;
+        // The caller's per-second samples (`record`) are the measurement; the totals seen
+        // here only fill a second that has none yet. Requests held at the activator are
+        // demand even if the totals omit them (that is what a poke carries).
+        let waiting = if self.config.metric == KpaMetric::Concurrency {
+            obs.activator_queue as f64
+        } else {
+            0.0
+        };
         if let Ok(t) = &obs.totals {
-            let mut v = self.value_of(t);
-            if self.config.metric == KpaMetric::Concurrency {
-                // Requests held at the activator are demand even if the totals omit them.
-                v = v.max(obs.activator_queue as f64);
+            if !self.stable.has(now) {
+                let v = self.value_of(t).max(waiting);
+                self.stable.record(now, v);
+                self.panic.record(now, v);
             }
-            self.stable.record(now, v);
-            self.panic.record(now, v);
+        }
+        if waiting > 0.0 {
+            self.stable.record_at_least(now, waiting);
+            self.panic.record_at_least(now, waiting);
         }
         let ready = obs.ready_pods();
         let mut why = String::from("no metrics yet");
@@ -580,7 +605,7 @@ impl Kpa {
                 r.desired
             );
         }
-        let (want, apply, note) = self.pa_scale(now, obs.spec_replicas);
+        let (want, apply, note) = self.pa_scale(now);
         let inactive = matches!(self.activity, Activity::Inactive(_));
         let proxy = want == 0 || self.excess_burst_capacity < 0 || (want < 0 && inactive);
         if proxy {
@@ -608,7 +633,7 @@ impl Kpa {
 
     /// `scaler.scale`: bounds, initial scale and scale-to-zero. Returns (want, replicas to
     /// apply if any, a note for the reason).
-    fn pa_scale(&mut self, now: Time, current: u32) -> (i64, Option<u32>, String) {
+    fn pa_scale(&mut self, now: Time) -> (i64, Option<u32>, String) {
         let activating = matches!(self.activity, Activity::Activating(_));
         if self.desired_scale < 0 && !activating {
             return (self.desired_scale, None, String::new());
@@ -664,8 +689,7 @@ impl Kpa {
                         "waiting for the activator to take the traffic".into(),
                     );
                 }
-                let inactive_for = now - since;
-                let _ = current;
+                let inactive_for = now.saturating_sub(since);
                 if inactive_for >= c.grace_period.max(c.pod_retention) {
                     return (
                         0,
@@ -680,7 +704,9 @@ impl Kpa {
                         "keeping the last pod for the retention period".into(),
                     );
                 }
-                let proxy_for = self.proxy_since.map_or(Time::ZERO, |t| now - t);
+                let proxy_for = self
+                    .proxy_since
+                    .map_or(Time::ZERO, |t| now.saturating_sub(t));
                 if proxy_for >= c.grace_period {
                     (
                         0,

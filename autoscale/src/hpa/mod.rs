@@ -75,7 +75,9 @@ fn target_milli(t: &MetricTarget, path: &str, out: &mut Problems) -> Option<(Tar
     let (q, key) = match t.type_ {
         TargetType::Utilization => {
             return match t.average_utilization {
-                Some(p) if p > 0 => Some((TargetType::Utilization, p as i64)),
+                Some(p) if p > 0 && p <= i32::MAX as u32 => {
+                    Some((TargetType::Utilization, p as i64))
+                }
                 _ => {
                     out.push((
                         format!("{path}.averageUtilization"),
