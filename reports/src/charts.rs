@@ -300,9 +300,9 @@ where
         .axis_style(RGBColor(150, 150, 150))
         .draw()?;
 
-    if floor > 0.0 {
+    if floor > 0.0 && y_top / floor <= 10f64.powf(2.5) {
         // Plotters labels only the decades of a log axis; 2× and 5× steps
-        // make values readable without counting gridlines.
+        // make values readable without counting gridlines (when they fit).
         let label_font = ("sans-serif", 17)
             .into_font()
             .color(&ink)

@@ -1164,6 +1164,10 @@ fn delta(base: f64, v: f64, unit: &str) -> String {
 
 fn compare_charts(labels: &[&str], results: &[&Results]) -> Vec<Chart> {
     let color = |i: usize| charts::PALETTE[i % charts::PALETTE.len()];
+    // Earlier runs draw wider, so where runs coincide each still shows as a
+    // coloured edge around the next.
+    let n = results.len() as u32;
+    let w = |i: usize| 2 + (n - 1 - i as u32).min(3);
     let mut out = Vec::new();
     let each = |f: &dyn Fn(usize, &str, &Results) -> Vec<Line>| -> Vec<Line> {
         results
@@ -1185,7 +1189,8 @@ fn compare_charts(labels: &[&str], results: &[&Results]) -> Vec<Chart> {
                 format!("{l}: completions"),
                 color(i),
                 points(r, |p| p.completion_rps),
-            ),
+            )
+            .width(w(i)),
             Line::new(
                 format!("{l}: arrivals"),
                 color(i),
@@ -1213,7 +1218,7 @@ fn compare_charts(labels: &[&str], results: &[&Results]) -> Vec<Chart> {
                 color(i),
                 latency_points(r, |x| x.p99, scale),
             )
-            .width(2),
+            .width(w(i)),
             Line::new(
                 format!("{l}: p50"),
                 color(i),
@@ -1260,7 +1265,8 @@ fn compare_charts(labels: &[&str], results: &[&Results]) -> Vec<Chart> {
                     points(r, |p| {
                         service_point(p, &name).map_or(f64::NAN, |s| f64::from(s.ready_replicas))
                     }),
-                ),
+                )
+                .width(w(i)),
                 Line::new(
                     format!("{l}: desired"),
                     color(i),
@@ -1277,7 +1283,9 @@ fn compare_charts(labels: &[&str], results: &[&Results]) -> Vec<Chart> {
 
     let mut c = Chart::new("queue", "Queue depth", "requests waiting");
     c.note = "Requests waiting at each interval's end.".into();
-    c.lines = each(&|i, l, r| vec![Line::new(l, color(i), points(r, |p| p.queue_depth as f64))]);
+    c.lines = each(&|i, l, r| {
+        vec![Line::new(l, color(i), points(r, |p| p.queue_depth as f64)).width(w(i))]
+    });
     out.push(c);
 
     let pools = pool_names(results);
@@ -1307,6 +1315,7 @@ fn compare_charts(labels: &[&str], results: &[&Results]) -> Vec<Chart> {
                     }),
                 )
                 .dash([Dash::Solid, Dash::Dashed, Dash::Dotted][k % 3])
+                .width(w(i))
             })
             .collect()
     });
@@ -1316,11 +1325,7 @@ fn compare_charts(labels: &[&str], results: &[&Results]) -> Vec<Chart> {
     c.y_min_top = 100.0;
     c.note = "Mean busy share over all GPUs that exist.".into();
     c.lines = each(&|i, l, r| {
-        vec![Line::new(
-            l,
-            color(i),
-            points(r, |p| p.gpu_busy_fraction * 100.0),
-        )]
+        vec![Line::new(l, color(i), points(r, |p| p.gpu_busy_fraction * 100.0)).width(w(i))]
     });
     out.push(c);
 
@@ -1331,7 +1336,7 @@ fn compare_charts(labels: &[&str], results: &[&Results]) -> Vec<Chart> {
         .map(|(r, l)| format!("{l}: {} per month", format::usd(r.cost.monthly_usd)))
         .collect::<Vec<_>>()
         .join("; ");
-    c.lines = each(&|i, l, r| vec![Line::new(l, color(i), points(r, |p| p.cost_usd))]);
+    c.lines = each(&|i, l, r| vec![Line::new(l, color(i), points(r, |p| p.cost_usd)).width(w(i))]);
     out.push(c);
     out
 }

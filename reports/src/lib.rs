@@ -106,7 +106,7 @@ pub fn auto_labels(results: &[&Results]) -> Vec<String> {
         [
             r.scenario.name.clone(),
             r.level.as_str().to_string(),
-            r.scenario.overrides.join(" "),
+            overrides_label(&r.scenario.overrides),
             format!("seed {}", r.seed),
         ]
     };
@@ -137,5 +137,19 @@ pub fn auto_labels(results: &[&Results]) -> Vec<String> {
         labels
     } else {
         (1..=results.len()).map(|i| format!("run {i}")).collect()
+    }
+}
+
+/// `--set` overrides as a label: `no overrides` when there are none, and cut
+/// short so a long inline table does not swamp table headers.
+fn overrides_label(overrides: &[String]) -> String {
+    if overrides.is_empty() {
+        return "no overrides".into();
+    }
+    let full = overrides.join(" ");
+    if full.chars().count() <= 48 {
+        full
+    } else {
+        format!("{}…", full.chars().take(47).collect::<String>())
     }
 }

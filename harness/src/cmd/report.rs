@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         let auto = lab_reports::auto_labels(&refs);
         if auto.iter().all(|l| l.starts_with("run ")) && args.files.len() > 1 {
-            args.files.iter().map(|f| f.display().to_string()).collect()
+            file_labels(&args.files)
         } else {
             auto
         }
@@ -73,6 +73,38 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         if runs.len() == 1 { "" } else { "s" }
     );
     Ok(exit::PASS)
+}
+
+/// The shortest way to tell the files apart: their names, else their folders
+/// (`runs/a/results.json` vs `runs/b/results.json`), else their paths.
+fn file_labels(files: &[PathBuf]) -> Vec<String> {
+    let unique = |v: &Vec<String>| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x));
+    let stems: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    if unique(&stems) {
+        return stems;
+    }
+    let dirs: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.parent()
+                .and_then(|p| p.file_name())
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    if unique(&dirs) && dirs.iter().all(|d| !d.is_empty()) {
+        return dirs;
+    }
+    files.iter().map(|f| f.display().to_string()).collect()
 }
 
 fn default_output(files: &[PathBuf]) -> PathBuf {
