@@ -335,11 +335,13 @@ impl WindowBuckets {
         if now >= last + self.window {
             return 0.0;
         }
-        let start = (now + 1).saturating_sub(self.window);
+        // Asked about a second before the last write, the window ending at that write counts.
+        let end = now.max(last);
+        let start = (end + 1).saturating_sub(self.window);
         let sum: f64 = self
             .buckets
             .iter()
-            .filter(|(t, _)| *t >= start && *t <= now)
+            .filter(|(t, _)| *t >= start && *t <= end)
             .map(|(_, v)| v)
             .sum();
         let idle = now.saturating_sub(last);

@@ -469,3 +469,53 @@ fn test_start_in_panic_mode() {
     assert!(s.in_panic());
     assert_eq!(s.max_panic_pods(), 2);
 }
+
+// ---------------------------------------------------------------- aggregation/bucketing_test.go
+
+use lab_autoscale::kpa::WindowBuckets;
+
+#[test]
+fn test_timed_float64_buckets_window_average() {
+    let s = |x: u64| T0 + Time::from_secs(x);
+    let mut b = WindowBuckets::new(Time::from_secs(5));
+    // A first write alone averages over itself, not the whole window.
+    b.record(s(0), 1.0);
+    assert_eq!(b.average(s(0)), 1.0);
+    for i in 1..5 {
+        b.record(s(i), (i + 1) as f64);
+    }
+    assert_eq!(b.average(s(4)), 15.0 / 5.0);
+    // `now` lagging behind the last write.
+    assert_eq!(b.average(T0 + Time::from_millis(3600)), 15.0 / 5.0);
+    // A short hole: the seconds since the last write fall out of the window.
+    assert_eq!(b.average(s(6)), (15.0 - 1.0 - 2.0) / (5.0 - 2.0));
+    // A long hole reads as 0.
+    assert_eq!(b.average(s(10)), 0.0);
+    // Writing after a hole.
+    b.record(s(6), 91.0);
+    assert_eq!(b.average(s(6)), (15.0 - 1.0 - 2.0 + 91.0) / 5.0);
+    // Much later: the window starts over.
+    let n = s(60);
+    b.record(n, 1984.0);
+    assert_eq!(b.average(n), 1984.0);
+    // An earlier second within the window moves the first write back.
+    b.record(n - Time::from_secs(3), 4.0);
+    assert_eq!(b.average(n), (4.0 + 1984.0) / 4.0);
+    let n = n + Time::from_secs(1);
+    b.record(n, 5.0);
+    assert_eq!(b.average(n), (4.0 + 1984.0 + 5.0) / 5.0);
+    b.record(n - Time::from_secs(3), 10.0);
+    assert_eq!(b.average(n), (4.0 + 10.0 + 1984.0 + 5.0) / 5.0);
+    // Too early for the window: ignored.
+    b.record(n - Time::from_secs(6), 10.0);
+    assert_eq!(b.average(n), (4.0 + 10.0 + 1984.0 + 5.0) / 5.0);
+}
+
+#[test]
+fn test_descending_record() {
+    let mut b = WindowBuckets::new(Time::from_secs(5));
+    for i in (0..=8).rev() {
+        b.record(T0 + Time::from_secs(i), 5.0);
+    }
+    assert_eq!(b.average(T0 + Time::from_secs(5)), 5.0);
+}
