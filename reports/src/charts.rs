@@ -270,7 +270,7 @@ where
         if integer && (v.fract().abs() > 1e-9) {
             String::new()
         } else {
-            sig3(*v)
+            tick(*v)
         }
     };
     let x_fmt = |v: &f64| sig3(*v);
@@ -318,7 +318,7 @@ where
                     RGBColor(238, 238, 238),
                 )))?;
                 let (px, py) = ctx.backend_coord(&(0.0, v));
-                root.draw(&Text::new(sig3(v), (px - 10, py), label_font.clone()))?;
+                root.draw(&Text::new(tick(v), (px - 10, py), label_font.clone()))?;
             }
             decade *= 10.0;
         }
@@ -446,6 +446,18 @@ where
     }
     root.present()?;
     Ok(())
+}
+
+/// Axis numbers kept short enough for the label column: `60k`, `1.5M`.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{}M", sig3(v / 1e6))
+    } else if a >= 1e4 {
+        format!("{}k", sig3(v / 1e3))
+    } else {
+        sig3(v)
+    }
 }
 
 fn y_top(chart: &Chart) -> f64 {
