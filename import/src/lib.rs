@@ -148,6 +148,41 @@ impl Imported {
             },
         })
         .unwrap_or_else(|e| format!("# could not render the table: {e}\n"));
-        out + &body
+        out + &inline_lists(&body)
+    }
+}
+
+/// Rewrites arrays of tables (metrics, triggers, policies) as arrays of inline tables,
+/// one per line, the way people write them by hand.
+fn inline_lists(text: &str) -> String {
+    let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return text.to_string();
+    };
+    inline_in(doc.as_table_mut());
+    doc.to_string()
+}
+
+fn inline_in(table: &mut toml_edit::Table) {
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_string()).collect();
+    for key in keys {
+        let Some(item) = table.get_mut(&key) else {
+            continue;
+        };
+        if let toml_edit::Item::Table(t) = item {
+            inline_in(t);
+        } else if item.is_array_of_tables() {
+            if let toml_edit::Item::ArrayOfTables(aot) = std::mem::take(item) {
+                let mut array = aot.into_array();
+                for v in array.iter_mut() {
+                    v.decor_mut().set_prefix("\n    ");
+                }
+                array.set_trailing("\n");
+                array.set_trailing_comma(true);
+                *item = toml_edit::Item::Value(toml_edit::Value::Array(array));
+                if let Some(mut k) = table.key_mut(&key) {
+                    k.leaf_decor_mut().set_suffix(" ");
+                }
+            }
+        }
     }
 }
