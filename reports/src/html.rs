@@ -120,15 +120,16 @@ fn verdict_banner(b: &mut String, v: &RunVerdict) {
     if !v.slos.is_empty() {
         b.push_str(
             "<div class=\"table-wrap\"><table class=\"slos\">\n<thead><tr><th>Result</th><th>SLO</th>\
-             <th>Scope</th><th class=\"num\">Observed</th><th class=\"num\">Threshold</th>\
-             <th class=\"num\">Margin</th></tr></thead>\n<tbody>\n",
+             <th class=\"opt\">Scope</th><th class=\"num\">Observed</th><th class=\"num\">Threshold</th>\
+             <th class=\"num opt\">Margin</th></tr></thead>\n<tbody>\n",
         );
         for s in &v.slos {
             let c = if s.slo.passed { "pass" } else { "fail" };
             let _ = writeln!(
                 b,
                 "<tr class=\"slo {c}\" data-passed=\"{}\"><td><span class=\"badge {c}\">{}</span></td>\
-                 <td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                 <td class=\"name\">{}</td><td class=\"opt\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num opt\">{}</td></tr>",
                 s.slo.passed,
                 if s.slo.passed { "PASS" } else { "FAIL" },
                 esc(&s.slo.name),
