@@ -283,8 +283,13 @@ fn compile_trigger(t: &KedaTrigger, path: &str, out: &mut Problems) -> Option<(T
     let reading = if resource {
         None
     } else {
+        // RabbitMQ in MessageRate mode scales on the publish rate, not the queue length.
+        let message_rate = t.metadata.get("mode").map(String::as_str) == Some("MessageRate");
         let r = match (kind.signal, t.metadata.get("query")) {
             (_, _) if t.signal.is_some() => reading_for("", t.signal),
+            (Some(_), _) if kind.name == "rabbitmq" && message_rate => {
+                Ok(Reading::of(Signal::RequestsPerSecond))
+            }
             (Some(s), _) => Ok(Reading::of(s)),
             (None, Some(q)) => reading_for(q, None),
             (None, None) => {

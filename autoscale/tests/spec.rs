@@ -224,3 +224,29 @@ fn kpa_keeps_the_activator_in_path_while_burst_capacity_is_short() {
         assert_eq!(d.activator_in_path, in_path, "{pods} pods: {}", d.reason);
     }
 }
+
+#[test]
+fn queue_triggers_read_the_queue_with_their_own_threshold_keys() {
+    use lab_autoscale::keda::KedaConfig;
+    use lab_autoscale::Signal;
+    let spec = parse(
+        r#"[keda]
+triggers = [
+  { type = "redis", metadata = { listName = "jobs", activationListLength = 3 } },
+  { type = "rabbitmq", metadata = { queueName = "q", mode = "QueueLength", value = 50 } },
+  { type = "rabbitmq", metadata = { queueName = "q", mode = "MessageRate", value = 100 } },
+]
+"#,
+    )
+    .unwrap();
+    let cfg = KedaConfig::compile(spec.keda.as_ref().unwrap(), Bounds { min: 0, max: 5 }).unwrap();
+    let t = &cfg.triggers;
+    // redis defaults listLength to 5.
+    assert_eq!((t[0].threshold, t[0].activation_threshold), (5.0, 3.0));
+    assert_eq!(t[0].reading.unwrap().signal, Signal::QueueDepth);
+    assert_eq!(
+        (t[1].threshold, t[1].reading.unwrap().signal),
+        (50.0, Signal::QueueDepth)
+    );
+    assert_eq!(t[2].reading.unwrap().signal, Signal::RequestsPerSecond);
+}
