@@ -1,7 +1,7 @@
 //! `lab load`: replay traffic (open loop) against a V2/V1/HTTP/gRPC endpoint
 //! and write results.json. A thin layer over `lab-loadgen`.
 
-use crate::exit::{bad_input, INTERRUPTED, PASS};
+use crate::exit::{bad_input, INTERRUPTED, PASS, SLO_FAILED};
 use anyhow::Context;
 use clap::ValueEnum;
 use lab_loadgen::{
@@ -115,6 +115,11 @@ pub struct Args {
     #[arg(long, value_name = "DUR")]
     pub interval: Option<String>,
 
+    /// Leave requests intended before this out of latency figures [default: the
+    /// scenario's `run.warmup`, else 0s].
+    #[arg(long, value_name = "DUR")]
+    pub warmup: Option<String>,
+
     /// Where to write results.json.
     #[arg(long, value_name = "FILE", default_value = "results.json")]
     pub out: PathBuf,
@@ -172,17 +177,18 @@ fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let config = build_config(&args)?;
+    let (config, slo) = build_config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let output = runtime.block_on(lab_loadgen::run(config, shutdown_signal()));
-    let output = match output {
+    let mut output = match output {
         Ok(o) => o,
         Err(LoadError::BadInput(msg)) => return Err(bad_input(msg)),
         Err(e) => return Err(anyhow::Error::new(e)),
     };
+    output.results.slo = lab_results::evaluate_slos(&slo, &output.results);
     let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
     std::fs::write(&args.out, text + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
@@ -194,10 +200,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     // Leave requests still hanging after the drain behind instead of waiting on them.
     runtime.shutdown_background();
-    Ok(if output.results.complete {
+    for s in output.results.slo.iter().filter(|s| !s.passed) {
+        println!(
+            "SLO failed: {} (observed {} {})",
+            s.name, s.observed, s.unit
+        );
+    }
+    Ok(if !output.results.complete {
+        INTERRUPTED
+    } else if output.results.passed() {
         PASS
     } else {
-        INTERRUPTED
+        SLO_FAILED
     })
 }
 
@@ -217,7 +231,7 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn build_config(args: &Args) -> anyhow::Result<LoadConfig> {
+fn build_config(args: &Args) -> anyhow::Result<(LoadConfig, Vec<lab_results::SloSpec>)> {
     let protocol = match args.protocol {
         ProtocolArg::V2Rest => Protocol::V2Rest,
         ProtocolArg::V2RestBinary => Protocol::V2RestBinary,
@@ -230,7 +244,7 @@ fn build_config(args: &Args) -> anyhow::Result<LoadConfig> {
         .as_deref()
         .map(|d| duration("duration", d))
         .transpose()?;
-    let (streams, mut config_seed, interval, warmup, scenario) = match &args.scenario {
+    let parts = match &args.scenario {
         Some(path) => scenario_streams(path, args)?,
         None => {
             let rate = args.rate.ok_or_else(|| {
@@ -266,20 +280,19 @@ fn build_config(args: &Args) -> anyhow::Result<LoadConfig> {
                 overrides: Vec::new(),
                 config: serde_json::json!({"rate": rate, "duration_seconds": length.as_secs_f64()}),
             };
-            (
-                vec![stream],
-                1,
-                Duration::from_secs(1),
-                Duration::ZERO,
+            ScenarioParts {
+                streams: vec![stream],
+                seed: 1,
+                interval: Duration::from_secs(1),
+                warmup: Duration::ZERO,
+                length: None,
                 info,
-            )
+                slo: Vec::new(),
+            }
         }
     };
-    if let Some(seed) = args.seed {
-        config_seed = seed;
-    }
-    let mut c = LoadConfig::new(args.target.clone(), protocol, streams);
-    c.seed = config_seed;
+    let mut c = LoadConfig::new(args.target.clone(), protocol, parts.streams);
+    c.seed = args.seed.unwrap_or(parts.seed);
     c.payload = match &args.body {
         Some(p) => Payload::File(p.clone()),
         None => Payload::FromMetadata(match args.fill {
@@ -295,7 +308,7 @@ fn build_config(args: &Args) -> anyhow::Result<LoadConfig> {
     c.timeout = duration("timeout", &args.timeout)?;
     c.http2 = args.http2;
     c.rate_scale = args.rate_scale;
-    c.duration = cut;
+    c.duration = cut.or(parts.length);
     c.mode = match args.closed_loop {
         Some(users) => Mode::Closed {
             users,
@@ -309,25 +322,82 @@ fn build_config(args: &Args) -> anyhow::Result<LoadConfig> {
     };
     c.interval = match &args.interval {
         Some(i) => duration("interval", i)?,
-        None => interval,
+        None => parts.interval,
     };
-    c.warmup = warmup;
-    c.scenario = scenario;
+    c.warmup = match &args.warmup {
+        Some(w) => duration("warmup", w)?,
+        None => parts.warmup,
+    };
+    let length = lab_loadgen::end_ns(&c);
+    if c.warmup.as_nanos() as u64 >= length && length > 0 {
+        return Err(bad_input(format!(
+            "the warm-up ({:?}) covers the whole replay ({:?}), so no latency would be measured; \
+             shorten it with --warmup",
+            c.warmup,
+            Duration::from_nanos(length)
+        )));
+    }
+    c.scenario = parts.info;
     c.validate().map_err(|e| bad_input(e.to_string()))?;
-    Ok(c)
+    Ok((c, parts.slo))
 }
 
-type ScenarioParts = (
-    Vec<Stream>,
-    u64,
-    Duration,
-    Duration,
-    lab_results::ScenarioInfo,
-);
+/// Streams, seed, interval, warm-up, run length, echo and SLOs of a scenario file.
+struct ScenarioParts {
+    streams: Vec<Stream>,
+    seed: u64,
+    interval: Duration,
+    warmup: Duration,
+    length: Option<Duration>,
+    info: lab_results::ScenarioInfo,
+    slo: Vec<lab_results::SloSpec>,
+}
 
-fn scenario_streams(path: &std::path::Path, _args: &Args) -> anyhow::Result<ScenarioParts> {
-    Err(bad_input(format!(
-        "{}: scenario files are not readable by `lab load` yet; use --rate and --duration",
-        path.display()
-    )))
+fn scenario_streams(path: &std::path::Path, args: &Args) -> anyhow::Result<ScenarioParts> {
+    let sc = lab_scenario::load(path, &args.set).map_err(|e| bad_input(e.to_string()))?;
+    let first = sc.services.first().map(|s| s.name.clone());
+    let mut streams = Vec::with_capacity(sc.traffic.len());
+    for (i, t) in sc.traffic.iter().enumerate() {
+        let service = t.service.clone().or_else(|| first.clone()).ok_or_else(|| {
+            bad_input(format!(
+                "{}: traffic[{i}] names no service and the scenario has none",
+                path.display()
+            ))
+        })?;
+        let declared = sc.services.iter().find(|s| s.name == service);
+        let model = match &args.model {
+            Some(m) => m.clone(),
+            None => declared
+                .and_then(|s| s.model.clone())
+                .unwrap_or_else(|| service.clone()),
+        };
+        streams.push(Stream {
+            spec: t.clone(),
+            index: i as u32,
+            service,
+            model,
+        });
+    }
+    let services: std::collections::BTreeSet<&str> =
+        streams.iter().map(|s| s.service.as_str()).collect();
+    if args.model.is_some() && services.len() > 1 {
+        return Err(bad_input(
+            "--model would send every stream to one model, but the scenario's traffic targets several services",
+        ));
+    }
+    let config = serde_json::to_value(&sc).context("echoing the scenario")?;
+    Ok(ScenarioParts {
+        streams,
+        seed: sc.run.seed,
+        interval: sc.run.interval.as_std(),
+        warmup: sc.run.warmup.as_std(),
+        length: sc.run.duration.map(|d| d.as_std()),
+        info: lab_results::ScenarioInfo {
+            name: sc.name.clone(),
+            file: path.display().to_string(),
+            overrides: args.set.clone(),
+            config,
+        },
+        slo: sc.slo.clone(),
+    })
 }
