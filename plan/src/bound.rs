@@ -1,0 +1,187 @@
+//! What can be said about a candidate without simulating it: a lower bound on
+//! its monthly cost, and whether its capacity is below the offered load (then
+//! it cannot hold a latency or error SLO over a run, and is not simulated).
+
+use lab_gpu::Sharing;
+use lab_scenario::{profile_for, GpuRequest, Scenario, ServiceSpec};
+use lab_traffic::Schedule;
+
+/// Hours in the month the simulator projects costs to.
+const MONTH_HOURS: f64 = 730.0;
+
+/// Pods that exist for the whole run: a fixed count, else `minReplicas`.
+fn steady_pods(svc: &ServiceSpec) -> u32 {
+    match &svc.autoscaler.fixed {
+        Some(f) if svc.autoscaler.kind() == "fixed" => f.replicas.unwrap_or(svc.min_replicas),
+        _ => svc.min_replicas,
+    }
+}
+
+/// The most pods a service can have.
+fn max_pods(svc: &ServiceSpec) -> u32 {
+    if svc.autoscaler.kind() == "fixed" {
+        steady_pods(svc)
+    } else {
+        svc.max_replicas
+    }
+}
+
+/// GPU slots of one node a pod with `req` can use (MIG instances of its profile,
+/// time-slicing or MPS replicas, whole GPUs).
+fn slots_per_node(pool: &lab_scenario::NodePoolSpec, req: &GpuRequest) -> f64 {
+    let per_gpu = match (&pool.sharing, req) {
+        (Sharing::Mig { layout }, GpuRequest::Mig(p)) => {
+            layout.iter().filter(|l| *l == p).count() as f64
+        }
+        (s, _) => f64::from(s.slots_per_gpu()),
+    };
+    per_gpu * f64::from(pool.gpus_per_node)
+}
+
+/// A lower bound on the monthly cost the simulator will report: every pool's
+/// `min_nodes`, plus the nodes that the steady pods need by CPU, memory and GPU
+/// slots (a bound for any packing), billed from the cluster autoscaler's first
+/// scan at the latest.
+pub fn cost_lower_bound(s: &Scenario) -> f64 {
+    let duration = s.duration().secs_f64().max(1e-9);
+    let ca = &s.cluster_autoscaler;
+    // Nodes the autoscaler adds are billed from creation, at most one scan (plus
+    // a second of slack) after the start.
+    let billed = if ca.enabled {
+        ((duration - 2.0 * ca.scan_interval.secs_f64() - 1.0) / duration).max(0.0)
+    } else {
+        0.0
+    };
+    let mut total = 0.0;
+    for pool in &s.node_pools {
+        let (mut cpu, mut mem, mut slots) = (0.0, 0.0, 0.0);
+        let mut slot_cap = f64::INFINITY;
+        for svc in &s.services {
+            if !svc.versions.is_empty() || s.pool_for(svc).map(|p| &p.name) != Some(&pool.name) {
+                continue;
+            }
+            let pods = f64::from(steady_pods(svc));
+            cpu += pods * svc.cpu_request();
+            mem += pods * svc.memory_request();
+            let req = svc.gpu_request();
+            let per_pod = match req {
+                GpuRequest::None => 0.0,
+                GpuRequest::Devices(n) => f64::from(n),
+                GpuRequest::Mig(_) => 1.0,
+            };
+            if per_pod > 0.0 {
+                slots += pods * per_pod;
+                slot_cap = slot_cap.min(slots_per_node(pool, &req));
+            }
+        }
+        let mut need: f64 = 0.0;
+        if pool.cpu.0 > 0.0 {
+            need = need.max((cpu / pool.cpu.0 - 1e-9).ceil());
+        }
+        if pool.memory.0 > 0.0 {
+            need = need.max((mem / pool.memory.0 - 1e-9).ceil());
+        }
+        if slots > 0.0 && slot_cap.is_finite() && slot_cap > 0.0 {
+            need = need.max((slots / slot_cap - 1e-9).ceil());
+        }
+        let need = need.min(f64::from(pool.max_nodes));
+        // The autoscaler never goes below min_nodes, so those are billed throughout.
+        let base = f64::from(pool.min_nodes);
+        let extra = (need - base).max(0.0);
+        total += pool.price_per_hour * MONTH_HOURS * (base + extra * billed);
+    }
+    total
+}
+
+/// Requests per second a service's pods can serve at most, from the latency
+/// profile at the best batch size, the pod count and how the pool shares GPUs.
+fn capacity_rps(s: &Scenario, svc: &ServiceSpec) -> Option<f64> {
+    let pool = s.pool_for(svc)?;
+    let req = svc.gpu_request();
+    let profile = profile_for(&svc.latency, pool, &req)?;
+    let max_batch = svc
+        .batching
+        .as_ref()
+        .map_or(1, |b| b.max_batch_size.max(1))
+        .min(profile.max_batch_size().max(1));
+    // Service time is piecewise linear in the batch size, so rows per second
+    // peaks at a profile point or at the largest batch allowed.
+    let mut per_exec: f64 = 0.0;
+    let sizes = profile
+        .points
+        .iter()
+        .map(|p| p.batch_size)
+        .filter(|b| *b <= max_batch)
+        .chain(std::iter::once(max_batch));
+    for b in sizes {
+        if let Some(t) = profile.mean_seconds(b).filter(|t| *t > 0.0) {
+            per_exec = per_exec.max(f64::from(b) / t);
+        }
+    }
+    let pods = f64::from(max_pods(svc));
+    let instances = f64::from(svc.batching.as_ref().map_or(1, |b| b.instances.max(1)));
+    let gpu_type = pool.gpu.as_deref().and_then(lab_gpu::gpu_type);
+    let cap = match (&req, &pool.sharing) {
+        (GpuRequest::None, _) => pods * instances * per_exec,
+        // A MIG slice runs at its share of the SMs unless the profile was
+        // measured on the slice itself.
+        (_, Sharing::Mig { layout }) => {
+            let slice = match &req {
+                GpuRequest::Mig(p) => Some(p.as_str()),
+                _ => layout.first().map(String::as_str),
+            };
+            let measured_on_slice = profile.gpu.contains('/');
+            let speed = match (gpu_type, slice) {
+                (Some(gt), Some(p)) if !measured_on_slice => {
+                    gt.mig_profile(p).map_or(1.0, |m| m.speed_fraction(gt))
+                }
+                _ => 1.0,
+            };
+            pods * per_exec * speed
+        }
+        // Pods sharing a GPU split it; at best each has a GPU to itself.
+        (GpuRequest::Devices(n), _) => {
+            let gpus = f64::from(pool.max_nodes) * f64::from(pool.gpus_per_node);
+            (pods * f64::from(*n)).min(gpus) * per_exec
+        }
+        (GpuRequest::Mig(_), _) => return None,
+    };
+    Some(cap)
+}
+
+/// Mean offered load per service over the run.
+fn offered_rps(s: &Scenario) -> Vec<f64> {
+    let mut out = vec![0.0; s.services.len()];
+    let duration = s.duration().secs_f64().max(1e-9);
+    for (i, stream) in s.traffic.iter().enumerate() {
+        if let Some(svc) = s.stream_service(i) {
+            out[svc] += Schedule::new(stream, 0, i as u32).expected_count() / duration;
+        }
+    }
+    out
+}
+
+/// `Some(reason)` when a service's mean offered load exceeds its capacity: the
+/// backlog then grows for the whole run and a latency or error-rate SLO cannot
+/// hold. `None` when the scenario has no such SLO or capacity is enough.
+pub fn overloaded(s: &Scenario) -> Option<String> {
+    let guards = s
+        .slo
+        .iter()
+        .any(|slo| slo.metric.is_latency() || slo.metric == lab_results::SloMetric::ErrorRate);
+    if !guards {
+        return None;
+    }
+    let offered = offered_rps(s);
+    for (svc, load) in s.services.iter().zip(offered) {
+        if let Some(cap) = capacity_rps(s, svc) {
+            if load > cap {
+                return Some(format!(
+                    "`{}` is offered {load:.0} req/s on average but can serve at most {cap:.0}",
+                    svc.name
+                ));
+            }
+        }
+    }
+    None
+}
