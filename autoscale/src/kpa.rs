@@ -474,9 +474,9 @@ impl Scaler {
     }
 }
 
-/// The PodAutoscaler's Active condition.
+/// The PodAutoscaler's Active condition and when it last changed.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Activity {
+pub enum Activity {
     Active(Time),
     Inactive(Time),
     Activating(Time),
@@ -635,22 +635,42 @@ impl Kpa {
 
     /// `scaler.scale`: bounds, initial scale and scale-to-zero. Returns (want, replicas to
     /// apply if any, a note for the reason).
-    fn pa_scale(&mut self, now: Time) -> (i64, Option<u32>, String) {
+    fn pa_scale(&self, now: Time) -> (i64, Option<u32>, String) {
+        self.apply_scale(now, self.desired_scale)
+    }
+
+    /// The PodAutoscaler's status: its Active condition, since when the activator has
+    /// been in the request path, and whether the target has reached its initial scale.
+    pub fn status(&self) -> (Activity, Option<Time>, bool) {
+        (self.activity, self.proxy_since, self.initialized)
+    }
+
+    /// Replaces the PodAutoscaler's status, e.g. to resume from a live cluster's state.
+    pub fn set_status(&mut self, activity: Activity, proxy_since: Option<Time>, initialized: bool) {
+        self.activity = activity;
+        self.proxy_since = proxy_since;
+        self.initialized = initialized;
+    }
+
+    /// Upstream's `scaler.scale`: what the reconciler makes of a desired scale (-1 =
+    /// unknown) given the current status: (want, replicas to set if any, a note).
+    pub fn apply_scale(&self, now: Time, desired: i64) -> (i64, Option<u32>, String) {
         let activating = matches!(self.activity, Activity::Activating(_));
-        if self.desired_scale < 0 && !activating {
-            return (self.desired_scale, None, String::new());
+        if desired < 0 && !activating {
+            return (desired, None, String::new());
         }
         let c = &self.config;
-        let mut min = c.min as i64;
+        // min-scale only binds a revision that receives traffic.
+        let mut min = if c.reachable { c.min as i64 } else { 0 };
         if c.initial_scale > 1 && !self.initialized {
             min = min.max(c.initial_scale as i64);
         }
-        let mut d = self.desired_scale.max(min);
+        let mut d = desired.max(min);
         if c.max > 0 {
             d = d.min(c.max as i64);
         }
         let mut note = String::new();
-        if d != self.desired_scale {
+        if d != desired {
             note = format!("bounded to {d}");
         }
         if d != 0 {
