@@ -15,8 +15,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(&args.manifest)
-        .map_err(|e| crate::exit::bad_input(format!("cannot read {}: {e}", args.manifest.display())))?;
+    let text = std::fs::read_to_string(&args.manifest).map_err(|e| {
+        crate::exit::bad_input(format!("cannot read {}: {e}", args.manifest.display()))
+    })?;
     let imported = lab_import::import_yaml(&text)
         .map_err(|e| crate::exit::bad_input(format!("{}: {e}", args.manifest.display())))?;
     for n in &imported.notes {
@@ -27,7 +28,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let toml = imported.to_toml();
     match &args.output {
-        Some(path) => std::fs::write(path, toml).with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, toml).with_context(|| format!("writing {}", path.display()))?
+        }
         None => print!("{toml}"),
     }
     Ok(crate::exit::PASS)
