@@ -654,6 +654,12 @@ impl Keda {
                 d.reason
             });
         }
+        if reasons.is_empty() {
+            reasons.push(format!(
+                "keda: no change, next step at {:.1}s",
+                self.next_decision().as_secs_f64()
+            ));
+        }
         Decision {
             desired: current,
             reason: reasons.join("; "),

@@ -120,3 +120,73 @@ proptest! {
         }
     }
 }
+
+fn pod_strategy() -> impl Strategy<Value = lab_autoscale::PodSample> {
+    use lab_autoscale::{PodPhase, PodSample, SignalValues};
+    (
+        0u8..3,
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(0u64..2000),
+        prop::option::of(0u64..2000),
+        0u64..4000,
+        prop::option::of((0.0f64..1e6, 0.0f64..1e4)),
+    )
+        .prop_map(|(phase, ready, deleting, start, tr, req, m)| PodSample {
+            phase: [PodPhase::Pending, PodPhase::Running, PodPhase::Failed][phase as usize],
+            ready,
+            deleting,
+            start: start.map(secs),
+            ready_transition: tr.map(secs),
+            cpu_request_milli: req,
+            memory_request_bytes: req * 1_000_000,
+            metrics: m.map(|(cpu, c)| SignalValues {
+                cpu_milli: cpu,
+                memory_bytes: cpu * 1e6,
+                concurrency: c,
+                rps: c,
+                queue_depth: c,
+                gpu_utilization: 50.0,
+            }),
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the cluster looks like, a due decision comes back (no panic) within bounds
+    /// and schedules the next one in the future.
+    #[test]
+    fn any_observation_gets_a_decision(
+        kind in 0usize..4,
+        steps in prop::collection::vec(
+            (prop::collection::vec(pod_strategy(), 0..8), 0u32..12, prop::option::of(0.0f64..1e4), 0u32..50, 1u64..40),
+            1..25,
+        ),
+    ) {
+        use lab_autoscale::{MetricError, Observation, SignalValues};
+        let text = [HPA_LEGACY, HPA_BEHAVIOR, KPA, KEDA][kind];
+        let b = Bounds { min: if kind < 2 { 1 } else { 0 }, max: 10 };
+        let mut a = build(text, b);
+        let mut now = secs(0);
+        for (pods, spec, total, queue, dt) in steps {
+            let totals = match total {
+                Some(v) => Ok(SignalValues { cpu_milli: v, concurrency: v, rps: v, queue_depth: v, ..SignalValues::default() }),
+                None => Err(MetricError("down".into())),
+            };
+            let obs = Observation { spec_replicas: spec, status_replicas: pods.len() as u32, pods: &pods, totals, activator_queue: queue };
+            if let Ok(t) = &obs.totals {
+                a.record(now, t, obs.ready_pods());
+            }
+            // Decide when due, as callers do.
+            if now >= a.next_decision() || a.wants_poke(&obs) {
+                let d = a.decide(now, &obs);
+                // Out-of-range spec replicas are brought back in range.
+                prop_assert!(d.desired <= b.max, "{} from {spec}: {}", d.desired, d.reason);
+                prop_assert!(!d.reason.is_empty());
+                prop_assert!(a.next_decision() > now, "{:?} not after {now:?}", a.next_decision());
+            }
+            now += secs(dt);
+        }
+    }
+}
