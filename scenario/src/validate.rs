@@ -335,10 +335,15 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
         }
         // The autoscaler's own checks assume sane bounds; bad bounds are reported above.
         let bounds_ok = svc.min_replicas <= svc.max_replicas;
-        for (path, msg) in svc.autoscaler.problems(Bounds {
-            min: svc.min_replicas,
-            max: svc.max_replicas,
-        }).into_iter().filter(|_| bounds_ok) {
+        for (path, msg) in svc
+            .autoscaler
+            .problems(Bounds {
+                min: svc.min_replicas,
+                max: svc.max_replicas,
+            })
+            .into_iter()
+            .filter(|_| bounds_ok)
+        {
             push(at().key("autoscaler").dotted(&path), msg);
         }
         for name in svc.resources.keys() {

@@ -110,8 +110,6 @@ impl<'s> Engine<'s> {
                 gpus_per_node: if gpu.is_some() { p.gpus_per_node } else { 0 },
                 cpu: p.cpu.0,
                 memory: p.memory.0,
-                gpu_memory: gpu.map_or(0.0, |g| g.memory_gib * GIB),
-                gpu_sms: gpu.map_or(1, |g| g.sms),
                 min_nodes: p.min_nodes,
                 max_nodes: p.max_nodes,
                 provisioning_ns: p.provisioning_time.nanos(),
@@ -613,7 +611,7 @@ impl<'s> Engine<'s> {
                 return;
             }
             let mut take = 0usize;
-            let mut rows = 0u32;
+            let rows: u32;
             let limit = if b.enabled { b.max_rows } else { 0 };
             if !b.enabled {
                 take = 1;
@@ -708,7 +706,6 @@ impl<'s> Engine<'s> {
         self.batches[id as usize] = Some(Batch {
             pod: p,
             reqs,
-            start: self.now,
             remaining: work,
             speed: 1.0,
             updated: self.now,

@@ -2,7 +2,6 @@
 //! the number of requests.
 
 use lab_results::{LatencyHistogram, RequestCounts};
-use std::collections::BTreeMap;
 
 /// Per-service (and per-version) figures.
 #[derive(Default)]
@@ -52,5 +51,4 @@ pub struct RunStats {
     pub cold_count: u64,
     pub requests_delayed: u64,
     pub events: u64,
-    pub failure_reasons: BTreeMap<String, u64>,
 }

@@ -167,8 +167,6 @@ pub struct Pool {
     pub gpus_per_node: u32,
     pub cpu: f64,
     pub memory: f64,
-    pub gpu_memory: f64,
-    pub gpu_sms: u32,
     pub min_nodes: u32,
     pub max_nodes: u32,
     pub provisioning_ns: u64,
@@ -187,7 +185,6 @@ pub struct Pool {
 pub struct Batch {
     pub pod: u32,
     pub reqs: Vec<Req>,
-    pub start: u64,
     /// Seconds of work left at full speed.
     pub remaining: f64,
     pub speed: f64,

@@ -24,7 +24,9 @@ fn mmc_mean_wait_matches_erlang_c() {
     let wq = erlang_c(c, lambda / mu) / (f64::from(c) * mu - lambda);
     assert!((wq - 0.002046).abs() < 2e-5, "formula check {wq}");
     let text = queue_scenario(lambda, 10.0, c, "exponential", 6);
-    let waits: Vec<f64> = (0..SEEDS).map(|s| run(&text, s).summary.queue_seconds.mean).collect();
+    let waits: Vec<f64> = (0..SEEDS)
+        .map(|s| run(&text, s).summary.queue_seconds.mean)
+        .collect();
     let (m, se) = mean_se(&waits);
     assert!(
         (m - wq).abs() < T99_9DF * se + 0.02 * wq,
@@ -38,7 +40,9 @@ fn md1_mean_wait_matches_pollaczek_khinchine() {
     let rho = lambda * d;
     let wq = rho * d / (2.0 * (1.0 - rho));
     let text = queue_scenario(lambda, 10.0, 1, "deterministic", 20);
-    let waits: Vec<f64> = (0..SEEDS).map(|s| run(&text, s).summary.queue_seconds.mean).collect();
+    let waits: Vec<f64> = (0..SEEDS)
+        .map(|s| run(&text, s).summary.queue_seconds.mean)
+        .collect();
     let (m, se) = mean_se(&waits);
     assert!(
         (m - wq).abs() < T99_9DF * se + 0.02 * wq,
@@ -52,10 +56,15 @@ fn mm1_sojourn_p99_matches_the_exponential_tail() {
     let (lambda, mu) = (70.0, 100.0);
     let p99 = 100f64.ln() / (mu - lambda);
     let text = queue_scenario(lambda, 10.0, 1, "exponential", 20);
-    let xs: Vec<f64> = (0..SEEDS).map(|s| run(&text, s).summary.latency_seconds.p99).collect();
+    let xs: Vec<f64> = (0..SEEDS)
+        .map(|s| run(&text, s).summary.latency_seconds.p99)
+        .collect();
     let (m, se) = mean_se(&xs);
     // HdrHistogram adds at most 0.1% quantisation.
-    assert!((m - p99).abs() < T99_9DF * se + 0.01 * p99, "p99 {m:.5} +- {se:.5} vs {p99:.5}");
+    assert!(
+        (m - p99).abs() < T99_9DF * se + 0.01 * p99,
+        "p99 {m:.5} +- {se:.5} vs {p99:.5}"
+    );
 }
 
 #[test]
@@ -75,5 +84,8 @@ fn littles_law_holds_for_the_queue() {
         ratios.push(lq / (lambda * r.summary.queue_seconds.mean));
     }
     let (m, se) = mean_se(&ratios);
-    assert!((m - 1.0).abs() < T99_9DF * se + 0.03, "L_q / (lambda W_q) = {m:.4} +- {se:.4}");
+    assert!(
+        (m - 1.0).abs() < T99_9DF * se + 0.03,
+        "L_q / (lambda W_q) = {m:.4} +- {se:.4}"
+    );
 }

@@ -76,7 +76,7 @@ proptest! {
         for p in &r.timeseries {
             for s in &p.services {
                 prop_assert!(s.desired_replicas <= max, "desired {} > max {max}", s.desired_replicas);
-                prop_assert!(s.ready_replicas <= max + 0, "ready {} > max {max}", s.ready_replicas);
+                prop_assert!(s.ready_replicas <= max, "ready {} > max {max}", s.ready_replicas);
             }
         }
         for e in r.scaling_events.iter().filter(|e| e.autoscaler == "hpa" || e.autoscaler == "kpa") {

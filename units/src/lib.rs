@@ -100,7 +100,7 @@ impl fmt::Display for Dur {
         if ns == 0 {
             return write!(f, "0s");
         }
-        if ns % 1_000_000_000 == 0 {
+        if ns.is_multiple_of(1_000_000_000) {
             let mut s = ns / 1_000_000_000;
             let h = s / 3600;
             s %= 3600;

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test file uses a different subset
 use lab_results::Results;
 use std::path::Path;
 
