@@ -260,23 +260,6 @@ fn summary(b: &mut String, r: &Results) {
     }
     b.push_str("</tbody></table></div>\n");
 
-    b.push_str(
-        "<div class=\"table-wrap\"><table><caption>Latency after warm-up</caption><thead><tr><th></th>\
-         <th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p95</th><th class=\"num\">p99</th>\
-         <th class=\"num\">p99.9</th><th class=\"num\">max</th><th class=\"num\">mean</th></tr></thead><tbody>\n",
-    );
-    for (k, l) in [
-        ("End to end", &s.latency_seconds),
-        ("Queue wait", &s.queue_seconds),
-    ] {
-        let _ = write!(b, "<tr><th>{k}</th>");
-        for v in [l.p50, l.p90, l.p95, l.p99, l.p999, l.max, l.mean] {
-            let _ = write!(b, "<td class=\"num\">{}</td>", esc(&format::seconds(v)));
-        }
-        b.push_str("</tr>\n");
-    }
-    b.push_str("</tbody></table></div>\n");
-
     let c = &r.cold_starts;
     let p = &c.phases_seconds;
     b.push_str("<div class=\"table-wrap\"><table><caption>Cold starts</caption><tbody>\n");
@@ -309,6 +292,23 @@ fn summary(b: &mut String, r: &Results) {
         let _ = writeln!(b, "<tr><th>{k}</th><td class=\"num\">{}</td></tr>", esc(&v));
     }
     b.push_str("</tbody></table></div>\n</div>\n");
+
+    b.push_str(
+        "<div class=\"table-wrap wide\"><table><caption>Latency after warm-up</caption><thead><tr><th></th>\
+         <th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p95</th><th class=\"num\">p99</th>\
+         <th class=\"num\">p99.9</th><th class=\"num\">max</th><th class=\"num\">mean</th></tr></thead><tbody>\n",
+    );
+    for (k, l) in [
+        ("End to end", &s.latency_seconds),
+        ("Queue wait", &s.queue_seconds),
+    ] {
+        let _ = write!(b, "<tr><th>{k}</th>");
+        for v in [l.p50, l.p90, l.p95, l.p99, l.p999, l.max, l.mean] {
+            let _ = write!(b, "<td class=\"num\">{}</td>", esc(&format::seconds(v)));
+        }
+        b.push_str("</tr>\n");
+    }
+    b.push_str("</tbody></table></div>\n");
 
     if !r.services.is_empty() {
         b.push_str(
