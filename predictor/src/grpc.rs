@@ -22,12 +22,18 @@ use pb::model_metadata_response::TensorMetadata;
 
 pub struct Service {
     app: Arc<App>,
+    max_message_bytes: usize,
 }
 
 pub fn server(app: Arc<App>, max_message_bytes: usize) -> GrpcInferenceServiceServer<Service> {
-    GrpcInferenceServiceServer::new(Service { app })
-        .max_decoding_message_size(max_message_bytes)
-        .max_encoding_message_size(usize::MAX)
+    GrpcInferenceServiceServer::new(Service {
+        app,
+        max_message_bytes,
+    })
+    // tonic refuses past this with OUT_OF_RANGE; up to it, `model_infer` answers
+    // RESOURCE_EXHAUSTED, the code gRPC servers use for an oversized message.
+    .max_decoding_message_size(max_message_bytes.saturating_mul(4))
+    .max_encoding_message_size(usize::MAX)
 }
 
 fn status(e: &ApiError) -> Status {
@@ -213,7 +219,18 @@ impl GrpcInferenceService for Service {
         let _inflight = Inflight::new(&self.app.metrics);
         let req = req.into_inner();
         let name = req.model_name.clone();
-        let result = self.infer(req).await;
+        let size = prost::Message::encoded_len(&req);
+        let result = if size > self.max_message_bytes {
+            Err(ApiError::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "request message is {size} bytes, over the limit of {} bytes",
+                    self.max_message_bytes
+                ),
+            ))
+        } else {
+            self.infer(req).await
+        };
         let code = result.as_ref().map_or_else(ApiError::http_status, |_| 200);
         let label = if self.app.model(&name, None).is_ok() {
             name.as_str()

@@ -225,3 +225,14 @@ def test_requests_counted_by_code(server):
     text = server.metrics()
     assert 'lab_predictor_requests_total{model="iris",code="400"}' in text
     assert 'lab_predictor_requests_total{model="iris",code="200"}' in text
+
+
+def test_grpc_message_over_the_limit_is_resource_exhausted(server):
+    g = grpcclient.InferenceServerClient(server.grpc)
+    i = grpcclient.InferInput("input", [13000, 4], "FP32")
+    i.set_data_from_numpy(np.zeros((13000, 4), dtype=np.float32))
+    with pytest.raises(InferenceServerException) as e:
+        g.infer("iris", [i])
+    assert "RESOURCE_EXHAUSTED" in str(e.value.status())
+    # The server is still fine afterwards.
+    assert g.is_server_ready()
