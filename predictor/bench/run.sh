@@ -41,8 +41,16 @@ print(f"{s['requestsPerSec']:.0f} {p['p50']*1e3:.2f} {p['p99']*1e3:.2f} {ok/tota
 PY
 }
 
-# In-process ONNX Runtime: the limit.
+# In-process ONNX Runtime: the limit, from Python and from Rust (our own session
+# code, through `calibrate`), one intra-op thread.
 python3 "$ROOT/predictor/bench/inprocess.py" "$MODEL" 3 1 64
+"$BIN" calibrate --model "$MODEL" --threads 1 --batch-sizes 1,64 --warmup 200 --repetitions 20000 -o "$WORK/cal.json" 2>/dev/null
+python3 - "$WORK/cal.json" <<'PY'
+import json, sys
+for p in json.load(open(sys.argv[1]))["points"]:
+    b = p["batch_size"]
+    print(f"inprocess-rust batch={b} rows_per_s_mean={b / p['mean_seconds']:.0f} rows_per_s_p50={b / p['p50_seconds']:.0f}")
+PY
 
 # lab-predictor, batching off and on (one intra-op thread, like the peer).
 "$BIN" serve --model "mlp=$MODEL" --host 127.0.0.1 --http-port 18280 --no-grpc --threads 1 --max-batch-size 1 >/dev/null 2>&1 &
