@@ -7,11 +7,13 @@ use crate::grpc::{
     self, ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ModelMetadataResponse,
 };
 use crate::payload::{self, Tensor, TensorSpec};
+use crate::pool::H1Pool;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::codegen::http::uri::PathAndQuery;
 
@@ -76,16 +78,26 @@ type HyperClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>
 /// A connection pool to the target.
 #[derive(Clone)]
 pub enum Client {
-    Http(HyperClient),
+    Http {
+        /// Metadata reads, and every request over HTTP/2.
+        hyper: HyperClient,
+        /// Requests over HTTP/1.1 (absent with `--http2`).
+        h1: Option<Arc<H1Pool>>,
+    },
     Grpc(tonic::client::Grpc<tonic::transport::Channel>),
 }
 
 /// Everything needed to send one stream's request, built once.
+// One per stream, so the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Template {
     Http {
         method: Method,
+        /// Absolute URI, for the HTTP/2 client.
         uri: Uri,
+        /// Path and query, for HTTP/1.1 connections (with `Host` in `headers`).
+        origin: Uri,
         headers: HeaderMap,
         body: Bytes,
     },
@@ -112,7 +124,21 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(90))
             .http2_only(config.http2)
             .build(connector);
-        Ok(Client::Http(client))
+        let h1 = if config.http2 {
+            None
+        } else {
+            let uri: Uri = config
+                .target
+                .parse()
+                .map_err(|e| LoadError::BadInput(format!("target `{}`: {e}", config.target)))?;
+            let host = uri.host().unwrap_or("localhost");
+            let port = uri.port_u16().unwrap_or(80);
+            Some(Arc::new(H1Pool::new(
+                format!("{host}:{port}"),
+                config.timeout,
+            )))
+        };
+        Ok(Client::Http { hyper: client, h1 })
     }
 
     /// Sends one request and reads the whole answer, within `timeout`.
@@ -131,20 +157,42 @@ impl Client {
     async fn send_inner(&self, template: &Template, seq: u64) -> Result<(), Failure> {
         match (self, template) {
             (
-                Client::Http(client),
+                Client::Http { h1: Some(pool), .. },
+                Template::Http {
+                    method,
+                    origin,
+                    headers,
+                    body,
+                    ..
+                },
+            ) => {
+                let mut conn = pool.checkout().await?;
+                let req = request(method, origin, headers, body, seq);
+                let resp = conn
+                    .send_request(req)
+                    .await
+                    .map_err(|_| Failure::Transport)?;
+                let status = resp.status();
+                // Read the body to the end so the connection can be reused.
+                resp.into_body()
+                    .collect()
+                    .await
+                    .map_err(|_| Failure::Transport)?;
+                pool.checkin(conn);
+                status_result(status)
+            }
+            (
+                Client::Http { hyper, h1: None },
                 Template::Http {
                     method,
                     uri,
                     headers,
                     body,
+                    ..
                 },
             ) => {
-                let mut req = Request::new(Full::new(body.clone()));
-                *req.method_mut() = method.clone();
-                *req.uri_mut() = uri.clone();
-                *req.headers_mut() = headers.clone();
-                req.headers_mut().insert(SEQ_HEADER, HeaderValue::from(seq));
-                let resp = client.request(req).await.map_err(|e| {
+                let req = request(method, uri, headers, body, seq);
+                let resp = hyper.request(req).await.map_err(|e| {
                     if e.is_connect() {
                         Failure::Connect
                     } else {
@@ -152,16 +200,11 @@ impl Client {
                     }
                 })?;
                 let status = resp.status();
-                // Read the body to the end so the connection can be reused.
                 resp.into_body()
                     .collect()
                     .await
                     .map_err(|_| Failure::Transport)?;
-                if status.is_success() {
-                    Ok(())
-                } else {
-                    Err(Failure::Http(status.as_u16()))
-                }
+                status_result(status)
             }
             (Client::Grpc(grpc), Template::Grpc(msg)) => {
                 let mut grpc = grpc.clone();
@@ -292,9 +335,21 @@ impl Client {
         let uri: Uri = url
             .parse()
             .map_err(|e| LoadError::BadInput(format!("request URL `{url}`: {e}")))?;
+        let origin: Uri = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .parse()
+            .map_err(|e| LoadError::BadInput(format!("request URL `{url}`: {e}")))?;
+        if let Some(authority) = uri.authority() {
+            let host = HeaderValue::from_str(authority.as_str())
+                .map_err(|e| LoadError::BadInput(format!("request URL `{url}`: {e}")))?;
+            headers.insert(header::HOST, host);
+        }
         Ok(Template::Http {
             method,
             uri,
+            origin,
             headers,
             body,
         })
@@ -306,7 +361,7 @@ impl Client {
         model: &str,
         timeout: Duration,
     ) -> Result<Vec<TensorSpec>, LoadError> {
-        let Client::Http(client) = self else {
+        let Client::Http { hyper: client, .. } = self else {
             return Err(LoadError::Run("REST metadata over a gRPC client".into()));
         };
         let url = format!("{base}/v2/models/{model}");
@@ -384,6 +439,29 @@ impl Client {
                 "gRPC ModelMetadata({model}): no answer within {timeout:?}"
             ))
         })?
+    }
+}
+
+fn request(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    seq: u64,
+) -> Request<Full<Bytes>> {
+    let mut req = Request::new(Full::new(body.clone()));
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri.clone();
+    *req.headers_mut() = headers.clone();
+    req.headers_mut().insert(SEQ_HEADER, HeaderValue::from(seq));
+    req
+}
+
+fn status_result(status: http::StatusCode) -> Result<(), Failure> {
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(Failure::Http(status.as_u16()))
     }
 }
 

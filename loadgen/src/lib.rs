@@ -34,6 +34,7 @@ mod output;
 mod pacer;
 mod payload;
 mod plan;
+mod pool;
 mod recorder;
 
 pub use client::{Failure, SEQ_HEADER};
