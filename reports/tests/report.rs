@@ -159,8 +159,12 @@ fn a_simulated_day_stays_light_and_keeps_its_spike() {
     });
     assert_eq!(r.timeseries.len(), 8640);
     let html = lab_reports::render_html(&[&r]).unwrap();
+    eprintln!(
+        "report of a simulated day at 10 s: {} KB",
+        html.len() / 1024
+    );
     assert!(
-        html.len() < 1_500_000,
+        html.len() < 600_000,
         "report of a day is {} bytes",
         html.len()
     );
@@ -206,8 +210,9 @@ fn a_simulated_day_stays_light_and_keeps_its_spike() {
         ..Spike::default()
     });
     let page = lab_reports::render_html(&[&r, &b, &c]).unwrap();
+    eprintln!("comparison of three such days: {} KB", page.len() / 1024);
     assert!(
-        page.len() < 3_000_000,
+        page.len() < 1_500_000,
         "comparison of three days is {} bytes",
         page.len()
     );
