@@ -6,6 +6,13 @@
 //! long series are thinned to a few points per pixel, so a simulated day stays
 //! a page of a few hundred kilobytes.
 //!
+//! Entry points: [`render_html`] / [`render_html_labeled`] (one run, or several
+//! overlaid), [`write_report`] (what `lab run` calls for `report.html`),
+//! [`load_results`] (errors name the file, the key path and the line), and
+//! [`RunVerdict::judge`] with [`junit`], [`markdown`] and [`verdict::to_json`]
+//! for `lab check`. The `fixtures` feature exposes a spike-shaped `Results`
+//! for other crates' tests.
+//!
 //! Architecture invariant: no network and no script in the page; the only I/O
 //! here is [`load`] and [`write_report`], which read and write the files the
 //! caller names.
