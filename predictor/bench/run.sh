@@ -18,7 +18,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-python3 "$ROOT/predictor/bench/make_bodies.py" "$WORK" 1 64 >/dev/null
+python3 "$ROOT/predictor/bench/make_bodies.py" "$WORK" 1 64 256 >/dev/null
 
 wait_ready() {
   for _ in $(seq 1 600); do curl -sf "$1/v2/health/ready" >/dev/null && return 0; sleep 0.1; done
@@ -43,8 +43,8 @@ PY
 
 # In-process ONNX Runtime: the limit, from Python and from Rust (our own session
 # code, through `calibrate`), one intra-op thread.
-python3 "$ROOT/predictor/bench/inprocess.py" "$MODEL" 3 1 64
-"$BIN" calibrate --model "$MODEL" --threads 1 --batch-sizes 1,64 --warmup 200 --repetitions 20000 -o "$WORK/cal.json" 2>/dev/null
+python3 "$ROOT/predictor/bench/inprocess.py" "$MODEL" 3 1 64 256
+"$BIN" calibrate --model "$MODEL" --threads 1 --batch-sizes 1,64,256 --warmup 200 --repetitions 20000 -o "$WORK/cal.json" 2>/dev/null
 python3 - "$WORK/cal.json" <<'PY'
 import json, sys
 for p in json.load(open(sys.argv[1]))["points"]:
@@ -55,7 +55,7 @@ PY
 # lab-predictor, batching off and on (one intra-op thread, like the peer).
 "$BIN" serve --model "mlp=$MODEL" --host 127.0.0.1 --http-port 18280 --no-grpc --threads 1 --max-batch-size 1 >/dev/null 2>&1 &
 PIDS+=($!)
-"$BIN" serve --model "mlp=$MODEL" --host 127.0.0.1 --http-port 18281 --no-grpc --threads 1 --max-batch-size 64 --max-queue-rows 4096 >/dev/null 2>&1 &
+"$BIN" serve --model "mlp=$MODEL" --host 127.0.0.1 --http-port 18281 --no-grpc --threads 1 --max-batch-size 256 --max-queue-rows 4096 >/dev/null 2>&1 &
 PIDS+=($!)
 # MLServer with the peer runtime; parallel_workers 0 because its worker pool dies at
 # start-up here ("There is no current event loop in thread 'MainThread'").
@@ -69,6 +69,7 @@ OURS=http://127.0.0.1:18280; OURS_B=http://127.0.0.1:18281; MLS=http://127.0.0.1
 wait_ready $OURS; wait_ready $OURS_B; wait_ready $MLS
 INFER=/v2/models/mlp/infer
 J1="$WORK/json-1.json"; B64="$WORK/bin-64.bin"; H64="Inference-Header-Content-Length: $(cat "$WORK/bin-64.len")"
+B256="$WORK/bin-256.bin"; H256="Inference-Header-Content-Length: $(cat "$WORK/bin-256.len")"
 J64="$WORK/json-64.json"
 
 # Warm every server up.
@@ -76,7 +77,7 @@ for u in $OURS $OURS_B $MLS; do DUR=2s load "$u$INFER" "$J1" application/json ""
 
 echo "saturation single-row c=32 (rps p50_ms p99_ms ok)"
 echo "  lab-predictor-nobatch $(load $OURS$INFER "$J1" application/json "" -c 32)"
-echo "  lab-predictor-batch64 $(load $OURS_B$INFER "$J1" application/json "" -c 32)"
+echo "  lab-predictor-batch256 $(load $OURS_B$INFER "$J1" application/json "" -c 32)"
 echo "  mlserver              $(load $MLS$INFER "$J1" application/json "" -c 32)"
 
 RATE=${RATE:-500}
@@ -85,9 +86,11 @@ echo "  lab-predictor-nobatch $(load $OURS$INFER "$J1" application/json "" -c 64
 echo "  mlserver              $(load $MLS$INFER "$J1" application/json "" -c 64 -q "$RATE" --latency-correction)"
 
 echo "dynamic batching, single-row requests c=256 (rps = rows/s, p50_ms p99_ms ok)"
-echo "  lab-predictor-batch64 $(load $OURS_B$INFER "$J1" application/json "" -c 256)"
+echo "  lab-predictor-batch256 $(load $OURS_B$INFER "$J1" application/json "" -c 256)"
 
 echo "client batches of 64 rows c=8 (rps x 64 = rows/s, p50_ms p99_ms ok)"
 echo "  lab-predictor-binary  $(load $OURS_B$INFER "$B64" application/octet-stream "$H64" -c 8)"
 echo "  lab-predictor-json    $(load $OURS_B$INFER "$J64" application/json "" -c 8)"
 echo "  mlserver-json         $(load $MLS$INFER "$J64" application/json "" -c 8)"
+echo "client batches of 256 rows c=8 (rps x 256 = rows/s, p50_ms p99_ms ok)"
+echo "  lab-predictor-binary  $(load $OURS_B$INFER "$B256" application/octet-stream "$H256" -c 8)"
