@@ -4,8 +4,14 @@
 //! Needs `scripts/install-test-deps.sh` (onnxruntime, tritonclient, pytest).
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// The suites time things against running servers: one at a time keeps them from
+/// competing for the CPU with each other.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn pytest(file: &str) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = env!("CARGO_MANIFEST_DIR");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&python)
