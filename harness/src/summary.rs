@@ -95,6 +95,9 @@ pub fn human(r: &Results, dir: &Path) -> String {
         }
     }
     let _ = writeln!(w, "  results      {}", dir.join("results.json").display());
+    if dir.join("report.html").exists() {
+        let _ = writeln!(w, "  report       {}", dir.join("report.html").display());
+    }
     o
 }
 

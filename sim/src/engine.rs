@@ -47,6 +47,7 @@ pub struct Engine<'s> {
     pub pools: Vec<Pool>,
     pub batches: Vec<Option<Batch>>,
     free_batches: Vec<u32>,
+    spare_vecs: Vec<Vec<Req>>,
     streams: Vec<(ArrivalIter, usize, Option<lab_traffic::Arrival>)>,
     rng_service: Rng,
     rng_route: Rng,
@@ -79,6 +80,7 @@ impl<'s> Engine<'s> {
             pools: Vec::new(),
             batches: Vec::new(),
             free_batches: Vec::new(),
+            spare_vecs: Vec::new(),
             streams: Vec::new(),
             rng_service: rng_for(seed, 1),
             rng_route: rng_for(seed, 2),
@@ -662,7 +664,8 @@ impl<'s> Engine<'s> {
             if take == 0 {
                 return;
             }
-            let reqs: Vec<Req> = self.pods[pi].queue.drain(..take).collect();
+            let mut reqs = self.spare_vecs.pop().unwrap_or_default();
+            reqs.extend(self.pods[pi].queue.drain(..take));
             self.pods[pi].queued_rows -= u64::from(rows);
             self.start_batch(p, reqs, rows);
         }
@@ -836,7 +839,8 @@ impl<'s> Engine<'s> {
         self.dep_outstanding(d, -n);
         self.deployments[d].completed_total += n as u64;
         let timeout = self.deployments[d].timeout_ns;
-        for r in b.reqs {
+        let mut reqs = b.reqs;
+        for r in reqs.drain(..) {
             let latency = self.now - r.arrival;
             if latency > timeout {
                 self.fail(r, "timeout");
@@ -844,6 +848,8 @@ impl<'s> Engine<'s> {
                 self.complete(r, latency);
             }
         }
+        // Batches reuse request buffers: no allocation per batch in steady state.
+        self.spare_vecs.push(reqs);
         self.dispatch(p);
         self.maybe_finish_drain(p);
     }

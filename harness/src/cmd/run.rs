@@ -44,6 +44,17 @@ pub struct Args {
     /// Do not write report.html beside results.json.
     #[arg(long)]
     pub no_report: bool,
+    /// Progress line on stderr for runs longer than a second: `auto` shows it
+    /// only when stderr is a terminal.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Always,
+    Never,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -69,7 +80,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let started = std::time::SystemTime::now();
     let wall = Instant::now();
-    let show_progress = std::io::stderr().is_terminal();
+    let show_progress = match args.progress {
+        ProgressArg::Auto => std::io::stderr().is_terminal(),
+        ProgressArg::Always => true,
+        ProgressArg::Never => false,
+    };
+    // On a terminal the line rewrites itself; in a log each update is its own line.
+    let (line_start, line_end) = if std::io::stderr().is_terminal() { ("\r", "") } else { ("", "\n") };
     let mut last_line = Instant::now();
     let mut progress = |p: lab_sim::Progress| {
         if show_progress
@@ -79,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             last_line = Instant::now();
             let rate = p.events as f64 / wall.elapsed().as_secs_f64();
             eprint!(
-                "\r  simulated {} / {} ({:.0}%), {:.1}M events/s   ",
+                "{line_start}  simulated {} / {} ({:.0}%), {:.1}M events/s   {line_end}",
                 lab_units::Dur(p.sim_ns / 1_000_000_000 * 1_000_000_000),
                 lab_units::Dur(p.end_ns),
                 100.0 * p.sim_ns as f64 / p.end_ns.max(1) as f64,
@@ -93,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     };
     let out = lab_sim::simulate(&scenario, seed, &mut progress);
-    if show_progress && wall.elapsed().as_secs_f64() > 1.0 {
+    if show_progress && line_end.is_empty() && wall.elapsed().as_secs_f64() > 1.0 {
         eprintln!();
     }
     let elapsed = wall.elapsed().as_secs_f64();
@@ -142,8 +159,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 /// report.html beside results.json.
 fn write_report(results: &lab_results::Results, dir: &std::path::Path) -> anyhow::Result<()> {
-    let _ = (results, dir);
-    Ok(())
+    let path = dir.join("report.html");
+    lab_reports::write_report(&path, results).with_context(|| format!("writing {}", path.display()))
 }
 
 /// `2026-11-24T15:31:36Z` from the system clock, without a date library.
