@@ -414,9 +414,23 @@ fn nest(values: &[Value], dims: &[i64]) -> Value {
 
 /// One JSON value per row of an output.
 fn rows_of(data: &TensorData, shape: &[i64]) -> Vec<Value> {
-    let flat = match serde_json::to_value(data) {
-        Ok(Value::Array(v)) => v,
-        _ => Vec::new(),
+    let flat = match data {
+        // Widening f32 to f64 would print 0.9816568493843079 for 0.98165685; go
+        // through the f32's shortest decimal instead.
+        TensorData::Fp32(v) => v
+            .iter()
+            .map(|x| {
+                x.to_string()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Null, Value::Number)
+            })
+            .collect(),
+        _ => match serde_json::to_value(data) {
+            Ok(Value::Array(v)) => v,
+            _ => Vec::new(),
+        },
     };
     let rows = shape.first().copied().unwrap_or(1).max(1) as usize;
     let per_row = (flat.len() / rows).max(1);
