@@ -236,3 +236,26 @@ def test_grpc_message_over_the_limit_is_resource_exhausted(server):
     assert "RESOURCE_EXHAUSTED" in str(e.value.status())
     # The server is still fine afterwards.
     assert g.is_server_ready()
+
+
+def test_grpc_typed_contents_without_raw_bytes(server):
+    # tritonclient always sends raw bytes; the typed InferTensorContents path is
+    # exercised with the protocol's own messages.
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    x = sample_inputs("linear64", rows=2)["x"]
+    req = service_pb2.ModelInferRequest(model_name="linear64")
+    t = req.inputs.add(name="x", datatype="FP64", shape=[2, 3])
+    t.contents.fp64_contents.extend(x.ravel().tolist())
+    with grpc.insecure_channel(server.grpc) as ch:
+        resp = service_pb2_grpc.GRPCInferenceServiceStub(ch).ModelInfer(req)
+        got = np.frombuffer(resp.raw_output_contents[0], dtype=np.float64).reshape(list(resp.outputs[0].shape))
+        np.testing.assert_allclose(got, reference("linear64", {"x": x})["variable"], rtol=1e-12)
+        bad = service_pb2.ModelInferRequest(model_name="int32")
+        b = bad.inputs.add(name="ids", datatype="INT32", shape=[1, 3])
+        b.contents.int_contents.extend([1, 2])
+        with pytest.raises(grpc.RpcError) as e:
+            service_pb2_grpc.GRPCInferenceServiceStub(ch).ModelInfer(bad)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "'ids'" in e.value.details() and "3 elements" in e.value.details()
