@@ -182,9 +182,19 @@ pub fn profile_for<'a>(
 }
 
 /// Every semantic problem, with the key path it concerns.
+/// Most nodes or replicas one scenario may ask for.
+const LIMIT: u32 = 10_000;
+/// Highest request rate a phase may ask for (req/s).
+const MAX_RATE: f64 = 1e7;
+
 pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
-    let mut out: Vec<(KeyPath, String)> = Vec::new();
-    let mut push = |p: KeyPath, m: String| out.push((p, m));
+    let out: std::cell::RefCell<Vec<(KeyPath, String)>> = Default::default();
+    let push = |p: KeyPath, m: String| out.borrow_mut().push((p, m));
+    let out_has = |m: &str| {
+        out.borrow()
+            .iter()
+            .any(|(_, x)| x.contains(m) || m.contains(x.as_str()))
+    };
     let root = KeyPath::new;
 
     if s.name.trim().is_empty() {
@@ -271,6 +281,24 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
             }
             _ => {}
         }
+        if p.max_nodes > LIMIT {
+            push(
+                at().key("max_nodes"),
+                format!(
+                    "{} is more nodes than lab simulates (at most {LIMIT})",
+                    p.max_nodes
+                ),
+            );
+        }
+        if p.gpus_per_node > 64 {
+            push(
+                at().key("gpus_per_node"),
+                format!(
+                    "{} GPUs per node is more than any node has (at most 64)",
+                    p.gpus_per_node
+                ),
+            );
+        }
         if p.min_nodes > p.max_nodes {
             push(
                 at().key("max_nodes"),
@@ -330,6 +358,15 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
                 ),
             );
         }
+        if svc.max_replicas > LIMIT {
+            push(
+                at().key("maxReplicas"),
+                format!(
+                    "{} is more replicas than lab simulates (at most {LIMIT})",
+                    svc.max_replicas
+                ),
+            );
+        }
         if svc.max_replicas == 0 {
             push(at().key("maxReplicas"), "must be at least 1".into());
         }
@@ -345,6 +382,24 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
             .filter(|_| bounds_ok)
         {
             push(at().key("autoscaler").dotted(&path), msg);
+        }
+        // Whatever the autoscaler itself refuses is an input problem too.
+        if bounds_ok && svc.max_replicas > 0 {
+            if let Err(errors) = lab_autoscale::Autoscaler::new(
+                &svc.autoscaler,
+                Bounds {
+                    min: svc.min_replicas,
+                    max: svc.max_replicas,
+                },
+                svc.container_concurrency,
+                std::time::Duration::ZERO,
+            ) {
+                for e in errors {
+                    if !out_has(&e) {
+                        push(at().key("autoscaler"), e);
+                    }
+                }
+            }
         }
         for name in svc.resources.keys() {
             if !KNOWN_RESOURCES.contains(&name.as_str()) && !name.starts_with(MIG_RESOURCE_PREFIX) {
@@ -520,6 +575,21 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
             for (field, msg) in ph.problems() {
                 push(at().key("phases").index(j).key(field), msg);
             }
+            let peak = match ph {
+                lab_traffic::Phase::Constant { rate, .. } => *rate,
+                lab_traffic::Phase::Ramp { from, to, .. } => from.max(*to),
+                lab_traffic::Phase::Spike {
+                    base, multiplier, ..
+                } => base * multiplier.max(1.0),
+                lab_traffic::Phase::Diurnal { peak, .. } => *peak,
+                _ => 0.0,
+            };
+            if peak > MAX_RATE {
+                push(
+                    at().key("phases").index(j),
+                    format!("a peak of {peak} req/s is more than lab simulates (at most {MAX_RATE}); split the load over services or shards"),
+                );
+            }
         }
     }
 
@@ -544,7 +614,7 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
             }
         }
     }
-    out
+    out.into_inner()
 }
 
 fn service_names(s: &Scenario) -> String {
