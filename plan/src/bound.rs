@@ -139,14 +139,67 @@ fn capacity_rps(s: &Scenario, svc: &ServiceSpec) -> Option<f64> {
             };
             pods * per_exec * speed
         }
-        // Pods sharing a GPU split it; at best each has a GPU to itself.
+        // Pods sharing a GPU split it (time-slicing, MPS): capacity is per
+        // physical GPU, and at best each pod has a GPU to itself.
         (GpuRequest::Devices(n), _) => {
-            let gpus = f64::from(pool.max_nodes) * f64::from(pool.gpus_per_node);
+            let gpus = f64::from(gpus_at_most(s, pool)) * f64::from(pool.gpus_per_node);
             (pods * f64::from(*n)).min(gpus) * per_exec
         }
         (GpuRequest::Mig(_), _) => return None,
     };
     Some(cap)
+}
+
+/// Pods of `svc` one node of `pool` holds, by CPU, memory and GPU slots.
+fn pods_per_node(pool: &lab_scenario::NodePoolSpec, svc: &ServiceSpec) -> u32 {
+    let mut n = f64::INFINITY;
+    let fits = |have: f64, want: f64| {
+        if want > 0.0 {
+            (have / want + 1e-9).floor()
+        } else {
+            f64::INFINITY
+        }
+    };
+    n = n.min(fits(pool.cpu.0, svc.cpu_request()));
+    n = n.min(fits(pool.memory.0, svc.memory_request()));
+    let req = svc.gpu_request();
+    let per_pod = match req {
+        GpuRequest::None => 0.0,
+        GpuRequest::Devices(d) => f64::from(d),
+        GpuRequest::Mig(_) => 1.0,
+    };
+    n = n.min(fits(slots_per_node(pool, &req), per_pod));
+    if n.is_finite() {
+        n.max(0.0) as u32
+    } else {
+        u32::MAX
+    }
+}
+
+/// Nodes a pool can have while serving. When the pool's only tenant is a
+/// service with a fixed replica count, the cluster autoscaler adds nodes for
+/// its pending pods only, packed `pods_per_node` to a node, so the pool never
+/// holds more than that (or its starting nodes); otherwise `max_nodes`.
+fn gpus_at_most(s: &Scenario, pool: &lab_scenario::NodePoolSpec) -> u32 {
+    let tenants: Vec<&ServiceSpec> = s
+        .services
+        .iter()
+        .filter(|svc| s.pool_for(svc).map(|p| &p.name) == Some(&pool.name))
+        .collect();
+    if let [svc] = tenants.as_slice() {
+        if svc.autoscaler.kind() == "fixed" && svc.versions.is_empty() {
+            let per = pods_per_node(pool, svc).max(1);
+            let start = pool
+                .initial_nodes
+                .unwrap_or(pool.min_nodes)
+                .max(pool.min_nodes);
+            return steady_pods(svc)
+                .div_ceil(per)
+                .max(start)
+                .min(pool.max_nodes);
+        }
+    }
+    pool.max_nodes
 }
 
 /// Mean offered load per service over the run.

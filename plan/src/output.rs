@@ -200,9 +200,9 @@ pub fn html(o: &Outcome, r: &Ranking, problem: &Problem, p99_bound: Option<f64>)
         chart::pareto_svg(o, r, p99_bound).unwrap_or_else(|e| format!("<p>chart: {}</p>", esc(&e)));
     let mut rows = String::new();
     let mut add = |e: &Evaluation, rank: String| {
-        let _ = write!(
+        let _ = writeln!(
             rows,
-            "<tr class=\"{}\"><td>{rank}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr class=\"{}\"><td>{rank}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{}</td><td>{}</td></tr>",
             if e.passed() { "pass" } else { "fail" },
             usd(e.monthly_cost_usd()),
             ms(e.p99_seconds()),

@@ -18,9 +18,10 @@ pub struct Ranking<'a> {
 pub fn rank(outcome: &Outcome, nearest: usize) -> Ranking<'_> {
     let mut passing: Vec<&Evaluation> = outcome.evaluated.iter().filter(|e| e.passed()).collect();
     passing.sort_by(|a, b| {
-        a.monthly_cost_usd()
-            .total_cmp(&b.monthly_cost_usd())
-            .then(a.id.cmp(&b.id))
+        let (ka, kb) = (a.key(), b.key());
+        ka.0.cmp(&kb.0)
+            .then(ka.1.total_cmp(&kb.1))
+            .then(ka.2.cmp(&kb.2))
     });
     let mut failing: Vec<&Evaluation> = outcome.evaluated.iter().filter(|e| !e.passed()).collect();
     failing.sort_by(|a, b| {

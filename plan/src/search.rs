@@ -135,10 +135,22 @@ impl Evaluation {
         out.dedup();
         out
     }
-    /// Ranking key: cheaper first, then grid position.
-    fn key(&self) -> (f64, usize) {
-        (self.monthly_cost_usd(), self.id)
+    /// Ranking key: cheaper (to the cent) first, then lower p99, then grid
+    /// position. Whole-node prices make exact cost ties common.
+    pub fn key(&self) -> (i64, f64, usize) {
+        (cents(self.monthly_cost_usd()), self.p99_seconds(), self.id)
     }
+}
+
+fn cents(usd: f64) -> i64 {
+    (usd * 100.0).round() as i64
+}
+
+fn by_key(a: &Evaluation, b: &Evaluation) -> std::cmp::Ordering {
+    let (ka, kb) = (a.key(), b.key());
+    ka.0.cmp(&kb.0)
+        .then(ka.1.total_cmp(&kb.1))
+        .then(ka.2.cmp(&kb.2))
 }
 
 /// Everything the search found.
@@ -212,7 +224,7 @@ impl<'a> State<'a> {
         self.evals
             .values()
             .filter(|e| e.passed())
-            .min_by(|a, b| a.key().partial_cmp(&b.key()).expect("finite costs"))
+            .min_by(|a, b| by_key(a, b))
     }
 
     /// Simulates `jobs` (candidate id, seed) in parallel; results in input order.
@@ -257,7 +269,7 @@ impl<'a> State<'a> {
 
     /// The next candidate worth simulating in one group (the other knobs fixed,
     /// `ids` along the monotone knob), or `None` when the group is settled.
-    fn next_probe(&mut self, ids: &[usize], best: Option<(f64, usize)>) -> Option<(f64, usize)> {
+    fn next_probe(&mut self, ids: &[usize], best: Option<i64>) -> Option<(f64, usize)> {
         let monotone = ids.len() > 1;
         let mut cut = ids.len();
         loop {
@@ -296,7 +308,15 @@ impl<'a> State<'a> {
                 })
                 .collect();
             if open.is_empty() {
-                return None;
+                // Above the lowest pass everything passes and costs at least as
+                // much; only those that may cost the same (several pods per
+                // node) can still win, on p99.
+                return if monotone && pass_known {
+                    self.tie_probe(ids, hi, cut)
+                        .filter(|(lb, _)| best.is_none_or(|b| cents(*lb) <= b))
+                } else {
+                    None
+                };
             }
             // Gallop up from the cheapest open position until something passes,
             // then bisect between the last failure and the first pass.
@@ -311,8 +331,8 @@ impl<'a> State<'a> {
                 Static::Invalid(_) | Static::Overloaded(_) => continue,
                 Static::Ready { lb, .. } => {
                     let lb = *lb;
-                    // Cannot beat the best: neither can anything above it.
-                    if best.is_some_and(|b| (lb, id) > b) {
+                    // Cannot beat or tie the best: neither can anything above it.
+                    if best.is_some_and(|b| cents(lb) > b) {
                         cut = p;
                         continue;
                     }
@@ -320,6 +340,31 @@ impl<'a> State<'a> {
                 }
             }
         }
+    }
+}
+
+impl State<'_> {
+    /// The first unsimulated position above the lowest pass `first_pass` whose
+    /// cost bound does not exceed that pass's cost.
+    fn tie_probe(&mut self, ids: &[usize], first_pass: usize, cut: usize) -> Option<(f64, usize)> {
+        let pass_cost = cents(self.evals.get(&ids[first_pass])?.monthly_cost_usd());
+        for &id in &ids[first_pass + 1..cut.max(first_pass + 1)] {
+            if let Some(e) = self.evals.get(&id) {
+                if e.passed() {
+                    continue;
+                }
+                return None;
+            }
+            match self.static_of(id) {
+                Static::Invalid(_) => continue,
+                Static::Overloaded(_) => return None,
+                Static::Ready { lb, .. } => {
+                    let lb = *lb;
+                    return (cents(lb) <= pass_cost).then_some((lb, id));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -367,7 +412,7 @@ pub fn search(problem: &Problem, space: &Space, progress: &mut dyn FnMut(&Progre
     let budget = settings.budget.unwrap_or(usize::MAX);
     let mut budget_exhausted = false;
     loop {
-        let best = st.best().map(|e| e.key());
+        let best = st.best().map(|e| cents(e.monthly_cost_usd()));
         let mut probes: Vec<(f64, usize)> = Vec::new();
         for g in &groups {
             if let Some(p) = st.next_probe(g, best) {
@@ -380,7 +425,7 @@ pub fn search(problem: &Problem, space: &Space, progress: &mut dyn FnMut(&Progre
             // Settled on one seed: re-run the cheapest passing candidates with
             // the other seeds so a lucky seed does not win.
             let mut passing: Vec<&Evaluation> = st.evals.values().filter(|e| e.passed()).collect();
-            passing.sort_by(|a, b| a.key().partial_cmp(&b.key()).expect("finite costs"));
+            passing.sort_by(|a, b| by_key(a, b));
             passing
                 .iter()
                 .take(settings.finalists)
@@ -472,7 +517,7 @@ fn finish(st: State, seeds: Vec<u64>, budget_exhausted: bool) -> Outcome {
         .evals
         .values()
         .filter(|e| e.passed() && e.runs.len() == n)
-        .min_by(|a, b| a.key().partial_cmp(&b.key()).expect("finite costs"))
+        .min_by(|a, b| by_key(a, b))
         .map(|e| e.id);
     let mut invalid = Vec::new();
     let mut overloaded = Vec::new();
