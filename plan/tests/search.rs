@@ -211,6 +211,12 @@ fn search_matches_the_exhaustive_grid_with_fewer_simulations() {
         all.winner.is_some(),
         "the space has a passing configuration"
     );
+    let failing = all.evaluated.iter().filter(|e| !e.passed()).count();
+    assert!(
+        failing >= 4 && failing + 4 <= all.evaluated.len(),
+        "a space worth searching: {failing} of {} fail",
+        all.evaluated.len()
+    );
     assert_eq!(winner_key(&found), winner_key(&all));
     assert!(
         found.simulations < all.simulations / 2,
