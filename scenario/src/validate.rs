@@ -445,7 +445,7 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
                 .map(|(_, t)| t.rows_per_request)
                 .max()
                 .unwrap_or(1);
-            let mut check_profile = |specs: &[crate::spec::LatencySpec], base: KeyPath| {
+            let check_profile = |specs: &[crate::spec::LatencySpec], base: KeyPath| {
                 match profile_for(specs, pool, &req) {
                     None if specs.iter().all(|l| l.resolved.is_some()) => push(
                         base,
