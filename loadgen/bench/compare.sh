@@ -16,6 +16,7 @@ SERVER=${SERVER:-$TARGET_DIR/release/examples/trivial_server}
 PORT=${PORT:-8099}
 URL="http://127.0.0.1:$PORT/"
 OUT=$(mktemp -d)
+HERE=$(cd "$(dirname "$0")" && pwd)
 # Two cores: the server gets CPU 0, every load generator CPU 1.
 SRV_CPU=${SRV_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
@@ -29,11 +30,11 @@ max_lab() {
   # Open loop far above capacity; completions per second is the ceiling.
   taskset -c "$GEN_CPU" "$LAB" load --protocol http --target "$URL" --rate "$1" \
     --duration "${SECS}s" --max-in-flight "$CONN" --timeout 5s --json --out "$OUT/lab.json" \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"throughput_rps\"]:.0f} {r[\"refused\"]} {r[\"send_lag_seconds\"][\"p99\"]*1e3:.3f} {r[\"late_over_1ms_fraction\"]*100:.3f}")'
+    | python3 "$HERE/summarize.py" lab
 }
 max_oha() {
   taskset -c "$GEN_CPU" oha -z "${SECS}s" -c "$CONN" --no-tui --output-format json "$URL" \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"summary\"][\"requestsPerSec\"]:.0f}")'
+    | python3 "$HERE/summarize.py" oha
 }
 max_wrk() {
   taskset -c "$GEN_CPU" wrk -t1 -c"$CONN" -d"${SECS}s" "$URL" | awk '/Requests\/sec/ {printf "%.0f\n", $2}'
@@ -41,12 +42,12 @@ max_wrk() {
 fixed_lab() {
   # rate, then: achieved rps, refused, send-lag p50/p99/max (ms), % late > 1 ms
   taskset -c "$GEN_CPU" "$LAB" load --protocol http --target "$URL" --rate "$1" \
-    --duration "${SECS}s" --max-in-flight "$CONN" --timeout 5s --json --out "$OUT/lab.json" \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); g=r["send_lag_seconds"]; print(f"{r[\"throughput_rps\"]:.0f} {r[\"refused\"]} {g[\"p50\"]*1e3:.3f} {g[\"p99\"]*1e3:.3f} {g[\"max\"]*1e3:.3f} {r[\"late_over_1ms_fraction\"]*100:.3f}")'
+    --duration "${SECS}s" --max-in-flight 1024 --timeout 5s --json --out "$OUT/lab.json" \
+    | python3 "$HERE/summarize.py" lab
 }
 fixed_oha() {
   taskset -c "$GEN_CPU" oha -z "${SECS}s" -c "$CONN" -q "$1" --latency-correction --no-tui --output-format json "$URL" \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); s=r["summary"]; p=r["latencyPercentiles"]; print(f"{s[\"requestsPerSec\"]:.0f} p99={p[\"p99\"]*1e3:.3f}ms")'
+    | python3 "$HERE/summarize.py" oha
 }
 
 echo "# $(date -u +%FT%TZ) secs=$SECS rounds=$ROUNDS connections=$CONN cpus: server=$SRV_CPU generators=$GEN_CPU"
@@ -55,10 +56,10 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "round $r"
   echo "  wrk  max rps: $(max_wrk)"
   echo "  oha  max rps: $(max_oha)"
-  echo "  lab  max (open loop at 200k offered): rps refused lag_p99_ms late% = $(max_lab 200000)"
+  echo "  lab  max (open loop, 200k/s offered): $(max_lab 200000)"
   for rate in ${RATES:-20000 30000 40000}; do
-    echo "  lab  fixed $rate: rps refused lag_p50 lag_p99 lag_max(ms) late% = $(fixed_lab "$rate")"
+    echo "  lab  fixed $rate/s: $(fixed_lab "$rate")"
   done
-  echo "  oha  fixed 20000 (-q, latency correction): $(fixed_oha 20000)"
+  echo "  oha  fixed 20000/s (-q, latency correction): $(fixed_oha 20000)"
 done
 echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)"

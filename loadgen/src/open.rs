@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Replays the plan; returns the instant (ns from start) at which `stop` cut it
 /// short, or `None` when it ran to the end.
@@ -28,42 +28,32 @@ pub async fn run(
     let pacer = {
         let (shared, slots, halt) = (shared.clone(), slots.clone(), halt.clone());
         tokio::task::spawn_blocking(move || {
-            pace(
-                arrivals,
-                shared.start,
-                &halt,
-                |p: Planned, _due: Instant| {
-                    let intended_ns = p.arrival.at_ns;
-                    match slots.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            shared.recorder().dispatched(p.stream, intended_ns);
-                            let shared = shared.clone();
-                            runtime.spawn(async move {
-                                let sent = Instant::now();
-                                let result = shared
-                                    .client
-                                    .send(
-                                        &shared.templates[p.stream],
-                                        p.arrival.seq,
-                                        shared.timeout,
-                                    )
-                                    .await;
-                                let done = Instant::now();
-                                let outcome = Outcome {
-                                    stream: p.stream,
-                                    intended_ns,
-                                    sent_ns: shared.since_start(sent),
-                                    done_ns: shared.since_start(done),
-                                    result,
-                                };
-                                shared.recorder().finished(&outcome);
-                                drop(permit);
-                            });
+            pace(arrivals, shared.start, &halt, |due: &mut Vec<Planned>| {
+                let mut batch = Vec::with_capacity(due.len());
+                {
+                    let mut rec = shared.recorder();
+                    for p in due.iter() {
+                        match slots.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                rec.dispatched(p.stream, p.arrival.at_ns);
+                                batch.push((*p, permit));
+                            }
+                            Err(_) => rec.refused(p.stream, p.arrival.at_ns),
                         }
-                        Err(_) => shared.recorder().refused(p.stream, intended_ns),
                     }
-                },
-            )
+                }
+                if batch.is_empty() {
+                    return;
+                }
+                // One hand-over to the runtime per batch; the requests are then
+                // spawned from inside it, which is cheaper than from this thread.
+                let shared = shared.clone();
+                runtime.spawn(async move {
+                    for (p, permit) in batch {
+                        tokio::spawn(send_one(shared.clone(), p, permit));
+                    }
+                });
+            })
         })
     };
     tokio::pin!(pacer);
@@ -90,4 +80,22 @@ pub async fn run(
     )
     .await;
     Ok(stopped_at)
+}
+
+async fn send_one(shared: Arc<Shared>, p: Planned, permit: OwnedSemaphorePermit) {
+    let sent = Instant::now();
+    let result = shared
+        .client
+        .send(&shared.templates[p.stream], p.arrival.seq, shared.timeout)
+        .await;
+    let done = Instant::now();
+    let outcome = Outcome {
+        stream: p.stream,
+        intended_ns: p.arrival.at_ns,
+        sent_ns: shared.since_start(sent),
+        done_ns: shared.since_start(done),
+        result,
+    };
+    shared.recorder().finished(&outcome);
+    drop(permit);
 }

@@ -132,10 +132,7 @@ impl Recorder {
         for st in [&mut self.overall, &mut self.per_service[s]] {
             st.counts.arrived += 1;
             st.counts.failed += 1;
-            *st.counts
-                .failed_by_reason
-                .entry(REFUSED.into())
-                .or_default() += 1;
+            bump(&mut st.counts.failed_by_reason, REFUSED);
         }
         let p = self.point(intended_ns);
         p.arrivals += 1;
@@ -164,7 +161,7 @@ impl Recorder {
                 }
                 Err(f) => {
                     st.counts.failed += 1;
-                    *st.counts.failed_by_reason.entry(f.key()).or_default() += 1;
+                    bump(&mut st.counts.failed_by_reason, &f.key());
                 }
             }
         }
@@ -274,6 +271,17 @@ impl Recorder {
                 node_pools: Vec::new(),
             })
             .collect()
+    }
+}
+
+/// Adds one to a reason's count without allocating its key after the first time
+/// (refusals can come by the hundred thousand a second).
+fn bump(reasons: &mut std::collections::BTreeMap<String, u64>, key: &str) {
+    match reasons.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            reasons.insert(key.to_string(), 1);
+        }
     }
 }
 
