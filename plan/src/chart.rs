@@ -35,7 +35,8 @@ pub fn pareto_svg(o: &Outcome, r: &Ranking, p99_bound: Option<f64>) -> Result<St
     let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
         (a.min(y), b.max(y))
     });
-    let (y0, y1) = (y0 / 1.5, y1 * 1.5);
+    // Start the log axis at a power of ten: plotters labels decades from there.
+    let (y0, y1) = (10f64.powf((y0 / 1.2).log10().floor()), y1 * 1.5);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 400)).into_drawing_area();
@@ -49,6 +50,7 @@ pub fn pareto_svg(o: &Outcome, r: &Ranking, p99_bound: Option<f64>) -> Result<St
             .map_err(|x| e(&x))?;
         chart
             .configure_mesh()
+            .y_labels(12)
             .x_desc("monthly cost (USD)")
             .y_desc("p99 latency (ms)")
             .x_label_formatter(&|v| format!("${v:.0}"))

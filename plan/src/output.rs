@@ -105,6 +105,9 @@ pub fn table(o: &Outcome, r: &Ranking, dir: Option<&std::path::Path>) -> String 
         }
     }
     let _ = writeln!(out, "\nPareto front, monthly cost against p99:");
+    if r.front.is_empty() {
+        let _ = writeln!(out, "  nothing was simulated");
+    }
     for e in &r.front {
         let _ = writeln!(
             out,
@@ -233,7 +236,7 @@ pub fn html(o: &Outcome, r: &Ranking, problem: &Problem, p99_bound: Option<f64>)
 <html lang="en"><head><meta charset="utf-8"><title>lab plan: {title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #1e1e1e; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: 0.2em 0.8em; text-align: right; }}
+table {{ border-collapse: collapse; }} td, th {{ padding: 0.2em 0.8em; text-align: right; white-space: nowrap; }}
 td:last-child, th:last-child {{ text-align: left; }} tr.fail {{ color: #b00020; }}
 svg {{ width: 100%; height: auto; }}
 </style></head><body>

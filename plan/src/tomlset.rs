@@ -102,5 +102,10 @@ fn find(seg: &str, len: usize, name_at: impl Fn(usize) -> Option<String>) -> Res
     }
     (0..len)
         .find(|&i| name_at(i).as_deref() == Some(seg))
-        .ok_or_else(|| format!("no entry `{seg}`"))
+        .ok_or_else(|| {
+            format!(
+                "{len} entries and none is `{seg}` (use an index from 0 to {} or an entry's `name`)",
+                len.saturating_sub(1)
+            )
+        })
 }
