@@ -82,7 +82,10 @@ pub fn parse(
     let mut scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
-        let pos = inner.span().map(|s| line_col(&text, s.start));
+        let pos = inner
+            .span()
+            .map(|s| unknown_key_offset(&text, s.start, inner.message()).unwrap_or(s.start))
+            .map(|off| line_col(&text, off));
         ScenarioError {
             diagnostics: vec![diag(
                 pos,
@@ -110,6 +113,30 @@ pub fn parse(
         })
         .collect();
     Err(ScenarioError { diagnostics })
+}
+
+/// serde points an unknown field at its table; point at the key itself.
+fn unknown_key_offset(text: &str, from: usize, message: &str) -> Option<usize> {
+    let key = message.split("unknown field `").nth(1)?.split('`').next()?;
+    let rest = text.get(from..)?;
+    let mut offset = from;
+    for line in rest.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(after) = trimmed.strip_prefix(key) {
+            if after.trim_start().starts_with('=') || after.trim_start().starts_with('.') {
+                return Some(offset + (line.len() - trimmed.len()));
+            }
+        }
+        // Inline tables: `{ ..., key = ...}` on this line.
+        if let Some(i) = line
+            .find(&format!(" {key} ="))
+            .or_else(|| line.find(&format!("{{{key} =")))
+        {
+            return Some(offset + i + 1);
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn first_line(s: &str) -> String {
