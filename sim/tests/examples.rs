@@ -9,7 +9,10 @@ fn sig(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
         return format!("{x}");
     }
-    format!("{:.4}", x).parse::<f64>().map(|v| format!("{:.3e}", v)).unwrap()
+    format!("{:.4}", x)
+        .parse::<f64>()
+        .map(|v| format!("{:.3e}", v))
+        .unwrap()
 }
 
 fn key_figures(file: &str, overrides: &[&str]) -> String {
@@ -19,30 +22,63 @@ fn key_figures(file: &str, overrides: &[&str]) -> String {
     let r = lab_sim::simulate(&s, s.run.seed, &mut |_| lab_sim::Control::Continue).results;
     let mut o = String::new();
     let q = &r.summary.requests;
-    let _ = writeln!(o, "requests arrived={} completed={} failed={:?} in_flight={}", q.arrived, q.completed, q.failed_by_reason, q.in_flight);
+    let _ = writeln!(
+        o,
+        "requests arrived={} completed={} failed={:?} in_flight={}",
+        q.arrived, q.completed, q.failed_by_reason, q.in_flight
+    );
     let l = &r.summary.latency_seconds;
-    let _ = writeln!(o, "latency p50={} p99={} max={}", sig(l.p50), sig(l.p99), sig(l.max));
+    let _ = writeln!(
+        o,
+        "latency p50={} p99={} max={}",
+        sig(l.p50),
+        sig(l.p99),
+        sig(l.max)
+    );
     let _ = writeln!(o, "goodput_rps={}", sig(r.summary.goodput_rps));
     for svc in &r.services {
         let _ = writeln!(
             o,
             "service {} ready={}..{} max_desired={} p99={}",
-            svc.name, svc.replicas.min_ready, svc.replicas.max_ready, svc.replicas.max_desired, sig(svc.latency_seconds.p99)
+            svc.name,
+            svc.replicas.min_ready,
+            svc.replicas.max_ready,
+            svc.replicas.max_desired,
+            sig(svc.latency_seconds.p99)
         );
     }
     let c = &r.cold_starts;
-    let _ = writeln!(o, "cold_starts count={} mean={} delayed={}", c.count, sig(c.duration_seconds.mean), c.requests_delayed);
-    let _ = writeln!(o, "cost monthly_usd={} idle_usd={}", sig(r.cost.monthly_usd), sig(r.cost.idle_usd));
+    let _ = writeln!(
+        o,
+        "cold_starts count={} mean={} delayed={}",
+        c.count,
+        sig(c.duration_seconds.mean),
+        c.requests_delayed
+    );
+    let _ = writeln!(
+        o,
+        "cost monthly_usd={} idle_usd={}",
+        sig(r.cost.monthly_usd),
+        sig(r.cost.idle_usd)
+    );
     let _ = writeln!(o, "scaling_events={}", r.scaling_events.len());
     for slo in &r.slo {
-        let _ = writeln!(o, "slo {:?} passed={} observed={}", slo.name, slo.passed, sig(slo.observed));
+        let _ = writeln!(
+            o,
+            "slo {:?} passed={} observed={}",
+            slo.name,
+            slo.passed,
+            sig(slo.observed)
+        );
     }
     o
 }
 
 fn check(name: &str, file: &str, overrides: &[&str]) {
     let got = key_figures(file, overrides);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &got).unwrap();
     }
@@ -58,7 +94,11 @@ fn spike() {
 #[test]
 fn steady_10k() {
     // A shorter run keeps the test quick; the figures are steady after a minute.
-    check("steady-10k", "scenarios/steady-10k.toml", &["run.duration=\"3m\"", "traffic.0.phases.0.duration=\"3m\""]);
+    check(
+        "steady-10k",
+        "scenarios/steady-10k.toml",
+        &["run.duration=\"3m\"", "traffic.0.phases.0.duration=\"3m\""],
+    );
 }
 
 #[test]

@@ -113,3 +113,52 @@ fn a_stop_request_yields_partial_results() {
     assert!(out.results.run.end_seconds < out.results.run.duration_seconds);
     assert!(out.results.summary.requests.is_conserved());
 }
+
+#[test]
+fn canary_split_sends_the_declared_share_to_each_version() {
+    let text = r#"
+name = "canary"
+[run]
+duration = "5m"
+[[node_pools]]
+name = "cpu"
+cpu = "64"
+memory = "64Gi"
+price_per_hour = 1
+min_nodes = 1
+max_nodes = 1
+[[services]]
+name = "m"
+minReplicas = 2
+maxReplicas = 2
+resources = { cpu = "1" }
+autoscaler.fixed = {}
+versions = [
+  { name = "stable", trafficPercent = 80 },
+  { name = "canary", trafficPercent = 20, latency = [{ gpu = "cpu", batch_latency = { "1" = "3ms" } }] },
+]
+[[services.latency]]
+gpu = "cpu"
+batch_latency = { "1" = "1ms" }
+[[traffic]]
+phases = [{ kind = "constant", rate = 200, duration = "5m" }]
+"#;
+    let r = run(text, 4);
+    let versions = &r.services[0].versions;
+    assert_eq!(versions.len(), 2);
+    let total = r.summary.requests.arrived as f64;
+    let canary = versions.iter().find(|v| v.name == "canary").unwrap();
+    let share = canary.requests.arrived as f64 / total;
+    // Binomial(60000, 0.2): 5 sigma is under 0.01.
+    assert!((share - 0.2).abs() < 0.01, "canary share {share}");
+    // Each version is served with its own latency profile.
+    let stable = versions.iter().find(|v| v.name == "stable").unwrap();
+    assert!(
+        canary.latency_seconds.p50 > 2.5 * stable.latency_seconds.p50,
+        "{canary:?} {stable:?}"
+    );
+    assert_eq!(
+        versions.iter().map(|v| v.requests.arrived).sum::<u64>(),
+        r.summary.requests.arrived
+    );
+}
