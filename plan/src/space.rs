@@ -280,8 +280,10 @@ fn check_names(space: &Space) -> Result<(), String> {
 // ------------------------------------------------------------ --vary
 
 /// Last key segments of knobs that `--vary` searches by bisection when their
-/// values are ascending numbers.
-const MONOTONE_KEYS: [&str; 4] = ["replicas", "minReplicas", "maxReplicas", "instances"];
+/// values are ascending numbers: a fixed replica count and execution
+/// instances. Not `minReplicas`: under an autoscaler a low floor can cost more
+/// (the autoscaler overshoots), so cost is not monotone in it.
+const MONOTONE_KEYS: [&str; 2] = ["replicas", "instances"];
 
 /// Builds a space from `--vary KEY.PATH=V1,V2,...` flags (commas inside
 /// brackets, braces or quotes do not split).

@@ -329,3 +329,40 @@ fn winner_file_is_the_scenario_with_the_overrides() {
     assert_eq!(json["winner"]["id"], o.winner.unwrap());
     assert!(dir.path().join("winner.toml").exists());
 }
+
+#[test]
+fn autoscaler_target_is_a_knob_like_any_other() {
+    // The GPU scenario under an HPA on in-flight requests per pod: the target
+    // and minReplicas are searched, and the search agrees with the grid.
+    // Under an autoscaler, cost is not monotone in minReplicas (a low floor
+    // can make the HPA overshoot), so that knob is not bisected.
+    let text = GPU.replace(
+        "autoscaler.fixed = { replicas = 1 }",
+        r#"autoscaler.hpa = { metrics = [{ type = "Pods", pods = { metric = { name = "lab_predictor_inflight_requests" }, target = { type = "AverageValue", averageValue = "4" } } }] }"#,
+    );
+    assert_ne!(text, GPU);
+    let space = lab_plan::from_vary(
+        &[
+            r#"services.0.autoscaler.hpa.metrics.0.pods.target.averageValue="2","8""#.into(),
+            r#"services.0.nodePool="slow","fast""#.into(),
+            "services.0.minReplicas=1,2,3,4,6".into(),
+        ],
+        settings(1),
+    )
+    .unwrap();
+    assert!(!space.knobs[2].monotone);
+    let p = problem(&text, 9);
+    let all = exhaustive(&p, &space, &mut |_| {});
+    let found = search(&p, &space, &mut |_| {});
+    assert!(all.winner.is_some());
+    assert_eq!(all.invalid.len(), 0, "{:?}", all.invalid);
+    assert_eq!(winner_key(&found), winner_key(&all));
+    assert!(found.simulations < all.simulations);
+    for e in &all.evaluated {
+        assert!(
+            e.cost_lower_bound_usd <= e.monthly_cost_usd() + 1e-6,
+            "{}",
+            e.label
+        );
+    }
+}

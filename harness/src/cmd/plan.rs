@@ -22,6 +22,13 @@ Search file (TOML):
   key = \"services.0.autoscaler.fixed.replicas\"
   values = [4, 6, 8, 12, 16]
   monotone = true             # ascending capacity and cost: bisected
+                              # (fixed counts only; under an autoscaler
+                              # cost need not rise with minReplicas)
+
+  [[knobs]]                   # an autoscaler's target is a knob like any other
+  name = \"target\"
+  key = \"services.0.autoscaler.hpa.metrics.0.pods.target.averageValue\"
+  values = [\"4\", \"8\", \"16\"]
 
   [[knobs]]                   # or labelled options, each a set of overrides
   name = \"gpu\"
@@ -47,7 +54,8 @@ pub struct Args {
     /// A quick grid knob: a key path and its values, e.g.
     /// `--vary services.0.autoscaler.fixed.replicas=4,8,12,16` or
     /// `--vary 'services.0.nodePool="t4","l4"'`. Repeatable; the grid is the
-    /// product. A replica-count knob with ascending values is bisected.
+    /// product. A `...fixed.replicas` or `...instances` knob with ascending values
+    /// is bisected.
     #[arg(long, value_name = "KEY.PATH=V1,V2,...")]
     pub vary: Vec<String>,
     /// Most simulations in all, finalists' extra seeds included (overrides the
