@@ -51,6 +51,8 @@ pub fn pareto_svg(o: &Outcome, r: &Ranking, p99_bound: Option<f64>) -> Result<St
         chart
             .configure_mesh()
             .y_labels(12)
+            // Minor lines of a log axis crowd into grey bands; keep the major ones.
+            .light_line_style(WHITE)
             .x_desc("monthly cost (USD)")
             .y_desc("p99 latency (ms)")
             .x_label_formatter(&|v| format!("${v:.0}"))
