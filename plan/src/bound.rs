@@ -238,3 +238,57 @@ pub fn overloaded(s: &Scenario) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_10k(overrides: &[&str]) -> Scenario {
+        let text = include_str!("../../scenarios/plan-10k.toml");
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        lab_scenario::parse(text, "plan-10k.toml", std::path::Path::new("."), &o).unwrap()
+    }
+
+    fn replicas(n: u32) -> String {
+        format!("services.0.autoscaler.fixed.replicas={n}")
+    }
+
+    #[test]
+    fn capacity_follows_the_profile_and_the_sharing_mode() {
+        // L4 at batch 32: 32 rows / 39 ms = 820 req/s per GPU.
+        assert!(overloaded(&plan_10k(&[&replicas(12)])).is_some());
+        assert!(overloaded(&plan_10k(&[&replicas(13)])).is_none());
+        // Time-sliced two to a GPU: 24 pods pack onto 12 GPUs.
+        let ts = r#"node_pools.l4.sharing={ strategy = "time-slicing", replicas = 2 }"#;
+        assert!(overloaded(&plan_10k(&[ts, &replicas(24)])).is_some());
+        assert!(overloaded(&plan_10k(&[ts, &replicas(26)])).is_none());
+        // A 3g.20gb slice has 42 of the A100's 108 SMs: 2286 * 42/108 = 889 req/s.
+        let mig = [
+            r#"services.0.nodePool="a100""#,
+            r#"node_pools.a100.sharing={ strategy = "mig", layout = ["3g.20gb", "3g.20gb"] }"#,
+        ];
+        assert!(overloaded(&plan_10k(&[mig[0], mig[1], &replicas(11)])).is_some());
+        assert!(overloaded(&plan_10k(&[mig[0], mig[1], &replicas(12)])).is_none());
+    }
+
+    #[test]
+    fn cost_bound_counts_nodes_the_pods_need() {
+        let month = |price: f64, nodes: f64| price * MONTH_HOURS * nodes;
+        // One L4 pod per node (one GPU each); billed from the first scan on.
+        let b = cost_lower_bound(&plan_10k(&[&replicas(13)]));
+        assert!(
+            b <= month(0.8048, 13.0) && b > 0.98 * month(0.8048, 13.0),
+            "{b}"
+        );
+        // Two MIG slices per A100 node: 11 pods need 6 nodes.
+        let b = cost_lower_bound(&plan_10k(&[
+            r#"services.0.nodePool="a100""#,
+            r#"node_pools.a100.sharing={ strategy = "mig", layout = ["3g.20gb", "3g.20gb"] }"#,
+            &replicas(11),
+        ]));
+        assert!(
+            b <= month(3.673, 6.0) && b > 0.98 * month(3.673, 6.0),
+            "{b}"
+        );
+    }
+}

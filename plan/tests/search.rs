@@ -366,3 +366,49 @@ fn autoscaler_target_is_a_knob_like_any_other() {
         );
     }
 }
+
+#[test]
+fn time_sliced_pods_are_ruled_out_only_when_they_do_fail() {
+    // Two pods per L4 by time-slicing: capacity is per physical GPU, so the
+    // rule drops counts whose packed nodes cannot carry 1200 req/s. Every
+    // candidate it drops must fail when simulated anyway.
+    let text = GPU.replace("rate = 400", "rate = 1200").replace(
+        r#"cpu = "3", memory = "8Gi""#,
+        r#"cpu = "1.5", memory = "6Gi""#,
+    );
+    assert!(text.contains(r#"cpu = "1.5""#));
+    let space = lab_plan::parse_search_file(
+        r#"
+[plan]
+seeds = 1
+[[knobs]]
+name = "sharing"
+options = [
+  { label = "whole", set = { "services.0.nodePool" = "fast" } },
+  { label = "ts2", set = { "services.0.nodePool" = "fast", "node_pools.fast.sharing" = { strategy = "time-slicing", replicas = 2 } } },
+]
+[[knobs]]
+name = "replicas"
+key = "services.0.autoscaler.fixed.replicas"
+values = [1, 2, 3, 4, 5, 6, 7, 8]
+monotone = true
+"#,
+        "ts.search.toml",
+    )
+    .unwrap();
+    let p = problem(&text, 9);
+    let all = exhaustive(&p, &space, &mut |_| {});
+    let found = search(&p, &space, &mut |_| {});
+    assert_eq!(winner_key(&found), winner_key(&all));
+    let ts_dropped: Vec<usize> = found
+        .overloaded
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| space.candidate(*id).choice[0] == 1)
+        .collect();
+    assert!(ts_dropped.len() >= 4, "{:?}", found.overloaded);
+    for id in ts_dropped {
+        let e = all.get(id).unwrap();
+        assert!(!e.passed(), "{} was ruled out but passes", e.label);
+    }
+}
