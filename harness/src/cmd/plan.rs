@@ -122,6 +122,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             }
         }
     }
+    if base.slo.is_empty() {
+        eprintln!(
+            "note: {} states no [[slo]]: every configuration passes and the plan is simply \
+             the cheapest (then the lowest p99); add SLOs to constrain it",
+            args.scenario.display()
+        );
+    }
     let problem = lab_plan::Problem {
         text,
         file: args.scenario.display().to_string(),
