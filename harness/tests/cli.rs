@@ -12,7 +12,10 @@ fn lab(args: &[&str]) -> Output {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn stderr(o: &Output) -> String {
@@ -46,11 +49,19 @@ fn every_example_scenario_validates() {
 #[test]
 fn misspelled_key_names_file_line_key_and_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "typo.toml", &GOOD.replace("maxReplicas = 1", "maxReplica = 1"));
+    let f = write(
+        dir.path(),
+        "typo.toml",
+        &GOOD.replace("maxReplicas = 1", "maxReplica = 1"),
+    );
     let o = lab(&["validate", &f]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    let line = GOOD.lines().position(|l| l.starts_with("maxReplicas")).unwrap() + 1;
+    let line = GOOD
+        .lines()
+        .position(|l| l.starts_with("maxReplicas"))
+        .unwrap()
+        + 1;
     assert!(e.contains(&format!("typo.toml:{line}:")), "{e}");
     assert!(e.contains("services[0].maxReplica"), "{e}");
     assert!(e.contains("did you mean `maxReplicas`?"), "{e}");
@@ -59,11 +70,21 @@ fn misspelled_key_names_file_line_key_and_fix() {
 #[test]
 fn wrong_value_type_is_explained() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "t.toml", &GOOD.replace("duration = \"10m\"\nwarmup", "duration = \"ten minutes\"\nwarmup"));
+    let f = write(
+        dir.path(),
+        "t.toml",
+        &GOOD.replace(
+            "duration = \"10m\"\nwarmup",
+            "duration = \"ten minutes\"\nwarmup",
+        ),
+    );
     let o = lab(&["validate", &f]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("t.toml:10:12") && e.contains("run.duration") && e.contains("is not a duration"), "{e}");
+    assert!(
+        e.contains("t.toml:10:12") && e.contains("run.duration") && e.contains("is not a duration"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -109,7 +130,11 @@ phases = [{ kind = "constant", rate = 10, duration = "1m" }]
 #[test]
 fn batch_larger_than_the_profile_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "b.toml", &GOOD.replace("max_batch_size = 1", "max_batch_size = 4"));
+    let f = write(
+        dir.path(),
+        "b.toml",
+        &GOOD.replace("max_batch_size = 1", "max_batch_size = 4"),
+    );
     let o = lab(&["validate", &f]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("exceed the profile"), "{}", stderr(&o));
@@ -120,7 +145,12 @@ fn missing_file_and_bad_set_are_bad_input() {
     let o = lab(&["run", "no/such.toml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no/such.toml"), "{}", stderr(&o));
-    let o = lab(&["validate", "scenarios/oracles/mmc.toml", "--set", "services.9.minReplicas=1"]);
+    let o = lab(&[
+        "validate",
+        "scenarios/oracles/mmc.toml",
+        "--set",
+        "services.9.minReplicas=1",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("none is `9`"), "{}", stderr(&o));
     let o = lab(&["run", "scenarios/oracles/mmc.toml", "--frobnicate"]);
@@ -131,8 +161,19 @@ fn missing_file_and_bad_set_are_bad_input() {
 fn run_writes_results_and_exit_code_follows_the_slos() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pass");
-    let shorter = ["--set", "run.duration=\"1m\"", "--set", "traffic.0.phases.0.duration=\"1m\""];
-    let mut args = vec!["run", "scenarios/oracles/mmc.toml", "--out", out.to_str().unwrap(), "--no-report"];
+    let shorter = [
+        "--set",
+        "run.duration=\"1m\"",
+        "--set",
+        "traffic.0.phases.0.duration=\"1m\"",
+    ];
+    let mut args = vec![
+        "run",
+        "scenarios/oracles/mmc.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-report",
+    ];
     args.extend(shorter);
     args.extend(["--set", "slo=[{ metric = \"p99\", max = \"1s\" }]"]);
     let o = lab(&args);
@@ -145,7 +186,14 @@ fn run_writes_results_and_exit_code_follows_the_slos() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("PASS p99 latency <= 1s"));
 
     let fail = dir.path().join("fail");
-    let mut args = vec!["run", "scenarios/oracles/mmc.toml", "--out", fail.to_str().unwrap(), "--json", "--no-report"];
+    let mut args = vec![
+        "run",
+        "scenarios/oracles/mmc.toml",
+        "--out",
+        fail.to_str().unwrap(),
+        "--json",
+        "--no-report",
+    ];
     args.extend(shorter);
     args.extend(["--set", "slo=[{ metric = \"p99\", max = \"1ms\" }]"]);
     let o = lab(&args);
@@ -156,8 +204,10 @@ fn run_writes_results_and_exit_code_follows_the_slos() {
 
 #[test]
 fn results_validate_against_the_committed_schema() {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("results/results.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("results/results.schema.json")).unwrap(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
     let o = lab(&[
@@ -167,8 +217,13 @@ fn results_validate_against_the_committed_schema() {
         out.to_str().unwrap(),
         "--no-report",
     ]);
-    assert!(matches!(o.status.code(), Some(0) | Some(1)), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "{}",
+        stderr(&o)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
@@ -180,7 +235,14 @@ fn ctrl_c_writes_partial_results_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("partial");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(["run", "scenarios/diurnal-cost.toml", "--no-report", "--progress", "always", "--out"])
+        .args([
+            "run",
+            "scenarios/diurnal-cost.toml",
+            "--no-report",
+            "--progress",
+            "always",
+            "--out",
+        ])
         .arg(&out)
         .current_dir(repo())
         .stderr(std::process::Stdio::piped())
@@ -191,17 +253,24 @@ fn ctrl_c_writes_partial_results_and_exits_130() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().expect("a progress line").unwrap();
     assert!(first.contains("simulated"), "{first}");
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(130));
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(v["complete"], false);
-    assert!(v["run"]["end_seconds"].as_f64().unwrap() < v["run"]["duration_seconds"].as_f64().unwrap());
+    assert!(
+        v["run"]["end_seconds"].as_f64().unwrap() < v["run"]["duration_seconds"].as_f64().unwrap()
+    );
     let req = &v["summary"]["requests"];
     assert_eq!(
         req["arrived"].as_u64().unwrap(),
-        req["completed"].as_u64().unwrap() + req["failed"].as_u64().unwrap() + req["in_flight"].as_u64().unwrap()
+        req["completed"].as_u64().unwrap()
+            + req["failed"].as_u64().unwrap()
+            + req["in_flight"].as_u64().unwrap()
     );
 }

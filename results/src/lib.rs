@@ -364,11 +364,15 @@ mod schema_tests {
     #[test]
     fn committed_schema_matches_the_types() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/results.schema.json");
-        let generated = serde_json::to_string_pretty(&super::Results::json_schema()).unwrap() + "\n";
+        let generated =
+            serde_json::to_string_pretty(&super::Results::json_schema()).unwrap() + "\n";
         if std::env::var_os("UPDATE_SCHEMA").is_some() {
             std::fs::write(path, &generated).unwrap();
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(committed == generated, "results.schema.json is stale: rerun with UPDATE_SCHEMA=1");
+        assert!(
+            committed == generated,
+            "results.schema.json is stale: rerun with UPDATE_SCHEMA=1"
+        );
     }
 }

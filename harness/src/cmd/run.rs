@@ -86,7 +86,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         ProgressArg::Never => false,
     };
     // On a terminal the line rewrites itself; in a log each update is its own line.
-    let (line_start, line_end) = if std::io::stderr().is_terminal() { ("\r", "") } else { ("", "\n") };
+    let (line_start, line_end) = if std::io::stderr().is_terminal() {
+        ("\r", "")
+    } else {
+        ("", "\n")
+    };
     let mut last_line = Instant::now();
     let mut progress = |p: lab_sim::Progress| {
         if show_progress
