@@ -118,6 +118,12 @@ pub fn table(o: &Outcome, r: &Ranking, dir: Option<&std::path::Path>) -> String 
             e.label
         );
     }
+    if o.interrupted {
+        let _ = writeln!(
+            out,
+            "\nInterrupted before the search settled: the plan is the best found so far."
+        );
+    }
     if o.budget_exhausted {
         let _ = writeln!(
             out,
@@ -164,6 +170,7 @@ pub fn json(o: &Outcome, r: &Ranking, problem: &Problem) -> serde_json::Value {
         "simulations": o.simulations,
         "seeds": o.seeds,
         "budget_exhausted": o.budget_exhausted,
+        "interrupted": o.interrupted,
         "winner": o.winner.and_then(|id| o.get(id)),
         "passing": ids(&r.passing),
         "nearest_failures": ids(&r.nearest_failures),

@@ -166,6 +166,8 @@ pub struct Outcome {
     pub overloaded: Vec<(usize, String)>,
     pub seeds: Vec<u64>,
     pub budget_exhausted: bool,
+    /// Stopped by the caller (Ctrl-C) before the search settled.
+    pub interrupted: bool,
     /// Cheapest candidate that passed with every seed.
     pub winner: Option<usize>,
 }
@@ -395,8 +397,13 @@ fn groups(space: &Space) -> Vec<Vec<usize>> {
     out
 }
 
-/// Runs the search. `progress` is called on this thread after every round.
-pub fn search(problem: &Problem, space: &Space, progress: &mut dyn FnMut(&Progress)) -> Outcome {
+/// Runs the search. `progress` is called on this thread after every round;
+/// returning `false` stops the search there (Ctrl-C), with what it has so far.
+pub fn search(
+    problem: &Problem,
+    space: &Space,
+    progress: &mut dyn FnMut(&Progress) -> bool,
+) -> Outcome {
     let settings = &space.settings;
     let seeds: Vec<u64> = (0..u64::from(settings.seeds))
         .map(|k| problem.seed.wrapping_add(k))
@@ -411,6 +418,7 @@ pub fn search(problem: &Problem, space: &Space, progress: &mut dyn FnMut(&Progre
     let groups = groups(space);
     let budget = settings.budget.unwrap_or(usize::MAX);
     let mut budget_exhausted = false;
+    let mut interrupted = false;
     loop {
         let best = st.best().map(|e| cents(e.monthly_cost_usd()));
         let mut probes: Vec<(f64, usize)> = Vec::new();
@@ -447,13 +455,17 @@ pub fn search(problem: &Problem, space: &Space, progress: &mut dyn FnMut(&Progre
         }
         let jobs: Vec<(usize, u64)> = jobs.into_iter().take(left).collect();
         st.simulate(&jobs);
-        progress(&Progress {
+        let go_on = progress(&Progress {
             simulations: st.simulations,
             grid_size: space.grid_size(),
             best: st.best().map(|e| (e.label.clone(), e.monthly_cost_usd())),
         });
+        if !go_on {
+            interrupted = true;
+            break;
+        }
     }
-    finish(st, seeds, budget_exhausted)
+    finish(st, seeds, budget_exhausted, interrupted)
 }
 
 /// Simulates every valid candidate with the primary seed: the reference the
@@ -461,7 +473,7 @@ pub fn search(problem: &Problem, space: &Space, progress: &mut dyn FnMut(&Progre
 pub fn exhaustive(
     problem: &Problem,
     space: &Space,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut dyn FnMut(&Progress) -> bool,
 ) -> Outcome {
     let mut st = State {
         problem,
@@ -502,16 +514,19 @@ pub fn exhaustive(
     for jobs in ready.chunks(chunk) {
         let jobs: Vec<(usize, u64)> = jobs.iter().map(|&id| (id, problem.seed)).collect();
         st.simulate(&jobs);
-        progress(&Progress {
+        let go_on = progress(&Progress {
             simulations: st.simulations,
             grid_size: size,
             best: st.best().map(|e| (e.label.clone(), e.monthly_cost_usd())),
         });
+        if !go_on {
+            return finish(st, vec![problem.seed], false, true);
+        }
     }
-    finish(st, vec![problem.seed], false)
+    finish(st, vec![problem.seed], false, false)
 }
 
-fn finish(st: State, seeds: Vec<u64>, budget_exhausted: bool) -> Outcome {
+fn finish(st: State, seeds: Vec<u64>, budget_exhausted: bool, interrupted: bool) -> Outcome {
     let n = seeds.len();
     let winner = st
         .evals
@@ -536,6 +551,7 @@ fn finish(st: State, seeds: Vec<u64>, budget_exhausted: bool) -> Outcome {
         overloaded,
         seeds,
         budget_exhausted,
+        interrupted,
         winner,
     }
 }

@@ -109,7 +109,7 @@ fn mmc_plan_finds_the_erlang_c_server_count() {
     );
     let space = lab_plan::parse_search_file(&search_file, "mmc.search.toml").unwrap();
     let p = problem(MMC, 3);
-    let out = search(&p, &space, &mut |_| {});
+    let out = search(&p, &space, &mut |_| true);
     let w = out.get(out.winner.expect("a server count passes")).unwrap();
     assert_eq!(w.label, format!("servers={best}"), "{out:#?}");
     assert_eq!(w.runs.len(), 2, "the winner is re-run with a second seed");
@@ -204,8 +204,8 @@ fn search_matches_the_exhaustive_grid_with_fewer_simulations() {
     let space = gpu_space(1);
     assert!(space.knobs[2].monotone);
     let p = problem(GPU, 9);
-    let all = exhaustive(&p, &space, &mut |_| {});
-    let found = search(&p, &space, &mut |_| {});
+    let all = exhaustive(&p, &space, &mut |_| true);
+    let found = search(&p, &space, &mut |_| true);
     assert_eq!(all.evaluated.len(), space.grid_size());
     assert!(
         all.winner.is_some(),
@@ -257,7 +257,7 @@ fn same_plan_with_one_thread_or_two() {
             .num_threads(threads)
             .build()
             .unwrap();
-        let o = pool.install(|| search(&p, &space, &mut |_| {}));
+        let o = pool.install(|| search(&p, &space, &mut |_| true));
         let r = lab_plan::rank(&o, 3);
         lab_plan::output::json(&o, &r, &p)
     };
@@ -268,7 +268,7 @@ fn same_plan_with_one_thread_or_two() {
 fn budget_stops_the_search_and_says_so() {
     let mut space = gpu_space(2);
     space.settings.budget = Some(2);
-    let o = search(&problem(GPU, 9), &space, &mut |_| {});
+    let o = search(&problem(GPU, 9), &space, &mut |_| true);
     assert!(o.simulations <= 2);
     assert!(o.budget_exhausted);
 }
@@ -284,7 +284,7 @@ fn invalid_candidates_are_counted_not_fatal() {
         settings(1),
     )
     .unwrap();
-    let o = search(&problem(GPU, 9), &space, &mut |_| {});
+    let o = search(&problem(GPU, 9), &space, &mut |_| true);
     let w = o
         .winner
         .and_then(|id| o.get(id))
@@ -293,7 +293,7 @@ fn invalid_candidates_are_counted_not_fatal() {
         w.label,
         "services.0.nodePool=fast services.0.autoscaler.fixed.replicas=4"
     );
-    let all = exhaustive(&problem(GPU, 9), &space, &mut |_| {});
+    let all = exhaustive(&problem(GPU, 9), &space, &mut |_| true);
     for out in [&o, &all] {
         assert_eq!(out.invalid.len(), 1);
         assert_eq!(out.invalid[0].0, 1);
@@ -310,7 +310,7 @@ fn invalid_candidates_are_counted_not_fatal() {
 fn winner_file_is_the_scenario_with_the_overrides() {
     let space = gpu_space(1);
     let p = problem(GPU, 9);
-    let o = search(&p, &space, &mut |_| {});
+    let o = search(&p, &space, &mut |_| true);
     let w = o.get(o.winner.unwrap()).unwrap();
     let text = lab_plan::output::winner_toml(&p, w).unwrap();
     let written = lab_scenario::parse(&text, "winner.toml", &p.base_dir, &[]).unwrap();
@@ -352,8 +352,8 @@ fn autoscaler_target_is_a_knob_like_any_other() {
     .unwrap();
     assert!(!space.knobs[2].monotone);
     let p = problem(&text, 9);
-    let all = exhaustive(&p, &space, &mut |_| {});
-    let found = search(&p, &space, &mut |_| {});
+    let all = exhaustive(&p, &space, &mut |_| true);
+    let found = search(&p, &space, &mut |_| true);
     assert!(all.winner.is_some());
     assert_eq!(all.invalid.len(), 0, "{:?}", all.invalid);
     assert_eq!(winner_key(&found), winner_key(&all));
@@ -397,8 +397,8 @@ monotone = true
     )
     .unwrap();
     let p = problem(&text, 9);
-    let all = exhaustive(&p, &space, &mut |_| {});
-    let found = search(&p, &space, &mut |_| {});
+    let all = exhaustive(&p, &space, &mut |_| true);
+    let found = search(&p, &space, &mut |_| true);
     assert_eq!(winner_key(&found), winner_key(&all));
     let ts_dropped: Vec<usize> = found
         .overloaded
@@ -411,4 +411,17 @@ monotone = true
         let e = all.get(id).unwrap();
         assert!(!e.passed(), "{} was ruled out but passes", e.label);
     }
+}
+
+#[test]
+fn stopping_after_a_round_keeps_what_was_found() {
+    let space = gpu_space(2);
+    let mut rounds = 0;
+    let o = search(&problem(GPU, 9), &space, &mut |_| {
+        rounds += 1;
+        false
+    });
+    assert_eq!(rounds, 1);
+    assert!(o.interrupted);
+    assert_eq!(o.simulations, space.settings.round);
 }

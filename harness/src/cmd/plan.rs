@@ -4,6 +4,8 @@
 use crate::exit;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -44,7 +46,8 @@ Writes DIR/plan.json, DIR/plan.html (the cost/p99 front) and DIR/winner.toml
 Exit codes:
   0    a configuration passed every SLO
   1    nothing in the space passed
-  2    bad input (scenario, search file, flags)")]
+  2    bad input (scenario, search file, flags)
+  130  interrupted (Ctrl-C) after the round under way; the best so far was written")]
 pub struct Args {
     /// Scenario file (TOML) whose SLOs the plan must hold.
     pub scenario: PathBuf,
@@ -140,6 +143,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         seed: args.seed.unwrap_or(base.run.seed),
     };
 
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // The round under way finishes; a second Ctrl-C falls through.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
     let show = std::io::stderr().is_terminal();
     let wall = Instant::now();
     let mut progress = |p: &lab_plan::Progress| {
@@ -157,6 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 wall.elapsed().as_secs_f64()
             );
         }
+        !interrupted.load(Ordering::SeqCst)
     };
     let outcome = if args.exhaustive {
         lab_plan::exhaustive(&problem, &space, &mut progress)
@@ -203,7 +213,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             eprintln!("  took {:.1}s", wall.elapsed().as_secs_f64());
         }
     }
-    Ok(if outcome.winner.is_some() {
+    Ok(if outcome.interrupted {
+        exit::INTERRUPTED
+    } else if outcome.winner.is_some() {
         exit::PASS
     } else {
         exit::SLO_FAILED
