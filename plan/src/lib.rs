@@ -8,6 +8,12 @@
 //! re-runs the finalists with more seeds. [`rank`], [`pareto`] and [`output`]
 //! turn the outcome into the table, plan.json, winner.toml and plan.html.
 //!
+//! What the pruning assumes, and the tests check against the full grid: along
+//! a `monotone` knob (a fixed replica count) passing and cost never decrease;
+//! the cost bound never exceeds the simulated cost; a service whose capacity
+//! is below its mean offered load fails a latency or error-rate SLO. With
+//! `--exhaustive` nothing is assumed.
+//!
 //! Architecture invariant: no I/O here except through the caller's paths in
 //! [`write_outputs`]; the same seed gives the same plan on any machine.
 

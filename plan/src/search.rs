@@ -276,7 +276,7 @@ impl<'a> State<'a> {
         let mut cut = ids.len();
         loop {
             // Monotone inference: below a failure everything fails, above a pass
-            // everything passes and costs more.
+            // everything passes and costs at least as much.
             let mut lo = 0;
             let mut hi = cut;
             let mut fails = 0u32;

@@ -116,8 +116,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     lab_plan::space::check_settings(&space.settings, "--seeds / search file")
         .map_err(exit::bad_input)?;
-    // Every knob's overrides must at least name keys the scenario can take:
-    // check the first choice of each knob against the base file.
+    // Every choice's overrides must reach into the scenario (array entries
+    // that exist); unknown keys surface per candidate when it is parsed.
     for knob in &space.knobs {
         for choice in &knob.choices {
             if let Err(e) = lab_plan::apply_overrides(&text, &choice.sets) {
