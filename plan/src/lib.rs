@@ -24,12 +24,11 @@ pub mod pareto;
 pub mod rank;
 pub mod search;
 pub mod space;
-mod tomlset;
 
+pub use lab_scenario::apply_overrides;
 pub use rank::{rank, Ranking};
 pub use search::{exhaustive, search, Evaluation, Outcome, Problem, Progress, RunFigures};
 pub use space::{from_vary, parse_search_file, Candidate, Choice, Knob, Settings, Space};
-pub use tomlset::apply_all as apply_overrides;
 
 use std::path::Path;
 

@@ -4,7 +4,6 @@
 use crate::chart;
 use crate::rank::Ranking;
 use crate::search::{Evaluation, Outcome, Problem};
-use crate::tomlset;
 use std::fmt::Write as _;
 
 pub fn usd(v: f64) -> String {
@@ -183,7 +182,7 @@ pub fn json(o: &Outcome, r: &Ranking, problem: &Problem) -> serde_json::Value {
 
 /// The scenario file with the winner's overrides applied, headed by a note.
 pub fn winner_toml(problem: &Problem, w: &Evaluation) -> Result<String, String> {
-    let body = tomlset::apply_all(&problem.text, &w.overrides)?;
+    let body = lab_scenario::apply_overrides(&problem.text, &w.overrides)?;
     let mut head = format!(
         "# Written by `lab plan` from {}: the cheapest configuration that held\n# every SLO with seeds {}, at {}/month (p99 {}). Overrides applied:\n",
         problem.file,

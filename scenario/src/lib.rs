@@ -14,5 +14,6 @@ mod validate;
 
 pub use diagnostic::{Diagnostic, ScenarioError};
 pub use load::{load, parse};
+pub use overrides::apply_all as apply_overrides;
 pub use spec::*;
 pub use validate::{profile_for, GpuRequest, KeyPath, Seg, GPU_RESOURCE, MIG_RESOURCE_PREFIX};

@@ -28,6 +28,18 @@ pub fn apply(doc: &mut DocumentMut, spec: &str) -> Result<(), String> {
     )
 }
 
+/// Applies `KEY.PATH=VALUE` overrides to scenario text and returns the edited
+/// text, comments and layout kept (how `lab plan` writes its winner).
+pub fn apply_all(text: &str, overrides: &[String]) -> Result<String, String> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| e.message().to_string())?;
+    for spec in overrides {
+        apply(&mut doc, spec).map_err(|e| format!("`{spec}`: {e}"))?;
+    }
+    Ok(doc.to_string())
+}
+
 fn parse_value(raw: &str) -> Value {
     format!("v = {raw}")
         .parse::<DocumentMut>()
@@ -52,7 +64,17 @@ fn set_in_table(
 ) -> Result<(), String> {
     let seg = &path[0];
     if path.len() == 1 {
-        table.insert(seg, Item::Value(value));
+        // Keep the replaced value's comments: the text may be written back out.
+        match table.get_mut(seg) {
+            Some(Item::Value(old)) => {
+                let decor = old.decor().clone();
+                *old = value;
+                *old.decor_mut() = decor;
+            }
+            _ => {
+                table.insert(seg, Item::Value(value));
+            }
+        }
         return Ok(());
     }
     if !table.contains_key(seg) {

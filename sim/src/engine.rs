@@ -1713,7 +1713,8 @@ impl<'s> Engine<'s> {
 
     // ----- time series ----------------------------------------------------
 
-    fn pool_level_change(&mut self, pool: usize) {
+    /// Brings a pool's GPU-busy integrals up to now (before its busy level changes).
+    pub(crate) fn pool_level_change(&mut self, pool: usize) {
         let now = self.now;
         let p = &mut self.pools[pool];
         let d = (now - p.busy_since) as f64;

@@ -45,13 +45,7 @@ pub fn interval_point(e: &mut Engine) {
     let mut busy_total = 0.0;
     let mut gpu_total = 0.0;
     for pi in 0..e.pools.len() {
-        // Bring the busy integral up to now.
-        let now = e.now;
-        let p = &mut e.pools[pi];
-        let d = (now - p.busy_since) as f64;
-        p.busy_area += p.busy_level * d;
-        p.interval_busy_area += p.busy_level * d;
-        p.busy_since = now;
+        e.pool_level_change(pi);
         let nodes = e
             .nodes
             .iter()

@@ -186,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let ranking = lab_plan::rank(&outcome, space.settings.nearest_failures);
     let dir = args.out.clone().unwrap_or_else(|| {
-        let stamp = crate::cmd::run::rfc3339(std::time::SystemTime::now())
+        let stamp = lab_results::rfc3339(std::time::SystemTime::now())
             .replace([':', '-'], "")
             .replace('T', "-")
             .trim_end_matches('Z')

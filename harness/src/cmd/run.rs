@@ -4,6 +4,7 @@ use crate::exit;
 use crate::summary;
 use anyhow::Context;
 use clap::ValueEnum;
+use lab_results::rfc3339;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -167,48 +168,12 @@ fn write_report(results: &lab_results::Results, dir: &std::path::Path) -> anyhow
     lab_reports::write_report(&path, results).with_context(|| format!("writing {}", path.display()))
 }
 
-/// `2026-11-24T15:31:36Z` from the system clock, without a date library.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
+/// `20261124-153136` for directory names.
 fn compact_stamp(t: std::time::SystemTime) -> String {
     rfc3339(t)
+        .split('.')
+        .next()
+        .unwrap_or_default()
         .replace([':', '-'], "")
         .replace('T', "-")
-        .trim_end_matches('Z')
-        .to_string()
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(20_416), (2025, 11, 24));
-    }
 }
