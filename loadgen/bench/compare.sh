@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load-generator benchmark: lab load, oha and wrk against the same trivial HTTP
 # server on 127.0.0.1, in one run so the ratios share the machine's conditions.
-# Results: docs/benchmarks/loadgen.md. Needs: wrk (apt), oha (cargo install oha),
+# Results: BENCHMARKS.md ("Load generator"). Needs: wrk (apt), oha (cargo install oha),
 # and release builds of `lab` and the trivial_server example:
 #   cargo build --release -p lab-harness
 #   cargo build --release -p lab-loadgen --example trivial_server

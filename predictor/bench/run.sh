@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: lab-predictor, MLServer (with the shared peer runtime) and
 # ONNX Runtime in-process, same model, same machine, same load client (oha), one run.
-# Prints one line per measurement; docs/benchmarks/predictor.md has the figures.
+# Prints one line per measurement; BENCHMARKS.md ("Predictor") has the figures.
 #
 # Needs: a release build of lab-predictor, oha, onnxruntime, and MLServer in
 # $MLSERVER_VENV (default /work/venv-mlserver): `pip install mlserver onnxruntime`.
