@@ -62,14 +62,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let scenario = lab_scenario::load(&args.scenario, &args.overrides)
         .map_err(|e| exit::bad_input(e.to_string()))?;
     if args.level != LevelArg::Sim {
-        return Err(exit::bad_input(
-            format!(
-                "--level {:?} is not available in this build yet: only the sim level runs; \
-             see the README for the local and cluster levels' status",
-                args.level
-            )
-            .to_lowercase(),
-        ));
+        let level = if args.level == LevelArg::Local {
+            "local"
+        } else {
+            "cluster"
+        };
+        return Err(exit::bad_input(format!(
+            "--level {level} is not available in this build yet: only the sim level runs \
+             (see the README for the status of the local and cluster levels)"
+        )));
     }
     let seed = args.seed.unwrap_or(scenario.run.seed);
 
