@@ -49,6 +49,9 @@ pub struct Engine<'s> {
     free_batches: Vec<u32>,
     spare_vecs: Vec<Vec<Req>>,
     streams: Vec<(ArrivalIter, usize, Option<lab_traffic::Arrival>)>,
+    next_stream: Option<(u64, usize)>,
+    /// Some service has a canary split: keep per-version figures.
+    has_versions: bool,
     rng_service: Rng,
     rng_route: Rng,
     rng_spot: Rng,
@@ -82,6 +85,8 @@ impl<'s> Engine<'s> {
             free_batches: Vec::new(),
             spare_vecs: Vec::new(),
             streams: Vec::new(),
+            next_stream: None,
+            has_versions: sc.services.iter().any(|s| !s.versions.is_empty()),
             rng_service: rng_for(seed, 1),
             rng_route: rng_for(seed, 2),
             rng_spot: rng_for(seed, 3),
@@ -210,6 +215,7 @@ impl<'s> Engine<'s> {
             let first = it.next();
             self.streams.push((it, svc, first));
         }
+        self.next_stream = self.find_next_stream();
         self.q
             .push(sc.metrics.scrape_interval.nanos().max(1), Event::Scrape);
         if sc.cluster_autoscaler.enabled {
@@ -375,24 +381,25 @@ impl<'s> Engine<'s> {
     }
 
     fn next_arrival_time(&self) -> Option<u64> {
+        self.next_stream.map(|(at, _)| at)
+    }
+
+    /// The earliest pending arrival over all streams (ties to the lower stream).
+    fn find_next_stream(&self) -> Option<(u64, usize)> {
         self.streams
             .iter()
-            .filter_map(|(_, _, a)| a.map(|a| a.at_ns))
+            .enumerate()
+            .filter_map(|(i, (_, _, a))| a.map(|a| (a.at_ns, i)))
             .min()
     }
 
     fn next_arrival(&mut self) {
-        let (idx, _) = self
-            .streams
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, _, a))| a.map(|a| (i, a.at_ns)))
-            .min_by_key(|(i, at)| (*at, *i))
-            .expect("an arrival is due");
+        let (_, idx) = self.next_stream.expect("an arrival is due");
         let (it, svc, slot) = &mut self.streams[idx];
         let a = slot.take().expect("present");
         *slot = it.next();
         let svc = *svc;
+        self.next_stream = self.find_next_stream();
         self.arrive(svc, a.rows);
     }
 
@@ -457,9 +464,11 @@ impl<'s> Engine<'s> {
         st.interval_arrivals += 1;
         self.run.interval_arrivals += 1;
         let d = self.pick_version(svc);
-        self.dep_stats[d].counts.arrived += 1;
-        if measured {
-            self.dep_stats[d].measured.arrived += 1;
+        if self.has_versions {
+            self.dep_stats[d].counts.arrived += 1;
+            if measured {
+                self.dep_stats[d].measured.arrived += 1;
+            }
         }
         let req = Req {
             arrival: self.now,
@@ -472,6 +481,10 @@ impl<'s> Engine<'s> {
     }
 
     fn pick_version(&mut self, svc: usize) -> usize {
+        if !self.has_versions {
+            // One deployment per service, in service order.
+            return svc;
+        }
         let first = self
             .deployments
             .iter()
@@ -665,7 +678,12 @@ impl<'s> Engine<'s> {
                 return;
             }
             let mut reqs = self.spare_vecs.pop().unwrap_or_default();
-            reqs.extend(self.pods[pi].queue.drain(..take));
+            if take == 1 {
+                // The common unbatched case: no drain iterator for one request.
+                reqs.extend(self.pods[pi].queue.pop_front());
+            } else {
+                reqs.extend(self.pods[pi].queue.drain(..take));
+            }
             self.pods[pi].queued_rows -= u64::from(rows);
             self.start_batch(p, reqs, rows);
         }
@@ -870,11 +888,11 @@ impl<'s> Engine<'s> {
                 st.goodput += 1;
             }
         }
-        let ds = &mut self.dep_stats[d];
-        ds.counts.completed += 1;
-        if measured {
-            ds.measured.completed += 1;
-            if self.deployments.len() > self.sc.services.len() {
+        if self.has_versions {
+            let ds = &mut self.dep_stats[d];
+            ds.counts.completed += 1;
+            if measured {
+                ds.measured.completed += 1;
                 ds.latency.record_ns(latency);
             }
         }
@@ -885,7 +903,9 @@ impl<'s> Engine<'s> {
         let s = self.deployments[d].service;
         let measured = r.arrival >= self.warmup;
         self.svc_stats[s].fail(reason, measured);
-        self.dep_stats[d].fail(reason, measured);
+        if self.has_versions {
+            self.dep_stats[d].fail(reason, measured);
+        }
         self.run.interval_failures += 1;
     }
 
