@@ -747,59 +747,63 @@ impl<'s> Engine<'s> {
     }
 
     /// Recomputes the speed of every batch on one physical GPU after the set of
-    /// busy tenants changed, carrying over the work already done.
+    /// busy tenants changed, carrying over the work already done. Runs twice per
+    /// batch, so it allocates nothing.
     fn respeed(&mut self, n: u32, g: u32) {
         let now = self.now;
-        let pool_idx = self.nodes[n as usize].pool;
-        let sharing = self.pools[pool_idx].sharing.clone();
-        let params = self.pools[pool_idx].contention;
-        let gpu = &self.nodes[n as usize].gpus[g as usize];
-        let ids = gpu.executing.clone();
-        let busy = ids.len() as u32;
-        let mut per_slot: Vec<u32> = vec![0; gpu.slots.len()];
-        for id in &ids {
-            if let Some(b) = &self.batches[*id as usize] {
-                if let Some((_, _, s)) = b.gpu {
-                    per_slot[s as usize] += 1;
+        let (ni, gi) = (n as usize, g as usize);
+        let pool_idx = self.nodes[ni].pool;
+        let busy = self.nodes[ni].gpus[gi].executing.len();
+        let is_mig = matches!(self.pools[pool_idx].sharing, Sharing::Mig { .. });
+        // MIG instances are isolated: count busy batches per instance (at most 7).
+        let mut per_slot = [0u32; lab_gpu::COMPUTE_SLICES as usize + 1];
+        if is_mig {
+            for k in 0..busy {
+                let id = self.nodes[ni].gpus[gi].executing[k];
+                if let Some((_, _, slot)) = self.batches[id as usize].as_ref().and_then(|b| b.gpu) {
+                    per_slot[(slot as usize).min(per_slot.len() - 1)] += 1;
                 }
             }
         }
-        let slot_speed = gpu.slot_speed.clone();
         // Utilisation of this GPU: any work on it, or the busy MIG instances' share.
-        let util = match &sharing {
-            Sharing::Mig { .. } => {
-                let total: f64 = slot_speed.iter().sum::<f64>().max(1e-9);
-                per_slot
+        let util = {
+            let gpu = &self.nodes[ni].gpus[gi];
+            if is_mig {
+                let total: f64 = gpu.slot_speed.iter().sum::<f64>().max(1e-9);
+                gpu.slot_speed
                     .iter()
-                    .zip(&slot_speed)
-                    .filter(|(k, _)| **k > 0)
-                    .map(|(_, s)| s / total)
+                    .enumerate()
+                    .filter(|(s, _)| per_slot[(*s).min(per_slot.len() - 1)] > 0)
+                    .map(|(_, v)| v / total)
                     .sum()
+            } else {
+                f64::from(u8::from(busy > 0))
             }
-            _ => f64::from(u8::from(busy > 0)),
         };
-        let old = self.nodes[n as usize].gpus[g as usize].util;
+        let old = self.nodes[ni].gpus[gi].util;
         if (util - old).abs() > 1e-12 {
             self.pool_level_change(pool_idx);
             self.pools[pool_idx].busy_level += util - old;
-            self.nodes[n as usize].gpus[g as usize].util = util;
+            self.nodes[ni].gpus[gi].util = util;
         }
-        for id in ids {
+        for k in 0..busy {
+            let id = self.nodes[ni].gpus[gi].executing[k];
             let scale = {
                 let b = self.batches[id as usize].as_ref().expect("executing");
-                let s = b.gpu.map_or(0, |x| x.2) as usize;
-                let dep = &self.deployments[self.pods[b.pod as usize].deployment as usize];
-                match &sharing {
+                let pool = &self.pools[pool_idx];
+                match &pool.sharing {
                     Sharing::Mig { .. } => {
+                        let s = b.gpu.map_or(0, |x| x.2) as usize;
+                        let dep = &self.deployments[self.pods[b.pod as usize].deployment as usize];
                         let slice = if dep.scale_by_slice {
-                            slot_speed[s]
+                            self.nodes[ni].gpus[gi].slot_speed[s]
                         } else {
                             1.0
                         };
-                        slice / f64::from(per_slot[s].max(1))
+                        slice / f64::from(per_slot[s.min(per_slot.len() - 1)].max(1))
                     }
-                    Sharing::None => 1.0 / f64::from(busy.max(1)),
-                    other => tenant_speed(other, busy, &params),
+                    Sharing::None => 1.0 / busy.max(1) as f64,
+                    other => tenant_speed(other, busy as u32, &pool.contention),
                 }
             };
             let b = self.batches[id as usize].as_mut().expect("executing");

@@ -298,6 +298,7 @@ pub fn results(e: &Engine) -> Results {
             services: hist_by_service,
         },
         wall_clock: WallClock::default(),
+        load: None,
     }
 }
 
