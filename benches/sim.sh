@@ -6,11 +6,17 @@ cd "$(dirname "$0")/.."
 LAB=${LAB:-target/release/lab}
 PEER=${PEER:-../shared/peers/sim_simpy.py}
 out=$(mktemp -d)
-echo "# M/M/c, lambda 800, mu 100, c 10, 1.25 M requests: user CPU seconds"
+echo "# M/M/c, lambda 800, mu 100, c 10, 1.25 M requests"
+echo "# simulation time as each tool measures it (SimPy: env.run; lab: wall_clock.elapsed_seconds), then whole-process user CPU"
 for i in 1 2 3; do
-  simpy=$( { /usr/bin/time -f "%U" python3 "$PEER" 800 100 10 1250000 >/dev/null; } 2>&1 | tail -1)
-  ours=$( { /usr/bin/time -f "%U" "$LAB" run benches/mmc-1m.toml --no-report --out "$out/mmc" >/dev/null; } 2>&1 | tail -1)
-  python3 -c "s,o=$simpy,$ours; print(f'simpy {s:.2f} s ({1.25e6/s:,.0f} req/s)  lab {o:.2f} s ({1.25e6/max(o,1e-3):,.0f} req/s)  ratio {s/max(o,1e-3):.0f}x')"
+  simpy_line=$( { /usr/bin/time -f "user=%U" python3 "$PEER" 800 100 10 1250000; } 2>&1 )
+  simpy_sim=$(echo "$simpy_line" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')
+  simpy_user=$(echo "$simpy_line" | sed -n 's/^user=//p')
+  lab_user=$( { /usr/bin/time -f "%U" "$LAB" run benches/mmc-1m.toml --no-report --out "$out/mmc" >/dev/null; } 2>&1 | tail -1)
+  lab_sim=$(python3 -c "import json; print(json.load(open('$out/mmc/results.json'))['wall_clock']['elapsed_seconds'])")
+  python3 -c "
+s,l,su,lu=$simpy_sim,$lab_sim,$simpy_user,$lab_user
+print(f'simulation: simpy {s:.2f} s ({1.25e6/s:,.0f} req/s), lab {l:.3f} s ({1.25e6/l:,.0f} req/s), ratio {s/l:.0f}x;  process user CPU: simpy {su:.2f} s, lab {lu:.2f} s, ratio {su/max(lu,0.01):.0f}x')"
 done
 echo "# 24 h at 10k req/s (864 M requests), full model"
 /usr/bin/time -f "wall %e s, user %U s, peak RSS %M KiB" "$LAB" run benches/day-10k.toml --no-report --out "$out/day" | head -3
