@@ -2,10 +2,10 @@
 //! histograms merge bucket by bucket, so the merged percentiles are those of one
 //! process that had sent every shard's requests; nothing is averaged.
 
-use crate::output::{service_summary, summary_of};
+use crate::output::{load_figures, service_summary, summary_of};
 use lab_results::{
-    IntervalLatency, LatencyHistogram, LatencySummary, RequestCounts, Results, ServicePoint,
-    TimePoint,
+    IntervalLatency, LatencyHistogram, LatencySummary, LoadFigures, RequestCounts, Results,
+    ServicePoint, TimePoint,
 };
 
 /// Merges shard results of one run into one. Fails when the parts do not come
@@ -101,6 +101,7 @@ pub fn merge(parts: &[Results]) -> Result<Results, String> {
     out.slo = Vec::new();
     out.histograms.overall = hist.to_base64();
     out.histograms.services = service_hists;
+    out.load = merge_load(parts, &counts)?;
     out.wall_clock.started_at = parts
         .iter()
         .map(|p| p.wall_clock.started_at.clone())
@@ -122,7 +123,34 @@ fn decode(text: &str, part: usize, which: &str) -> Result<LatencyHistogram, Stri
         .map_err(|e| format!("part {}: histogram `{which}`: {e}", part + 1))
 }
 
-/// Send lag is kept only as a summary, so its merge is an upper bound:
+/// The load generator's own figures: send-lag and service-time histograms
+/// merge bucket by bucket like the latency ones, so their percentiles and the
+/// late count are those of the whole run. Parts written without them (the
+/// simulator) merge to none; a mix is refused.
+fn merge_load(parts: &[Results], counts: &RequestCounts) -> Result<Option<LoadFigures>, String> {
+    let with = parts.iter().filter(|p| p.load.is_some()).count();
+    if with == 0 {
+        return Ok(None);
+    }
+    if with != parts.len() {
+        let i = parts.iter().position(|p| p.load.is_none()).unwrap_or(0);
+        return Err(format!(
+            "part {} has no `load` figures while other parts do",
+            i + 1
+        ));
+    }
+    let mut lag = LatencyHistogram::new();
+    let mut service = LatencyHistogram::new();
+    for (i, p) in parts.iter().enumerate() {
+        let h = &p.load.as_ref().expect("checked above").histograms;
+        lag.merge(&decode(&h.send_lag, i, "load.send_lag")?);
+        service.merge(&decode(&h.service, i, "load.service")?);
+    }
+    Ok(Some(load_figures(&lag, &service, counts)))
+}
+
+/// Files written before `load` existed kept the send lag here as a summary;
+/// its merge is an upper bound: so its merge is an upper bound:
 /// percentiles and max take the worst shard, the mean is weighted by count.
 fn merge_queue(parts: &[LatencySummary]) -> LatencySummary {
     let count: u64 = parts.iter().map(|q| q.count).sum();
@@ -295,6 +323,12 @@ mod tests {
         assert_eq!(merged.summary.throughput_rps, whole.summary.throughput_rps);
         assert_eq!(merged.summary.error_rate, whole.summary.error_rate);
         assert_eq!(merged.histograms, whole.histograms);
+        // Send lag, service time, late count and refusals merge exactly too.
+        let (ml, wl) = (merged.load.unwrap(), whole.load.unwrap());
+        assert_eq!(ml, wl);
+        assert!(wl.send_lag_seconds.count == 3000 && wl.send_lag_seconds.max > 1e-4);
+        assert!(wl.service_seconds.count > 0 && wl.late_over_1ms == 0);
+        assert_eq!(merged.summary.queue_seconds, LatencySummary::default());
         for (m, w) in merged.services.iter().zip(&whole.services) {
             assert_eq!(m.name, w.name);
             assert_eq!(m.requests, w.requests);
@@ -328,5 +362,12 @@ mod tests {
         c.histograms.overall = "garbage".into();
         assert!(merge(&[a, c]).unwrap_err().contains("histogram"));
         assert!(merge(&[]).is_err());
+        let mut d = record(&events, |s| s % 2 == 1);
+        d.load = None;
+        let a = record(&events, |s| s % 2 == 0);
+        assert!(merge(&[a.clone(), d]).unwrap_err().contains("no `load`"));
+        let mut e = a.clone();
+        e.load.as_mut().unwrap().histograms.send_lag = "garbage".into();
+        assert!(merge(&[a, e]).unwrap_err().contains("load.send_lag"));
     }
 }

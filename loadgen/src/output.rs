@@ -3,9 +3,9 @@
 
 use crate::recorder::{count_above, fraction_above, Recorder, Stats, REFUSED};
 use lab_results::{
-    ColdStarts, Cost, Histograms, LatencyHistogram, LatencySummary, Level, ReplicaSummary,
-    RequestCounts, Results, RunInfo, ScenarioInfo, ServiceSummary, Summary, WallClock,
-    SCHEMA_VERSION,
+    ColdStarts, Cost, Histograms, LatencyHistogram, LatencySummary, Level, LoadFigures,
+    LoadHistograms, ReplicaSummary, RequestCounts, Results, RunInfo, ScenarioInfo, ServiceSummary,
+    Summary, WallClock, SCHEMA_VERSION,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -173,9 +173,33 @@ pub fn service_summary(name: &str, s: &Summary) -> ServiceSummary {
 }
 
 fn group(st: &Stats, end_seconds: f64) -> Summary {
-    // The load generator cannot see the server's queues; `queue_seconds` holds
-    // the client-side wait instead: the send lag (see docs/loadgen.md).
-    summary_of(&st.counts, &st.latency, st.lag.summary(), end_seconds)
+    // The load generator cannot see the server's queues: `queue_seconds` stays
+    // zero and the client-side figures go to `Results::load`.
+    summary_of(
+        &st.counts,
+        &st.latency,
+        LatencySummary::default(),
+        end_seconds,
+    )
+}
+
+/// `Results::load` from the send-lag and service-time histograms and the
+/// refusal count; `lab merge` calls it again on merged histograms.
+pub fn load_figures(
+    lag: &LatencyHistogram,
+    service: &LatencyHistogram,
+    counts: &RequestCounts,
+) -> LoadFigures {
+    LoadFigures {
+        send_lag_seconds: lag.summary(),
+        service_seconds: service.summary(),
+        late_over_1ms: count_above(lag, LATE_NS),
+        refused_in_flight_cap: counts.failed_by_reason.get(REFUSED).copied().unwrap_or(0),
+        histograms: LoadHistograms {
+            send_lag: lag.to_base64(),
+            service: service.to_base64(),
+        },
+    }
 }
 
 /// results.json for a finished (or interrupted) run.
@@ -224,6 +248,11 @@ pub fn results(rec: &mut Recorder, meta: &RunMeta) -> Results {
             tool: format!("lab-loadgen {}", env!("CARGO_PKG_VERSION")),
             host: host_name(),
         },
+        load: Some(load_figures(
+            &rec.overall.lag,
+            &rec.overall.service,
+            &rec.overall.counts,
+        )),
     }
 }
 

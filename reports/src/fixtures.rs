@@ -424,6 +424,7 @@ pub fn spike_run(s: &Spike) -> Results {
             tool: "lab 0.1.0".into(),
             host: "ci-runner-3".into(),
         },
+        load: None,
     };
     let specs = vec![
         SloSpec {

@@ -63,6 +63,38 @@ pub struct Results {
     pub histograms: Histograms,
     /// Everything that depends on the wall clock or the machine.
     pub wall_clock: WallClock,
+    /// The load generator's own figures (`lab load`, levels `local` and
+    /// `cluster`); absent for the simulator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadFigures>,
+}
+
+/// What the load generator measures about itself, beside the latency from the
+/// intended send instant in `summary.latency_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadFigures {
+    /// From the intended to the actual send, every request that was sent
+    /// (warm-up included). Large values mean the generator, not the server, fell behind.
+    pub send_lag_seconds: LatencySummary,
+    /// From the actual send to the end of the answer, completed requests after
+    /// warm-up.
+    pub service_seconds: LatencySummary,
+    /// Requests sent more than 1 ms after their intended instant.
+    pub late_over_1ms: u64,
+    /// Arrivals refused because `--max-in-flight` requests were already in
+    /// flight (also counted in `failed_by_reason.in_flight_cap`).
+    pub refused_in_flight_cap: u64,
+    /// Serialized histograms (HdrHistogram V2, base64) of `send_lag_seconds`
+    /// and `service_seconds`, so shards merge exactly.
+    pub histograms: LoadHistograms,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadHistograms {
+    pub send_lag: String,
+    pub service: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -101,6 +133,9 @@ pub struct Summary {
     /// End-to-end latency of completed requests, after warm-up.
     pub latency_seconds: LatencySummary,
     /// Time from arrival to the start of the batch that served the request.
+    /// Only the simulator sees the server's queues: the load generator (levels
+    /// `local` and `cluster`) leaves this at zero and reports its own client-side
+    /// figures (send lag, service time) under `load`.
     pub queue_seconds: LatencySummary,
 }
 
