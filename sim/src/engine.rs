@@ -514,9 +514,11 @@ impl<'s> Engine<'s> {
             0 => None,
             1 => Some(ready[0]),
             n => {
-                // Envoy's LEAST_REQUEST: the less loaded of two random picks.
-                let a = (uniform(&mut self.rng_route) * n as f64) as usize % n;
-                let mut b = (uniform(&mut self.rng_route) * (n - 1) as f64) as usize % (n - 1);
+                // Envoy's LEAST_REQUEST: the less loaded of two random picks. One
+                // 64-bit draw gives both, by multiply-shift rather than division.
+                let x = rand::RngCore::next_u64(&mut self.rng_route);
+                let a = (((x & 0xFFFF_FFFF) * n as u64) >> 32) as usize;
+                let mut b = (((x >> 32) * (n - 1) as u64) >> 32) as usize;
                 if b >= a {
                     b += 1;
                 }
