@@ -64,7 +64,6 @@ pub struct Engine<'s> {
     goodput_deadline: Vec<u64>,
     interval_ns: u64,
     last_interval: u64,
-    ready_since: u64,
     pub stopped_early: bool,
 }
 
@@ -98,7 +97,6 @@ impl<'s> Engine<'s> {
             goodput_deadline: Vec::new(),
             interval_ns: sc.run.interval.nanos().max(1),
             last_interval: 0,
-            ready_since: 0,
             stopped_early: false,
         };
         e.build(seed);
@@ -889,7 +887,12 @@ impl<'s> Engine<'s> {
         self.run.interval_completions += 1;
         if measured {
             st.measured.completed += 1;
-            st.latency.record_ns(latency);
+            // Intervals that start after warm-up fold into the run's histogram
+            // when they close; only the interval that straddles warm-up records
+            // its measured requests one by one.
+            if self.last_interval < self.warmup {
+                st.latency.record_ns(latency);
+            }
             if latency <= self.goodput_deadline[s] {
                 st.goodput += 1;
             }
@@ -1760,6 +1763,11 @@ impl<'s> Engine<'s> {
     }
 
     fn finish_integrals(&mut self) {
+        // The last interval, whole or cut short, closes with the run.
+        if self.now > self.last_interval {
+            crate::output::interval_point(self);
+            self.last_interval = self.now;
+        }
         let now = self.now;
         for n in &mut self.nodes {
             if n.state != NodeState::Gone {
@@ -1767,8 +1775,6 @@ impl<'s> Engine<'s> {
                 n.created = now;
             }
         }
-        let _ = self.ready_since;
-        // Requests still in the system count as in flight, not lost.
     }
 }
 

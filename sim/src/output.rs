@@ -37,6 +37,9 @@ pub fn interval_point(e: &mut Engine) {
         st.max_ready = st.max_ready.max(ready);
         st.max_desired = st.max_desired.max(desired);
         st.ready_area += f64::from(ready) * len;
+        if start >= e.warmup {
+            st.latency.merge(&st.interval);
+        }
         st.interval.reset();
         st.interval_arrivals = 0;
         st.interval_completions = 0;
