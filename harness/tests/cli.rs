@@ -274,3 +274,28 @@ fn ctrl_c_writes_partial_results_and_exits_130() {
             + req["in_flight"].as_u64().unwrap()
     );
 }
+
+#[test]
+fn run_writes_a_report_beside_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("with-report");
+    let o = lab(&[
+        "run",
+        "scenarios/oracles/mmc.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "run.duration=\"30s\"",
+        "--set",
+        "traffic.0.phases.0.duration=\"30s\"",
+        "--set",
+        "run.warmup=\"5s\"",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html written");
+    assert!(
+        html.contains("<svg") && html.contains("mmc"),
+        "report lacks charts"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("report.html"));
+}
