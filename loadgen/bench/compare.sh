@@ -6,6 +6,8 @@
 #   cargo build --release -p lab-harness
 #   cargo build --release -p lab-loadgen --example trivial_server
 # Usage: loadgen/bench/compare.sh [SECONDS] [ROUNDS] [CONNECTIONS]
+# Env: LAB_BASE=path/to/older/lab adds its max open-loop rate to every round;
+# RATES="20000 30000" sets the fixed rates tried.
 set -euo pipefail
 SECS=${1:-10}
 ROUNDS=${2:-3}
@@ -30,6 +32,12 @@ max_lab() {
   # Open loop far above capacity; completions per second is the ceiling.
   taskset -c "$GEN_CPU" "$LAB" load --protocol http --target "$URL" --rate "$1" \
     --duration "${SECS}s" --max-in-flight "$CONN" --timeout 5s --json --out "$OUT/lab.json" \
+    | python3 "$HERE/summarize.py" lab
+}
+max_base() {
+  # The same as max_lab with another build (LAB_BASE), for before/after figures.
+  taskset -c "$GEN_CPU" "$LAB_BASE" load --protocol http --target "$URL" --rate "$1" \
+    --duration "${SECS}s" --max-in-flight "$CONN" --timeout 5s --json --out "$OUT/base.json" \
     | python3 "$HERE/summarize.py" lab
 }
 max_oha() {
@@ -57,6 +65,9 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "  wrk  max rps: $(max_wrk)"
   echo "  oha  max rps: $(max_oha)"
   echo "  lab  max (open loop, 200k/s offered): $(max_lab 200000)"
+  if [ -n "${LAB_BASE:-}" ]; then
+    echo "  base max (open loop, 200k/s offered, $LAB_BASE): $(max_base 200000)"
+  fi
   for rate in ${RATES:-20000 30000 40000}; do
     echo "  lab  fixed $rate/s: $(fixed_lab "$rate")"
   done

@@ -156,30 +156,13 @@ impl Client {
 
     async fn send_inner(&self, template: &Template, seq: u64) -> Result<(), Failure> {
         match (self, template) {
-            (
-                Client::Http { h1: Some(pool), .. },
-                Template::Http {
-                    method,
-                    origin,
-                    headers,
-                    body,
-                    ..
-                },
-            ) => {
+            (Client::Http { h1: Some(pool), .. }, Template::Http { .. }) => {
                 let mut conn = pool.checkout().await?;
-                let req = request(method, origin, headers, body, seq);
-                let resp = conn
-                    .send_request(req)
-                    .await
-                    .map_err(|_| Failure::Transport)?;
-                let status = resp.status();
-                // Read the body to the end so the connection can be reused.
-                resp.into_body()
-                    .collect()
-                    .await
-                    .map_err(|_| Failure::Transport)?;
-                pool.checkin(conn);
-                status_result(status)
+                let (result, reusable) = send_h1(&mut conn, template, seq).await;
+                if reusable {
+                    pool.checkin(conn);
+                }
+                result
             }
             (
                 Client::Http { hyper, h1: None },
@@ -455,6 +438,36 @@ fn request(
     *req.headers_mut() = headers.clone();
     req.headers_mut().insert(SEQ_HEADER, HeaderValue::from(seq));
     req
+}
+
+/// Sends one request of an HTTP template over `conn` and reads the whole
+/// answer; also says whether the connection can carry the next request.
+pub async fn send_h1(
+    conn: &mut crate::pool::H1Conn,
+    template: &Template,
+    seq: u64,
+) -> (Result<(), Failure>, bool) {
+    let Template::Http {
+        method,
+        origin,
+        headers,
+        body,
+        ..
+    } = template
+    else {
+        return (Err(Failure::Transport), true);
+    };
+    let req = request(method, origin, headers, body, seq);
+    let resp = match conn.send_request(req).await {
+        Ok(r) => r,
+        Err(_) => return (Err(Failure::Transport), false),
+    };
+    let status = resp.status();
+    // Read the body to the end so the connection can be reused.
+    match resp.into_body().collect().await {
+        Ok(_) => (status_result(status), !conn.is_closed()),
+        Err(_) => (Err(Failure::Transport), false),
+    }
 }
 
 fn status_result(status: http::StatusCode) -> Result<(), Failure> {

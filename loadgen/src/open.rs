@@ -1,11 +1,14 @@
-//! Open loop: the pacer thread hands each arrival to a new task at its instant,
-//! whatever the server is doing.
+//! Open loop: the pacer thread hands each arrival over at its instant, whatever
+//! the server is doing: over HTTP/1.1 to the connection workers' queue
+//! (`workers`), otherwise (HTTP/2, gRPC) to a new task per request.
 
+use crate::client::Client;
 use crate::config::LoadConfig;
 use crate::error::LoadError;
 use crate::pacer::{pace, PaceEnd};
 use crate::plan::{self, Planned};
 use crate::recorder::Outcome;
+use crate::workers::{self, Queue};
 use crate::Shared;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +28,11 @@ pub async fn run(
     let halt = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Handle::current();
     let arrivals = plan::arrivals(config);
+    let h1 = match &shared.client {
+        Client::Http { h1: Some(pool), .. } => Some((pool.clone(), Queue::new(cap as usize))),
+        _ => None,
+    };
+    let queue = h1.as_ref().map(|(_, q)| q.clone());
     let pacer = {
         let (shared, slots, halt) = (shared.clone(), slots.clone(), halt.clone());
         tokio::task::spawn_blocking(move || {
@@ -43,6 +51,15 @@ pub async fn run(
                     }
                 }
                 if batch.is_empty() {
+                    return;
+                }
+                if let Some((pool, queue)) = &h1 {
+                    // HTTP/1.1: long-lived workers, one per connection, take the
+                    // batch from the queue; start more only when none is free.
+                    for _ in 0..queue.push(batch.into_iter()) {
+                        let w = workers::work(shared.clone(), pool.clone(), queue.clone());
+                        runtime.spawn(w);
+                    }
                     return;
                 }
                 // One hand-over to the runtime per batch; the requests are then
@@ -72,6 +89,9 @@ pub async fn run(
             }
         }
     };
+    if let Some(q) = &queue {
+        q.close();
+    }
     // Every permit back means every request has ended; each has its own timeout,
     // so this wait is bounded by it (plus a little for the last answers to land).
     let _ = tokio::time::timeout(

@@ -10,6 +10,9 @@ use hyper_util::rt::TokioIo;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// One HTTP/1.1 keep-alive connection's request handle.
+pub type H1Conn = SendRequest<Full<Bytes>>;
+
 pub struct H1Pool {
     /// `host:port` to connect to.
     addr: String,
@@ -39,6 +42,11 @@ impl H1Pool {
                 return Ok(conn);
             }
         }
+        self.connect().await
+    }
+
+    /// A new connection; its connection task is spawned on the runtime.
+    pub async fn connect(&self) -> Result<H1Conn, Failure> {
         let stream = tokio::time::timeout(
             self.connect_timeout,
             tokio::net::TcpStream::connect(&self.addr),
