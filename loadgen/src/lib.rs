@@ -65,7 +65,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct LoadOutput {
     /// results.json; `complete` is false when `stop` fired first.
     pub results: Results,
-    /// Send lag, service time and refusals, which results.json has no field for.
+    /// Counts, latency, service time, send lag and refusals, for `--json` and
+    /// the text summary.
     pub report: LoadReport,
 }
 

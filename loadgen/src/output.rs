@@ -30,7 +30,8 @@ pub struct RunMeta {
     pub elapsed_seconds: f64,
 }
 
-/// The load generator's figures that results.json has no field for.
+/// The run's figures for a terminal or `--json` (results.json holds them under
+/// `summary` and `load`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadReport {
     pub mode: &'static str,
