@@ -1,26 +1,10 @@
 //! The `lab` binary as users meet it: exit codes, error messages, files written.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{lab, repo, stderr};
 
-fn lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("lab runs")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use std::path::Path;
+use std::process::Command;
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);

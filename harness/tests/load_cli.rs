@@ -2,30 +2,13 @@
 //! written against a real HTTP server on 127.0.0.1, and shards that merge to
 //! the counts of the unsharded run.
 
+mod common;
+use common::{lab, repo, stderr};
+
 use lab_results::{Level, Results};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("lab runs")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use std::path::Path;
 
 fn read(path: &Path) -> Results {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -18,20 +18,34 @@ fn erlang_c(c: u32, a: f64) -> f64 {
     b / (1.0 - rho * (1.0 - b))
 }
 
+/// Asserts that `figure` over independent seeds of `text` matches `theory`
+/// within a 99% confidence interval plus `slack` (relative) for model bias.
+fn assert_matches(
+    text: &str,
+    figure: fn(&lab_results::Results) -> f64,
+    theory: f64,
+    slack: f64,
+    what: &str,
+) {
+    let xs: Vec<f64> = (0..SEEDS).map(|s| figure(&run(text, s))).collect();
+    let (m, se) = mean_se(&xs);
+    assert!(
+        (m - theory).abs() < T99_9DF * se + slack * theory,
+        "simulated {m:.6} +- {se:.6}, {what} {theory:.6}"
+    );
+}
+
+fn mean_wait(r: &lab_results::Results) -> f64 {
+    r.summary.queue_seconds.mean
+}
+
 #[test]
 fn mmc_mean_wait_matches_erlang_c() {
     let (lambda, mu, c) = (800.0, 100.0, 10);
     let wq = erlang_c(c, lambda / mu) / (f64::from(c) * mu - lambda);
     assert!((wq - 0.002046).abs() < 2e-5, "formula check {wq}");
     let text = queue_scenario(lambda, 10.0, c, "exponential", 6);
-    let waits: Vec<f64> = (0..SEEDS)
-        .map(|s| run(&text, s).summary.queue_seconds.mean)
-        .collect();
-    let (m, se) = mean_se(&waits);
-    assert!(
-        (m - wq).abs() < T99_9DF * se + 0.02 * wq,
-        "simulated W_q {m:.6} +- {se:.6}, Erlang C {wq:.6}"
-    );
+    assert_matches(&text, mean_wait, wq, 0.02, "Erlang C W_q");
 }
 
 #[test]
@@ -40,14 +54,7 @@ fn md1_mean_wait_matches_pollaczek_khinchine() {
     let rho = lambda * d;
     let wq = rho * d / (2.0 * (1.0 - rho));
     let text = queue_scenario(lambda, 10.0, 1, "deterministic", 20);
-    let waits: Vec<f64> = (0..SEEDS)
-        .map(|s| run(&text, s).summary.queue_seconds.mean)
-        .collect();
-    let (m, se) = mean_se(&waits);
-    assert!(
-        (m - wq).abs() < T99_9DF * se + 0.02 * wq,
-        "simulated W_q {m:.6} +- {se:.6}, P-K {wq:.6}"
-    );
+    assert_matches(&text, mean_wait, wq, 0.02, "Pollaczek-Khinchine W_q");
 }
 
 #[test]
@@ -56,14 +63,13 @@ fn mm1_sojourn_p99_matches_the_exponential_tail() {
     let (lambda, mu) = (70.0, 100.0);
     let p99 = 100f64.ln() / (mu - lambda);
     let text = queue_scenario(lambda, 10.0, 1, "exponential", 20);
-    let xs: Vec<f64> = (0..SEEDS)
-        .map(|s| run(&text, s).summary.latency_seconds.p99)
-        .collect();
-    let (m, se) = mean_se(&xs);
     // HdrHistogram adds at most 0.1% quantisation.
-    assert!(
-        (m - p99).abs() < T99_9DF * se + 0.01 * p99,
-        "p99 {m:.5} +- {se:.5} vs {p99:.5}"
+    assert_matches(
+        &text,
+        |r| r.summary.latency_seconds.p99,
+        p99,
+        0.01,
+        "exponential-tail p99",
     );
 }
 
