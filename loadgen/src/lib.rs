@@ -84,6 +84,18 @@ impl Shared {
         t.saturating_duration_since(self.start).as_nanos() as u64
     }
 
+    /// Records one request sent at `sent` and answered (or failed) now.
+    pub fn record(&self, p: &plan::Planned, sent: Instant, result: Result<(), client::Failure>) {
+        let outcome = recorder::Outcome {
+            stream: p.stream,
+            intended_ns: p.arrival.at_ns,
+            sent_ns: self.since_start(sent),
+            done_ns: self.since_start(Instant::now()),
+            result,
+        };
+        self.recorder().finished(&outcome);
+    }
+
     pub fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
         // A panic elsewhere cannot leave the counters half-updated in a way that
         // matters more than losing the run, so recover the data.

@@ -7,7 +7,6 @@ use crate::config::LoadConfig;
 use crate::error::LoadError;
 use crate::pacer::{pace, PaceEnd};
 use crate::plan::{self, Planned};
-use crate::recorder::Outcome;
 use crate::workers::{self, Queue};
 use crate::Shared;
 use std::future::Future;
@@ -108,14 +107,6 @@ async fn send_one(shared: Arc<Shared>, p: Planned, permit: OwnedSemaphorePermit)
         .client
         .send(&shared.templates[p.stream], p.arrival.seq, shared.timeout)
         .await;
-    let done = Instant::now();
-    let outcome = Outcome {
-        stream: p.stream,
-        intended_ns: p.arrival.at_ns,
-        sent_ns: shared.since_start(sent),
-        done_ns: shared.since_start(done),
-        result,
-    };
-    shared.recorder().finished(&outcome);
+    shared.record(&p, sent, result);
     drop(permit);
 }

@@ -10,7 +10,6 @@
 use crate::client::{Failure, Template};
 use crate::plan::Planned;
 use crate::pool::H1Pool;
-use crate::recorder::Outcome;
 use crate::Shared;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -127,15 +126,7 @@ pub async fn work(shared: Arc<Shared>, pool: Arc<H1Pool>, queue: Arc<Queue>) {
                 Err(Failure::Timeout)
             }
         };
-        let done = Instant::now();
-        let outcome = Outcome {
-            stream: p.stream,
-            intended_ns: p.arrival.at_ns,
-            sent_ns: shared.since_start(sent),
-            done_ns: shared.since_start(done),
-            result,
-        };
-        shared.recorder().finished(&outcome);
+        shared.record(&p, sent, result);
         drop(permit);
     }
 }
