@@ -128,7 +128,6 @@ impl<'s> Engine<'s> {
                 pending: VecDeque::new(),
                 node_ns: 0,
                 busy_level: 0.0,
-                busy_area: 0.0,
                 busy_since: 0,
                 interval_busy_area: 0.0,
             });
@@ -300,7 +299,6 @@ impl<'s> Engine<'s> {
             pods: Vec::new(),
             ready: Vec::new(),
             activator: VecDeque::new(),
-            activator_in_path: false,
             pool: pool_idx,
             gpu_request: req,
             profile,
@@ -318,7 +316,6 @@ impl<'s> Engine<'s> {
             probe_ns: cs.readiness_probe_period.nanos(),
             grace_ns: cs.termination_grace_period.nanos(),
             decide_gen: 0,
-            next_decide: 0,
             outstanding: 0,
             outstanding_area: 0.0,
             outstanding_since: 0,
@@ -1687,7 +1684,6 @@ impl<'s> Engine<'s> {
     fn schedule_decide(&mut self, d: usize, at: u64) {
         let dep = &mut self.deployments[d];
         dep.decide_gen += 1;
-        dep.next_decide = at;
         let gen = dep.decide_gen;
         self.q.push(
             at,
@@ -1706,7 +1702,6 @@ impl<'s> Engine<'s> {
             self.deployments[d].autoscaler.decide(now, &obs)
         };
         let dep = &mut self.deployments[d];
-        dep.activator_in_path = decision.activator_in_path;
         let from = dep.desired;
         let to = decision.desired.min(dep.max.max(1)).max(if dep.min == 0 {
             0
@@ -1747,7 +1742,6 @@ impl<'s> Engine<'s> {
         let now = self.now;
         let p = &mut self.pools[pool];
         let d = (now - p.busy_since) as f64;
-        p.busy_area += p.busy_level * d;
         p.interval_busy_area += p.busy_level * d;
         p.busy_since = now;
     }

@@ -43,7 +43,6 @@ pub struct Deployment {
     /// Ready, not draining pods: the routing set.
     pub ready: Vec<u32>,
     pub activator: VecDeque<Req>,
-    pub activator_in_path: bool,
     pub pool: usize,
     pub gpu_request: GpuRequest,
     pub profile: LatencyProfile,
@@ -63,7 +62,6 @@ pub struct Deployment {
     pub probe_ns: u64,
     pub grace_ns: u64,
     pub decide_gen: u32,
-    pub next_decide: u64,
     /// Requests outstanding at ready pods plus the activator, and its time integral
     /// since the last KPA bucket.
     pub outstanding: u64,
@@ -177,7 +175,6 @@ pub struct Pool {
     /// Integrals for cost and utilisation.
     pub node_ns: u128,
     pub busy_level: f64,
-    pub busy_area: f64,
     pub busy_since: u64,
     pub interval_busy_area: f64,
 }
