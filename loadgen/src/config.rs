@@ -136,6 +136,10 @@ pub struct LoadConfig {
     /// Cuts the schedule (or the closed-loop run) after this long.
     pub duration: Option<Duration>,
     pub mode: Mode,
+    /// Open loop: pacing threads, each a single-threaded runtime sending its own
+    /// part of the schedule (`seq` modulo the count). The closed loop runs on the
+    /// caller's runtime and ignores it.
+    pub threads: u32,
     pub level: Level,
     /// Width of one `timeseries` point.
     pub interval: Duration,
@@ -161,6 +165,7 @@ impl LoadConfig {
             rate_scale: 1.0,
             duration: None,
             mode: Mode::Open,
+            threads: default_threads(),
             level: Level::Local,
             interval: Duration::from_secs(1),
             warmup: Duration::ZERO,
@@ -191,6 +196,14 @@ impl LoadConfig {
             ));
         } else if self.target.parse::<http::Uri>().is_err() {
             problems.push(format!("target `{}` is not a valid URL", self.target));
+        }
+        if self.threads == 0 {
+            problems.push("threads must be at least 1".into());
+        } else if self.shard.count.checked_mul(self.threads).is_none() {
+            problems.push(format!(
+                "{} threads times {} shards is too many parts",
+                self.threads, self.shard.count
+            ));
         }
         if self.max_in_flight == 0 {
             problems.push("max in flight must be at least 1".into());
@@ -247,6 +260,14 @@ impl LoadConfig {
             Err(LoadError::BadInput(problems.join("; ")))
         }
     }
+}
+
+/// The cores this process may run on: the available parallelism, which on Linux
+/// honours the CPU affinity (`taskset`) and cgroup CPU quotas.
+pub fn default_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
 }
 
 /// The same stream with every rate multiplied by `x` (and traces sped up by `x`),

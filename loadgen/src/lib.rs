@@ -40,7 +40,8 @@ mod workers;
 
 pub use client::{Failure, SEQ_HEADER};
 pub use config::{
-    constant_rate, scale_spec, Fill, LoadConfig, Mode, Payload, Protocol, Shard, Stream,
+    constant_rate, default_threads, scale_spec, Fill, LoadConfig, Mode, Payload, Protocol, Shard,
+    Stream,
 };
 pub use error::LoadError;
 pub use merge::merge;
@@ -70,11 +71,13 @@ pub struct LoadOutput {
     pub report: LoadReport,
 }
 
-/// Shared by the pacer and every request task.
+/// Shared by a pacing loop and its request tasks. Each open-loop thread has its
+/// own (its client's connections belong to its runtime); the recorder is one
+/// for the whole run.
 pub(crate) struct Shared {
     pub client: client::Client,
     pub templates: Vec<client::Template>,
-    pub recorder: Mutex<Recorder>,
+    pub recorder: Arc<Mutex<Recorder>>,
     pub start: Instant,
     pub timeout: Duration,
 }
@@ -122,11 +125,11 @@ pub async fn run(
     let shared = Arc::new(Shared {
         client,
         templates,
-        recorder: Mutex::new(Recorder::new(
+        recorder: Arc::new(Mutex::new(Recorder::new(
             &names,
             config.interval.as_nanos() as u64,
             config.warmup.as_nanos() as u64,
-        )),
+        ))),
         start: Instant::now() + LEAD,
         timeout: config.timeout,
     });

@@ -1,19 +1,79 @@
-//! Open loop: the pacer thread hands each arrival over at its instant, whatever
-//! the server is doing: over HTTP/1.1 to the connection workers' queue
-//! (`workers`), otherwise (HTTP/2, gRPC) to a new task per request.
+//! Open loop: `config.threads` OS threads, each running a single-threaded tokio
+//! runtime that paces its own part of the schedule (`plan::part`) and sends
+//! every arrival at its instant, whatever the server is doing: over HTTP/1.1
+//! through the thread's connection workers (`workers`), otherwise (HTTP/2,
+//! gRPC) as a task per request. The pacing loop, the requests and their
+//! connections of one part all live on one thread, so a due request reaches its
+//! socket without a hand-over between threads.
 
 use crate::client::Client;
 use crate::config::LoadConfig;
 use crate::error::LoadError;
-use crate::pacer::{pace, PaceEnd};
+use crate::pacer::{pace, Halt};
 use crate::plan::{self, Planned};
 use crate::workers::{self, Queue};
 use crate::Shared;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+/// The in-flight cap, shared by every thread of the run.
+pub struct Cap {
+    max: u32,
+    used: AtomicU32,
+}
+
+impl Cap {
+    pub fn new(max: u32) -> Arc<Cap> {
+        Arc::new(Cap {
+            max,
+            used: AtomicU32::new(0),
+        })
+    }
+
+    fn try_take(&self) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+/// A request's place under the in-flight cap, given back when dropped. It also
+/// holds a permit of its thread's own semaphore, which the thread drains at the
+/// end to know that all of its requests have ended.
+pub struct Slot {
+    cap: Arc<Cap>,
+    _local: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// A slot if fewer than the cap are in flight, now.
+    fn take(cap: &Arc<Cap>, local: &Arc<Semaphore>) -> Option<Slot> {
+        if !cap.try_take() {
+            return None;
+        }
+        match local.clone().try_acquire_owned() {
+            Ok(permit) => Some(Slot {
+                cap: cap.clone(),
+                _local: permit,
+            }),
+            Err(_) => {
+                cap.used.fetch_sub(1, Ordering::AcqRel);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.cap.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Replays the plan; returns the instant (ns from start) at which `stop` cut it
 /// short, or `None` when it ran to the end.
@@ -22,91 +82,157 @@ pub async fn run(
     shared: Arc<Shared>,
     stop: impl Future<Output = ()>,
 ) -> Result<Option<u64>, LoadError> {
-    let cap = config.max_in_flight;
-    let slots = Arc::new(Semaphore::new(cap as usize));
-    let halt = Arc::new(AtomicBool::new(false));
-    let runtime = tokio::runtime::Handle::current();
-    let arrivals = plan::arrivals(config);
-    let h1 = match &shared.client {
-        Client::Http { h1: Some(pool), .. } => Some((pool.clone(), Queue::new(cap as usize))),
-        _ => None,
-    };
-    let queue = h1.as_ref().map(|(_, q)| q.clone());
-    let pacer = {
-        let (shared, slots, halt) = (shared.clone(), slots.clone(), halt.clone());
-        tokio::task::spawn_blocking(move || {
-            pace(arrivals, shared.start, &halt, |due: &mut Vec<Planned>| {
-                let mut batch = Vec::with_capacity(due.len());
-                {
-                    let mut rec = shared.recorder();
-                    for p in due.iter() {
-                        match slots.clone().try_acquire_owned() {
-                            Ok(permit) => {
-                                rec.dispatched(p.stream, p.arrival.at_ns);
-                                batch.push((*p, permit));
-                            }
-                            Err(_) => rec.refused(p.stream, p.arrival.at_ns),
-                        }
-                    }
+    let threads = config.threads.max(1);
+    let halt = Arc::new(Halt::default());
+    let cap = Cap::new(config.max_in_flight);
+    let mut ends = Vec::with_capacity(threads as usize);
+    for index in 0..threads {
+        let (tx, rx) = oneshot::channel();
+        let arrivals = plan::part(config, index, threads);
+        let (config, shared, part_halt, cap) =
+            (config.clone(), shared.clone(), halt.clone(), cap.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("lab-load-{index}"))
+            .spawn(move || {
+                let end = part_thread(&config, &shared, arrivals, &part_halt, cap);
+                if end.is_err() {
+                    // The other parts stop too: the run has failed.
+                    part_halt.raise();
                 }
-                if batch.is_empty() {
-                    return;
-                }
-                if let Some((pool, queue)) = &h1 {
-                    // HTTP/1.1: long-lived workers, one per connection, take the
-                    // batch from the queue; start more only when none is free.
-                    for _ in 0..queue.push(batch.into_iter()) {
-                        let w = workers::work(shared.clone(), pool.clone(), queue.clone());
-                        runtime.spawn(w);
-                    }
-                    return;
-                }
-                // One hand-over to the runtime per batch; the requests are then
-                // spawned from inside it, which is cheaper than from this thread.
-                let shared = shared.clone();
-                runtime.spawn(async move {
-                    for (p, permit) in batch {
-                        tokio::spawn(send_one(shared.clone(), p, permit));
-                    }
-                });
-            })
-        })
-    };
-    tokio::pin!(pacer);
-    tokio::pin!(stop);
-    let stopped_at = tokio::select! {
-        _ = &mut stop => {
-            let at = shared.since_start(Instant::now());
-            halt.store(true, Ordering::Relaxed);
-            let _ = (&mut pacer).await;
-            Some(at)
-        }
-        end = &mut pacer => {
-            match end {
-                Ok(PaceEnd::Finished) | Ok(PaceEnd::Stopped) => None,
-                Err(e) => return Err(LoadError::Run(format!("the pacer thread failed: {e}"))),
+                let _ = tx.send(end);
+            });
+        match spawned {
+            Ok(_) => ends.push(rx),
+            Err(e) => {
+                halt.raise();
+                let _ = join(ends).await;
+                return Err(LoadError::Run(format!("starting a load thread: {e}")));
             }
         }
-    };
-    if let Some(q) = &queue {
-        q.close();
     }
-    // Every permit back means every request has ended; each has its own timeout,
-    // so this wait is bounded by it (plus a little for the last answers to land).
-    let _ = tokio::time::timeout(
-        config.timeout + Duration::from_millis(100),
-        slots.acquire_many(cap),
-    )
-    .await;
-    Ok(stopped_at)
+    let all = join(ends);
+    tokio::pin!(all);
+    tokio::pin!(stop);
+    let (stopped_at, end) = tokio::select! {
+        _ = &mut stop => {
+            let at = shared.since_start(Instant::now());
+            halt.raise();
+            (Some(at), (&mut all).await)
+        }
+        end = &mut all => (None, end),
+    };
+    end.map(|()| stopped_at)
 }
 
-async fn send_one(shared: Arc<Shared>, p: Planned, permit: OwnedSemaphorePermit) {
+/// Waits for every thread; the first error, if any.
+async fn join(ends: Vec<oneshot::Receiver<Result<(), LoadError>>>) -> Result<(), LoadError> {
+    let mut first = Ok(());
+    for rx in ends {
+        let end = rx
+            .await
+            .unwrap_or_else(|_| Err(LoadError::Run("a load thread panicked".into())));
+        if first.is_ok() {
+            first = end;
+        }
+    }
+    first
+}
+
+/// One thread: its own runtime and client (connections belong to the runtime
+/// that drives them), pacing its part until the end or the halt, then waiting
+/// for its requests up to the timeout.
+fn part_thread(
+    config: &LoadConfig,
+    base: &Shared,
+    arrivals: impl Iterator<Item = Planned>,
+    halt: &Halt,
+    cap: Arc<Cap>,
+) -> Result<(), LoadError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LoadError::Run(format!("starting a load thread's runtime: {e}")))?;
+    let end = runtime.block_on(async {
+        let shared = Arc::new(Shared {
+            client: Client::new(config)?,
+            templates: base.templates.clone(),
+            recorder: base.recorder.clone(),
+            start: base.start,
+            timeout: base.timeout,
+        });
+        send_part(config, shared, arrivals, halt, cap).await;
+        Ok(())
+    });
+    // Requests still pending after the drain are left behind (reported as in
+    // flight) instead of being waited on.
+    runtime.shutdown_background();
+    end
+}
+
+async fn send_part(
+    config: &LoadConfig,
+    shared: Arc<Shared>,
+    arrivals: impl Iterator<Item = Planned>,
+    halt: &Halt,
+    cap: Arc<Cap>,
+) {
+    let max = config.max_in_flight;
+    let local = Arc::new(Semaphore::new(max as usize));
+    let h1 = match &shared.client {
+        Client::Http { h1: Some(pool), .. } => Some((pool.clone(), Queue::new(max as usize))),
+        _ => None,
+    };
+    pace(arrivals, shared.start, halt, |due: &mut Vec<Planned>| {
+        let mut batch = Vec::with_capacity(due.len());
+        {
+            // Admitted or refused at the due instant, by the requests in flight
+            // now on every thread.
+            let mut rec = shared.recorder();
+            for p in due.iter() {
+                match Slot::take(&cap, &local) {
+                    Some(slot) => {
+                        rec.dispatched(p.stream, p.arrival.at_ns);
+                        batch.push((*p, slot));
+                    }
+                    None => rec.refused(p.stream, p.arrival.at_ns),
+                }
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        if let Some((pool, queue)) = &h1 {
+            // HTTP/1.1: long-lived workers, one per connection, take the batch
+            // from the queue; start more only when none is free.
+            for _ in 0..queue.push(batch.into_iter()) {
+                tokio::spawn(workers::work(shared.clone(), pool.clone(), queue.clone()));
+            }
+            return;
+        }
+        for (p, slot) in batch {
+            tokio::spawn(send_one(shared.clone(), p, slot));
+        }
+    })
+    .await;
+    if let Some((_, queue)) = &h1 {
+        queue.close();
+    }
+    // Every permit back means every request of this thread has ended; each has
+    // its own timeout, so this wait is bounded by it (plus a little for the
+    // last answers to land).
+    let _ = tokio::time::timeout(
+        config.timeout + Duration::from_millis(100),
+        local.acquire_many(max),
+    )
+    .await;
+}
+
+async fn send_one(shared: Arc<Shared>, p: Planned, slot: Slot) {
     let sent = Instant::now();
     let result = shared
         .client
         .send(&shared.templates[p.stream], p.arrival.seq, shared.timeout)
         .await;
     shared.record(&p, sent, result);
-    drop(permit);
+    drop(slot);
 }

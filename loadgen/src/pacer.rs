@@ -1,25 +1,26 @@
-//! Paces arrivals on a dedicated OS thread by absolute deadlines.
+//! Paces one part of the schedule by absolute deadlines, as a task on the
+//! single-threaded runtime that also sends the requests and reads the answers.
 //!
 //! Each request is due at `start + at_ns`, never "previous send + gap", so a late
-//! wake-up does not push later requests back: the pacer catches up at once. A
-//! thread of its own, because tokio's timer wheel has 1 ms resolution while an
-//! OS sleep overshoots by tens of microseconds; the send lag is measured anyway.
+//! wake-up does not push later requests back: the loop catches up at once.
+//! tokio's timer has a 1 ms resolution (and rounds up), so the loop sleeps on it
+//! only until `SPIN` before the next deadline and then spins: each turn it checks
+//! the clock and yields to the runtime, which polls the sockets and runs the
+//! request tasks in between. Nothing crosses threads on the way from the
+//! deadline to the socket.
 
 use crate::plan::Planned;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
-/// Longest single nap, so a stop request is noticed quickly in long idle gaps.
-const MAX_NAP: Duration = Duration::from_millis(20);
+/// How long before a deadline the loop stops sleeping on tokio's timer and
+/// starts spinning. A 1 ms timer that rounds up wakes at most about 1 ms late,
+/// so sleeping until 2 ms before leaves about 1 ms of spinning.
+const SPIN: Duration = Duration::from_millis(2);
 
-/// Shortest nap. Each wake-up of the pacer is a context switch away from the
-/// runtime's threads (on a single core, two): napping for every 5 µs gap at
-/// 200k/s spent half the core switching (80k/s completed against 128k/s with
-/// this floor, BENCHMARKS.md). Arrivals due within one nap go out together, up
-/// to about this much late; the send lag records it.
-const MIN_NAP: Duration = Duration::from_micros(100);
-
-/// Most arrivals handed over at once.
+/// Most arrivals handed over at once; when the loop is behind, it yields after
+/// each batch so the requests already handed over make progress.
 const MAX_BATCH: usize = 256;
 
 /// How the pacing loop ended.
@@ -27,17 +28,49 @@ const MAX_BATCH: usize = 256;
 pub enum PaceEnd {
     /// Every arrival was handed out.
     Finished,
-    /// `stop` was raised first.
+    /// The halt was raised first.
     Stopped,
 }
 
+/// A stop request seen by every pacing loop, on whichever thread or runtime.
+#[derive(Default)]
+pub struct Halt {
+    raised: AtomicBool,
+    wake: Notify,
+}
+
+impl Halt {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.wake.notify_waiters();
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
+    }
+
+    /// Completes once the halt is raised.
+    pub async fn raised(&self) {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a raise in between is not lost.
+            notified.as_mut().enable();
+            if self.is_raised() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Calls `dispatch` with every arrival whose deadline has passed, in order: one
-/// call per wake-up, so at high rates the work of handing requests over is paid
-/// once per batch rather than once per request.
-pub fn pace(
+/// call per turn of the loop, so when several are due at once the work of
+/// handing them over is paid once per batch.
+pub async fn pace(
     arrivals: impl Iterator<Item = Planned>,
     start: Instant,
-    stop: &AtomicBool,
+    halt: &Halt,
     mut dispatch: impl FnMut(&mut Vec<Planned>),
 ) -> PaceEnd {
     let mut arrivals = arrivals.peekable();
@@ -45,21 +78,32 @@ pub fn pace(
     while let Some(next) = arrivals.peek() {
         let deadline = start + Duration::from_nanos(next.arrival.at_ns);
         let now = Instant::now();
-        // Batches are capped so a stop is noticed even when the pacer is behind.
         if now >= deadline && due.len() < MAX_BATCH {
             due.push(*next);
             arrivals.next();
             continue;
         }
-        if stop.load(Ordering::Relaxed) {
+        if halt.is_raised() {
             return PaceEnd::Stopped;
         }
         if !due.is_empty() {
             dispatch(&mut due);
             due.clear();
+            if now >= deadline {
+                tokio::task::yield_now().await;
+            }
             continue;
         }
-        std::thread::sleep((deadline - now).clamp(MIN_NAP, MAX_NAP));
+        if deadline - now > SPIN {
+            tokio::select! {
+                _ = tokio::time::sleep_until((deadline - SPIN).into()) => {}
+                _ = halt.raised() => {}
+            }
+        } else {
+            // Lets the runtime poll the sockets and run ready tasks, then
+            // comes back here: microsecond precision at the cost of a busy core.
+            tokio::task::yield_now().await;
+        }
     }
     if !due.is_empty() {
         dispatch(&mut due);
@@ -71,6 +115,7 @@ pub fn pace(
 mod tests {
     use super::*;
     use lab_traffic::Arrival;
+    use std::sync::Arc;
 
     fn planned(at_ms: u64) -> Planned {
         Planned {
@@ -83,12 +128,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn never_dispatches_early_and_catches_up_after_a_stall() {
-        let stop = AtomicBool::new(false);
+    #[tokio::test]
+    async fn never_dispatches_early_and_catches_up_after_a_stall() {
+        let halt = Halt::default();
         let start = Instant::now();
         let mut seen = Vec::new();
-        let end = pace((0..60).map(planned), start, &stop, |batch| {
+        let end = pace((0..60).map(planned), start, &halt, |batch| {
             for p in batch.iter() {
                 let now = Instant::now();
                 let due = start + Duration::from_nanos(p.arrival.at_ns);
@@ -100,20 +145,40 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(25));
                 }
             }
-        });
+        })
+        .await;
         assert_eq!(end, PaceEnd::Finished);
         assert_eq!(seen.len(), 60);
+        let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (0..60).collect::<Vec<_>>(), "in order, each once");
         let after_stall: Vec<_> = seen.iter().filter(|(s, _)| (11..=30).contains(s)).collect();
         let burst = after_stall[after_stall.len() - 1].1 - after_stall[0].1;
         assert!(burst < Duration::from_millis(15), "no catch-up: {burst:?}");
     }
 
-    #[test]
-    fn stop_ends_the_loop_without_waiting_for_the_next_deadline() {
-        let stop = AtomicBool::new(true);
+    #[tokio::test]
+    async fn a_raised_halt_ends_the_loop_without_waiting_for_the_next_deadline() {
+        let halt = Halt::default();
+        halt.raise();
         let t = Instant::now();
-        let end = pace([planned(60_000)].into_iter(), t, &stop, |_| unreachable!());
+        let end = pace([planned(60_000)].into_iter(), t, &halt, |_| unreachable!()).await;
         assert_eq!(end, PaceEnd::Stopped);
-        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_halt_raised_during_a_long_sleep_wakes_the_loop() {
+        let halt = Arc::new(Halt::default());
+        // On this single-threaded runtime the task runs only once the loop has
+        // checked the halt and gone to sleep for the deadline a minute away.
+        let raiser = {
+            let halt = halt.clone();
+            tokio::spawn(async move { halt.raise() })
+        };
+        let plan = [planned(0), planned(60_000)];
+        let mut sent = 0;
+        let end = pace(plan.into_iter(), Instant::now(), &halt, |b| sent += b.len()).await;
+        assert_eq!(end, PaceEnd::Stopped);
+        assert_eq!(sent, 1, "the due arrival went out, the far one did not");
+        raiser.await.unwrap();
     }
 }

@@ -43,11 +43,26 @@ pub fn end_ns(config: &LoadConfig) -> u64 {
 
 /// All arrivals of this shard in order of intended instant (ties: stream order).
 pub fn arrivals(config: &LoadConfig) -> impl Iterator<Item = Planned> + Send + 'static {
+    part(config, 0, 1)
+}
+
+/// Part `index` of `count` of this shard's arrivals, for one pacing thread: in
+/// each stream, the shard's `k`-th arrival (`seq = I + k*N` for shard `I/N`)
+/// goes to part `k % count`, so the parts partition the shard exactly (it is
+/// the shard `I + index*N` of `N*count`), each in order of instant.
+pub fn part(
+    config: &LoadConfig,
+    index: u32,
+    count: u32,
+) -> impl Iterator<Item = Planned> + Send + 'static {
     let end = end_ns(config);
     let shard = config.shard;
+    // `LoadConfig::validate` keeps shard count times threads within u32.
+    let n = shard.count.saturating_mul(count.max(1));
+    let i = shard.index + shard.count.saturating_mul(index);
     let iters: Vec<_> = schedules(config)
         .into_iter()
-        .map(|s| s.iter_shard(shard.index, shard.count))
+        .map(|s| s.iter_shard(i, n))
         .collect();
     Merge::new(iters).take_while(move |p| p.arrival.at_ns < end)
 }
@@ -136,6 +151,29 @@ mod tests {
         let mut sorted = whole.clone();
         sorted.sort_by_key(|p| (p.arrival.at_ns, p.stream, p.arrival.seq));
         assert_eq!(parts, sorted);
+    }
+
+    #[test]
+    fn thread_parts_partition_each_shard_in_order() {
+        let mut c = config(&[300.0, 50.0]);
+        for (index, count) in [(0, 1), (1, 3)] {
+            c.shard = Shard { index, count };
+            let shard: Vec<Planned> = arrivals(&c).collect();
+            let mut parts = Vec::new();
+            for t in 0..4 {
+                let p: Vec<Planned> = part(&c, t, 4).collect();
+                assert!(p
+                    .windows(2)
+                    .all(|w| w[0].arrival.at_ns <= w[1].arrival.at_ns));
+                assert!(!p.is_empty());
+                parts.extend(p);
+            }
+            let key = |p: &Planned| (p.arrival.at_ns, p.stream, p.arrival.seq);
+            parts.sort_by_key(key);
+            let mut sorted = shard.clone();
+            sorted.sort_by_key(key);
+            assert_eq!(parts, sorted);
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The open loop's HTTP/1.1 hot path: long-lived workers, one per keep-alive
-//! connection, pull due requests from one queue. Compared with a task per
-//! request this saves a spawn, a pool checkout and a check-in per request.
+//! connection, pull due requests from their thread's queue. Compared with a
+//! task per request this saves a spawn, a pool checkout and a check-in per
+//! request.
 //!
-//! The pacer pushes every arrival it admitted (its in-flight permit travels with
-//! it) and wakes as many idle workers as it pushed; when fewer are idle it
+//! The pacing loop pushes every arrival it admitted (its in-flight slot travels
+//! with it) and wakes as many idle workers as it pushed; when fewer are idle it
 //! starts new ones, never more than the in-flight cap, so the number of
-//! connections follows the peak concurrency as the per-request pool did.
+//! connections follows the peak concurrency as the per-request pool did. The
+//! loop, the queue and the workers share one single-threaded runtime, so a
+//! wake-up is a task scheduled on the same thread.
 
 use crate::client::{Failure, Template};
 use crate::plan::Planned;
@@ -14,10 +17,10 @@ use crate::Shared;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::Notify;
 
 /// A due request and its slot under the in-flight cap.
-pub type Job = (Planned, OwnedSemaphorePermit);
+pub type Job = (Planned, crate::open::Slot);
 
 struct State {
     jobs: VecDeque<Job>,

@@ -72,6 +72,12 @@ pub struct Args {
     #[arg(long, value_name = "DUR", default_value = "30s")]
     pub timeout: String,
 
+    /// Open loop: threads sending the schedule, each a single-threaded runtime
+    /// with its own part of the arrivals and its own connections [default: the
+    /// cores this process may use, which honours taskset].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+
     /// Use HTTP/2 (cleartext, prior knowledge) instead of an HTTP/1.1 keep-alive pool.
     #[arg(long)]
     pub http2: bool,
@@ -307,6 +313,9 @@ fn build_config(args: &Args) -> anyhow::Result<(LoadConfig, Vec<lab_results::Slo
     c.max_in_flight = args.max_in_flight;
     c.timeout = duration("timeout", &args.timeout)?;
     c.http2 = args.http2;
+    if let Some(t) = args.threads {
+        c.threads = t;
+    }
     c.rate_scale = args.rate_scale;
     c.duration = cut.or(parts.length);
     c.mode = match args.closed_loop {
