@@ -36,6 +36,7 @@ mod payload;
 mod plan;
 mod pool;
 mod recorder;
+mod timer;
 mod workers;
 
 pub use client::{Failure, SEQ_HEADER};

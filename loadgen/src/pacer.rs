@@ -3,21 +3,27 @@
 //!
 //! Each request is due at `start + at_ns`, never "previous send + gap", so a late
 //! wake-up does not push later requests back: the loop catches up at once.
-//! tokio's timer has a 1 ms resolution (and rounds up), so the loop sleeps on it
-//! only until `SPIN` before the next deadline and then spins: each turn it checks
-//! the clock and yields to the runtime, which polls the sockets and runs the
-//! request tasks in between. Nothing crosses threads on the way from the
-//! deadline to the socket.
+//! Between deadlines the loop sleeps on a timerfd in the runtime's own epoll
+//! (`timer`), which wakes it to the microsecond; when the next deadline is
+//! closer than `SHORT`, or where there is no timerfd, it spins instead: each
+//! turn it checks the clock and yields to the runtime, which polls the sockets
+//! and runs the request tasks in between. Nothing crosses threads on the way
+//! from the deadline to the socket.
 
 use crate::plan::Planned;
+use crate::timer::Timer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// How long before a deadline the loop stops sleeping on tokio's timer and
-/// starts spinning. A 1 ms timer that rounds up wakes at most about 1 ms late,
-/// so sleeping until 2 ms before leaves about 1 ms of spinning.
+/// Without a timerfd: how long before a deadline the loop stops sleeping on
+/// tokio's timer and starts spinning. A 1 ms timer that rounds up wakes at most
+/// about 1 ms late, so sleeping until 2 ms before leaves about 1 ms of spinning.
 const SPIN: Duration = Duration::from_millis(2);
+
+/// With a timerfd: deadlines closer than this are spun for, not slept for
+/// (arming the timer and the wake-up through epoll cost a few microseconds).
+const SHORT: Duration = Duration::from_micros(20);
 
 /// Most arrivals handed over at once; when the loop is behind, it yields after
 /// each batch so the requests already handed over make progress.
@@ -73,6 +79,7 @@ pub async fn pace(
     halt: &Halt,
     mut dispatch: impl FnMut(&mut Vec<Planned>),
 ) -> PaceEnd {
+    let timer = Timer::new();
     let mut arrivals = arrivals.peekable();
     let mut due = Vec::new();
     while let Some(next) = arrivals.peek() {
@@ -94,7 +101,13 @@ pub async fn pace(
             }
             continue;
         }
-        if deadline - now > SPIN {
+        let left = deadline - now;
+        if let (Some(timer), true) = (&timer, left > SHORT) {
+            tokio::select! {
+                _ = timer.sleep_until(deadline) => {}
+                _ = halt.raised() => {}
+            }
+        } else if left > SPIN {
             tokio::select! {
                 _ = tokio::time::sleep_until((deadline - SPIN).into()) => {}
                 _ = halt.raised() => {}
