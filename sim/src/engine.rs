@@ -8,10 +8,10 @@ use crate::world::*;
 use lab_autoscale::{
     Autoscaler, Bounds, MetricError, Observation, PodPhase, PodSample, SignalValues, Time,
 };
-use lab_gpu::{sample_service_seconds, tenant_speed, Sharing};
+use lab_gpu::{sample_service_seconds, tenant_speed, ServiceDistribution, Sharing};
 use lab_results::{ScalingEvent, TimePoint};
 use lab_scenario::{profile_for, CapacityType, GpuRequest, Scenario};
-use lab_traffic::{rng_for, uniform, ArrivalIter, Rng, Schedule};
+use lab_traffic::{exp1, rng_for, uniform, ArrivalIter, Rng, Schedule};
 use std::collections::VecDeque;
 
 const NS: f64 = 1e9;
@@ -317,7 +317,7 @@ impl<'s> Engine<'s> {
             grace_ns: cs.termination_grace_period.nanos(),
             decide_gen: 0,
             outstanding: 0,
-            outstanding_area: 0.0,
+            outstanding_area: 0,
             outstanding_since: 0,
             last_record: 0,
             completed_total: 0,
@@ -579,7 +579,8 @@ impl<'s> Engine<'s> {
 
     fn dep_outstanding(&mut self, d: usize, delta: i64) {
         let dep = &mut self.deployments[d];
-        dep.outstanding_area += dep.outstanding as f64 * (self.now - dep.outstanding_since) as f64;
+        dep.outstanding_area +=
+            u128::from(dep.outstanding) * u128::from(self.now - dep.outstanding_since);
         dep.outstanding_since = self.now;
         dep.outstanding = (dep.outstanding as i64 + delta).max(0) as u64;
     }
@@ -696,9 +697,16 @@ impl<'s> Engine<'s> {
             let max = dep.profile.max_batch_size().max(1);
             dep.profile.mean_seconds(max).unwrap_or(0.0) * f64::from(rows) / f64::from(max)
         });
-        let u1 = uniform(&mut self.rng_service);
-        let u2 = uniform(&mut self.rng_service);
-        let work = sample_service_seconds(mean, dep.profile.distribution, u1, u2);
+        let work = match dep.profile.distribution {
+            ServiceDistribution::Deterministic => mean,
+            // The ziggurat draw: no logarithm per batch.
+            ServiceDistribution::Exponential => mean * exp1(&mut self.rng_service),
+            dist => {
+                let u1 = uniform(&mut self.rng_service);
+                let u2 = uniform(&mut self.rng_service);
+                sample_service_seconds(mean, dist, u1, u2)
+            }
+        };
         let pod = &mut self.pods[pi];
         pod.free_instances -= 1;
         pod.executing_reqs += reqs.len() as u32;
@@ -819,8 +827,13 @@ impl<'s> Engine<'s> {
         if b.gen == 0 {
             b.gen = 1;
         }
-        let dur = (b.remaining / b.speed.max(1e-12) * NS).ceil() as u64;
-        let at = self.now + dur;
+        // Rounded up to whole nanoseconds (`ceil` is a libm call on baseline x86-64).
+        let exact = b.remaining / b.speed.max(1e-12) * NS;
+        let mut dur = exact as u64;
+        if (dur as f64) < exact {
+            dur = dur.saturating_add(1);
+        }
+        let at = self.now.saturating_add(dur);
         let gen = b.gen;
         self.q.push(at, Event::BatchDone { batch: id, gen });
     }
@@ -844,7 +857,9 @@ impl<'s> Engine<'s> {
             }
         }
         let pod = &mut self.pods[pi];
-        pod.batches.retain(|x| *x != id);
+        if let Some(i) = pod.batches.iter().position(|x| *x == id) {
+            pod.batches.swap_remove(i);
+        }
         pod.free_instances += 1;
         pod.executing_reqs -= b.reqs.len() as u32;
         if pod.batches.is_empty() {
@@ -936,7 +951,7 @@ impl<'s> Engine<'s> {
             batches: Vec::new(),
             timer_at: None,
             outstanding: 0,
-            area: 0.0,
+            area: 0,
             area_since: self.now,
             busy_ns: 0,
             busy_since: None,
@@ -1546,8 +1561,7 @@ impl<'s> Engine<'s> {
                 continue;
             }
             let elapsed = now.saturating_sub(pod.last_scrape).max(1) as f64;
-            pod.area += pod.outstanding as f64 * (now - pod.area_since) as f64;
-            pod.area_since = now;
+            pod_outstanding(pod, now, 0);
             let busy = pod.busy_ns + pod.busy_since.map_or(0, |s| now - s);
             if let Some(s) = pod.busy_since.as_mut() {
                 *s = now;
@@ -1559,12 +1573,12 @@ impl<'s> Engine<'s> {
                 // CPU tracks request handling: a baseline plus a share while busy.
                 cpu_milli: dep.cpu_milli as f64 * (0.1 + 0.9 * busy_frac),
                 memory_bytes: dep.memory_bytes as f64,
-                concurrency: pod.area / elapsed,
+                concurrency: pod.area as f64 / elapsed,
                 rps: pod.completed_since_scrape as f64 / (elapsed / NS),
                 queue_depth: pod.queue.len() as f64,
                 gpu_utilization: 100.0 * busy_frac,
             });
-            pod.area = 0.0;
+            pod.area = 0;
             pod.completed_since_scrape = 0;
             pod.last_scrape = now;
         }
@@ -1622,8 +1636,8 @@ impl<'s> Engine<'s> {
         self.dep_outstanding(d, 0);
         let dep = &mut self.deployments[d];
         let elapsed = self.now.saturating_sub(dep.last_record).max(1) as f64;
-        let concurrency = dep.outstanding_area / elapsed;
-        dep.outstanding_area = 0.0;
+        let concurrency = dep.outstanding_area as f64 / elapsed;
+        dep.outstanding_area = 0;
         dep.last_record = self.now;
         let completed = dep.completed_total;
         let last = dep.rate_samples.back().map_or(0, |s| s.1);
@@ -1773,7 +1787,8 @@ impl<'s> Engine<'s> {
 }
 
 fn pod_outstanding(pod: &mut Pod, now: u64, delta: i64) {
-    pod.area += pod.outstanding as f64 * (now - pod.area_since) as f64;
+    // Integer time integrals: exact, and no float conversion per request.
+    pod.area += u128::from(pod.outstanding) * u128::from(now - pod.area_since);
     pod.area_since = now;
     pod.outstanding = (i64::from(pod.outstanding) + delta).max(0) as u32;
 }

@@ -1,9 +1,6 @@
 //! The pending-event set: a binary heap ordered by (time, sequence), so events at
 //! the same instant pop in the order they were scheduled, on every machine.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 /// Index types are u32 to keep events small; the simulator never holds 4 billion pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Event {
@@ -55,30 +52,71 @@ pub enum Event {
     IntervalEnd,
 }
 
+/// A binary min-heap of events keyed by `time << 64 | sequence`: one integer
+/// compare orders both fields, and holes rather than swaps move entries. The
+/// heap stays small (a few entries per executing batch and per periodic timer),
+/// but the simulator pushes and pops once per batch, so this is on the hot path.
 pub struct EventQueue {
-    heap: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    heap: Vec<(u128, Event)>,
     seq: u64,
 }
 
 impl EventQueue {
     pub fn new() -> Self {
         EventQueue {
-            heap: BinaryHeap::with_capacity(1024),
+            heap: Vec::with_capacity(1024),
             seq: 0,
         }
     }
 
     pub fn push(&mut self, at: u64, ev: Event) {
-        self.heap.push(Reverse((at, self.seq, ev)));
+        let key = u128::from(at) << 64 | u128::from(self.seq);
         self.seq += 1;
+        let mut i = self.heap.len();
+        self.heap.push((key, ev));
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.heap[parent].0 <= key {
+                break;
+            }
+            self.heap[i] = self.heap[parent];
+            i = parent;
+        }
+        self.heap[i] = (key, ev);
     }
 
     pub fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((t, _, _))| *t)
+        self.heap.first().map(|(k, _)| (k >> 64) as u64)
     }
 
     pub fn pop(&mut self) -> Option<(u64, Event)> {
-        self.heap.pop().map(|Reverse((t, _, e))| (t, e))
+        let last = self.heap.pop()?;
+        let len = self.heap.len();
+        if len == 0 {
+            return Some(((last.0 >> 64) as u64, last.1));
+        }
+        let top = self.heap[0];
+        // Sift the last entry down from the root.
+        let mut i = 0;
+        loop {
+            let left = 2 * i + 1;
+            if left >= len {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < len && self.heap[right].0 < self.heap[left].0 {
+                right
+            } else {
+                left
+            };
+            if last.0 <= self.heap[child].0 {
+                break;
+            }
+            self.heap[i] = self.heap[child];
+            i = child;
+        }
+        self.heap[i] = last;
+        Some(((top.0 >> 64) as u64, top.1))
     }
 }
 
@@ -95,6 +133,35 @@ mod tests {
         assert_eq!(q.pop(), Some((1, Event::ClusterAutoscalerScan)));
         assert_eq!(q.pop(), Some((5, Event::Scrape)));
         assert_eq!(q.pop(), Some((5, Event::IntervalEnd)));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn pops_in_time_then_sequence_order_for_any_interleaving() {
+        // A fixed pseudo-random mix of pushes and pops against a sorted reference.
+        let mut q = EventQueue::new();
+        let mut reference: Vec<(u64, u64)> = Vec::new();
+        let mut seq = 0u64;
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 3 != 0 || reference.is_empty() {
+                let at = x % 64;
+                q.push(at, Event::BatchTimer { pod: seq as u32 });
+                reference.push((at, seq));
+                seq += 1;
+            } else {
+                reference.sort();
+                let (at, s) = reference.remove(0);
+                assert_eq!(q.pop(), Some((at, Event::BatchTimer { pod: s as u32 })));
+            }
+        }
+        reference.sort();
+        for (at, s) in reference {
+            assert_eq!(q.pop(), Some((at, Event::BatchTimer { pod: s as u32 })));
+        }
         assert_eq!(q.pop(), None);
     }
 }

@@ -65,7 +65,7 @@ pub struct Deployment {
     /// Requests outstanding at ready pods plus the activator, and its time integral
     /// since the last KPA bucket.
     pub outstanding: u64,
-    pub outstanding_area: f64,
+    pub outstanding_area: u128,
     pub outstanding_since: u64,
     pub last_record: u64,
     pub completed_total: u64,
@@ -108,7 +108,7 @@ pub struct Pod {
     pub timer_at: Option<u64>,
     /// Queued plus executing requests, and its time integral since the last scrape.
     pub outstanding: u32,
-    pub area: f64,
+    pub area: u128,
     pub area_since: u64,
     pub busy_ns: u64,
     pub busy_since: Option<u64>,

@@ -5,9 +5,11 @@
 //! Architecture invariant: no I/O and no clock; trace files are read by the
 //! scenario loader and handed in as offsets.
 
+mod exponential;
 mod schedule;
 mod spec;
 
+pub use exponential::exp1;
 pub use schedule::{mix, rng_for, uniform, Arrival, ArrivalIter, Rng, Schedule};
 pub use spec::{Arrivals, Phase, TraceOffsets, TrafficSpec};
 

@@ -29,6 +29,11 @@ enum Piece {
         dur_ns: u64,
         r0: f64,
         r1: f64,
+        /// Requests expected over the piece (the integral of the rate).
+        total: f64,
+        /// Nanoseconds per request when the rate is constant and positive: the
+        /// common case skips the square root of the general inversion.
+        ns_per_request: Option<f64>,
     },
     Trace {
         start_ns: u64,
@@ -93,6 +98,7 @@ impl Schedule {
                     dur_ns,
                     r0,
                     r1,
+                    ..
                 } if t_ns >= *start_ns && t_ns < start_ns + dur_ns => {
                     let f = (t_ns - start_ns) as f64 / *dur_ns as f64;
                     return r0 + f * (r1 - r0);
@@ -165,6 +171,8 @@ fn push_phase(pieces: &mut Vec<Piece>, phase: &Phase, start: u64, dur: u64) {
                 dur_ns: d,
                 r0,
                 r1,
+                total: (r0 + r1) / 2.0 * (d as f64 / 1e9),
+                ns_per_request: (r0 == r1 && r0 > 0.0).then(|| 1e9 / r0),
             });
         }
     };
@@ -253,13 +261,20 @@ impl Iterator for ArrivalIter {
                     dur_ns,
                     r0,
                     r1,
+                    total,
+                    ns_per_request,
                 } => {
-                    let dur_s = *dur_ns as f64 / 1e9;
-                    let total = (r0 + r1) / 2.0 * dur_s;
+                    let total = *total;
                     if self.consumed + self.gap <= total {
                         self.consumed += self.gap;
-                        let s = invert_linear(*r0, *r1, dur_s, self.consumed);
-                        let offset = ((s * 1e9) as u64).min(dur_ns.saturating_sub(1));
+                        let offset_ns = match ns_per_request {
+                            Some(k) => self.consumed * k,
+                            None => {
+                                let dur_s = *dur_ns as f64 / 1e9;
+                                invert_linear(*r0, *r1, dur_s, self.consumed) * 1e9
+                            }
+                        };
+                        let offset = (offset_ns as u64).min(dur_ns.saturating_sub(1));
                         self.gap = draw_gap(&mut self.rng, self.arrivals);
                         return Some(self.emit(start_ns + offset));
                     }
@@ -318,7 +333,7 @@ fn invert_linear(r0: f64, r1: f64, d: f64, target: f64) -> f64 {
 
 fn draw_gap(rng: &mut Pcg64Mcg, arrivals: Arrivals) -> f64 {
     match arrivals {
-        Arrivals::Poisson => -unit_open(rng).ln(),
+        Arrivals::Poisson => crate::exp1(rng),
         Arrivals::Uniform => 1.0,
         Arrivals::Gamma { cv } => {
             if cv <= 0.0 {
