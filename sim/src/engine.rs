@@ -45,9 +45,10 @@ pub struct Engine<'s> {
     pub pods: Vec<Pod>,
     pub nodes: Vec<Node>,
     pub pools: Vec<Pool>,
-    pub batches: Vec<Option<Batch>>,
+    /// Batch slots, reused: a slot keeps its request buffer between batches, so
+    /// steady state allocates nothing per batch.
+    pub batches: Vec<Batch>,
     free_batches: Vec<u32>,
-    spare_vecs: Vec<Vec<Req>>,
     streams: Vec<(ArrivalIter, usize, Option<lab_traffic::Arrival>)>,
     next_stream: Option<(u64, usize)>,
     /// Some service has a canary split: keep per-version figures.
@@ -82,7 +83,6 @@ impl<'s> Engine<'s> {
             pools: Vec::new(),
             batches: Vec::new(),
             free_batches: Vec::new(),
-            spare_vecs: Vec::new(),
             streams: Vec::new(),
             next_stream: None,
             has_versions: sc.services.iter().any(|s| !s.versions.is_empty()),
@@ -675,19 +675,30 @@ impl<'s> Engine<'s> {
             if take == 0 {
                 return;
             }
-            let mut reqs = self.spare_vecs.pop().unwrap_or_default();
+            let id = match self.free_batches.pop() {
+                Some(id) => id,
+                None => {
+                    self.batches.push(Batch::default());
+                    (self.batches.len() - 1) as u32
+                }
+            };
+            let reqs = &mut self.batches[id as usize].reqs;
+            let queue = &mut self.pods[pi].queue;
             if take == 1 {
                 // The common unbatched case: no drain iterator for one request.
-                reqs.extend(self.pods[pi].queue.pop_front());
+                if let Some(r) = queue.pop_front() {
+                    reqs.push(r);
+                }
             } else {
-                reqs.extend(self.pods[pi].queue.drain(..take));
+                reqs.extend(queue.drain(..take));
             }
             self.pods[pi].queued_rows -= u64::from(rows);
-            self.start_batch(p, reqs, rows);
+            self.start_batch(p, id, rows);
         }
     }
 
-    fn start_batch(&mut self, p: u32, reqs: Vec<Req>, rows: u32) {
+    /// Starts batch slot `id`, already holding its requests, on pod `p`.
+    fn start_batch(&mut self, p: u32, id: u32, rows: u32) {
         let pi = p as usize;
         let d = self.pods[pi].deployment as usize;
         let dep = &self.deployments[d];
@@ -708,36 +719,28 @@ impl<'s> Engine<'s> {
             }
         };
         let pod = &mut self.pods[pi];
+        let batch = &mut self.batches[id as usize];
         pod.free_instances -= 1;
-        pod.executing_reqs += reqs.len() as u32;
+        pod.executing_reqs += batch.reqs.len() as u32;
         if pod.busy_since.is_none() {
             pod.busy_since = Some(self.now);
         }
         let gpu = pod
             .node
             .and_then(|n| pod.slots.first().map(|(g, s)| (n, *g, *s)));
-        let id = match self.free_batches.pop() {
-            Some(id) => id,
-            None => {
-                self.batches.push(None);
-                (self.batches.len() - 1) as u32
-            }
-        };
         let queue_hist = &mut self.svc_stats[self.deployments[d].service].queue;
-        for r in &reqs {
+        for r in &batch.reqs {
             if r.arrival >= self.warmup {
                 queue_hist.record_ns(self.now - r.arrival);
             }
         }
-        self.batches[id as usize] = Some(Batch {
-            pod: p,
-            reqs,
-            remaining: work,
-            speed: 1.0,
-            updated: self.now,
-            gen: 0,
-            gpu,
-        });
+        batch.live = true;
+        batch.pod = p;
+        batch.remaining = work;
+        batch.speed = 1.0;
+        batch.updated = self.now;
+        batch.gen = 0;
+        batch.gpu = gpu;
         self.pods[pi].batches.push(id);
         match gpu {
             Some((n, g, _)) if self.pools[self.nodes[n as usize].pool].has_gpu => {
@@ -765,7 +768,7 @@ impl<'s> Engine<'s> {
         if is_mig {
             for k in 0..busy {
                 let id = self.nodes[ni].gpus[gi].executing[k];
-                if let Some((_, _, slot)) = self.batches[id as usize].as_ref().and_then(|b| b.gpu) {
+                if let Some((_, _, slot)) = self.batches[id as usize].gpu {
                     per_slot[(slot as usize).min(per_slot.len() - 1)] += 1;
                 }
             }
@@ -794,7 +797,7 @@ impl<'s> Engine<'s> {
         for k in 0..busy {
             let id = self.nodes[ni].gpus[gi].executing[k];
             let scale = {
-                let b = self.batches[id as usize].as_ref().expect("executing");
+                let b = &self.batches[id as usize];
                 let pool = &self.pools[pool_idx];
                 match &pool.sharing {
                     Sharing::Mig { .. } => {
@@ -811,7 +814,7 @@ impl<'s> Engine<'s> {
                     other => tenant_speed(other, busy as u32, &pool.contention),
                 }
             };
-            let b = self.batches[id as usize].as_mut().expect("executing");
+            let b = &mut self.batches[id as usize];
             b.remaining = (b.remaining - b.speed * (now - b.updated) as f64 / NS).max(0.0);
             b.updated = now;
             if (b.speed - scale).abs() > 1e-15 || b.gen == 0 {
@@ -823,7 +826,7 @@ impl<'s> Engine<'s> {
     }
 
     fn schedule_done(&mut self, id: u32) {
-        let b = self.batches[id as usize].as_mut().expect("batch");
+        let b = &mut self.batches[id as usize];
         if b.gen == 0 {
             b.gen = 1;
         }
@@ -839,16 +842,17 @@ impl<'s> Engine<'s> {
     }
 
     fn batch_done(&mut self, id: u32, gen: u32) {
-        match &self.batches[id as usize] {
-            Some(b) if b.gen == gen => {}
-            _ => return,
+        let b = &mut self.batches[id as usize];
+        if !b.live || b.gen != gen {
+            return;
         }
-        let b = self.batches[id as usize].take().expect("checked");
-        self.free_batches.push(id);
+        b.live = false;
         let p = b.pod;
+        let gpu = b.gpu;
+        let mut reqs = std::mem::take(&mut b.reqs);
         let pi = p as usize;
         let d = self.pods[pi].deployment as usize;
-        if let Some((n, g, _)) = b.gpu {
+        if let Some((n, g, _)) = gpu {
             if let Some(gpu) = self.nodes[n as usize].gpus.get_mut(g as usize) {
                 gpu.executing.retain(|x| *x != id);
             }
@@ -861,19 +865,18 @@ impl<'s> Engine<'s> {
             pod.batches.swap_remove(i);
         }
         pod.free_instances += 1;
-        pod.executing_reqs -= b.reqs.len() as u32;
+        pod.executing_reqs -= reqs.len() as u32;
         if pod.batches.is_empty() {
             if let Some(since) = pod.busy_since.take() {
                 pod.busy_ns += self.now - since;
             }
         }
-        let n = b.reqs.len() as i64;
+        let n = reqs.len() as i64;
         pod_outstanding(pod, self.now, -n);
         pod.completed_since_scrape += n as u64;
         self.dep_outstanding(d, -n);
         self.deployments[d].completed_total += n as u64;
         let timeout = self.deployments[d].timeout_ns;
-        let mut reqs = b.reqs;
         for r in reqs.drain(..) {
             let latency = self.now - r.arrival;
             if latency > timeout {
@@ -882,8 +885,9 @@ impl<'s> Engine<'s> {
                 self.complete(r, latency);
             }
         }
-        // Batches reuse request buffers: no allocation per batch in steady state.
-        self.spare_vecs.push(reqs);
+        // The slot keeps its buffer; only then may the next batch take it.
+        self.batches[id as usize].reqs = reqs;
+        self.free_batches.push(id);
         self.dispatch(p);
         self.maybe_finish_drain(p);
     }
@@ -1195,9 +1199,13 @@ impl<'s> Engine<'s> {
         let batch_ids = std::mem::take(&mut self.pods[pi].batches);
         let mut lost = queued;
         for id in batch_ids {
-            if let Some(b) = self.batches[id as usize].take() {
+            let b = &mut self.batches[id as usize];
+            if b.live {
+                b.live = false;
+                let gpu = b.gpu;
+                lost.append(&mut b.reqs);
                 self.free_batches.push(id);
-                if let Some((n, g, _)) = b.gpu {
+                if let Some((n, g, _)) = gpu {
                     self.nodes[n as usize].gpus[g as usize]
                         .executing
                         .retain(|x| *x != id);
@@ -1205,7 +1213,6 @@ impl<'s> Engine<'s> {
                         self.respeed(n, g);
                     }
                 }
-                lost.extend(b.reqs);
             }
         }
         let n = lost.len() as i64;

@@ -179,7 +179,10 @@ pub struct Pool {
     pub interval_busy_area: f64,
 }
 
+#[derive(Default)]
 pub struct Batch {
+    /// The slot holds an executing batch (otherwise it is on the free list).
+    pub live: bool,
     pub pod: u32,
     pub reqs: Vec<Req>,
     /// Seconds of work left at full speed.
