@@ -36,6 +36,7 @@ mod payload;
 mod plan;
 mod pool;
 mod recorder;
+mod slots;
 mod timer;
 mod workers;
 

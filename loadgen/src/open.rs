@@ -11,69 +11,13 @@ use crate::config::LoadConfig;
 use crate::error::LoadError;
 use crate::pacer::{pace, Halt};
 use crate::plan::{self, Planned};
+use crate::slots::{Slot, Slots};
 use crate::workers::{self, Queue};
 use crate::Shared;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
-
-/// The in-flight cap, shared by every thread of the run.
-pub struct Cap {
-    max: u32,
-    used: AtomicU32,
-}
-
-impl Cap {
-    pub fn new(max: u32) -> Arc<Cap> {
-        Arc::new(Cap {
-            max,
-            used: AtomicU32::new(0),
-        })
-    }
-
-    fn try_take(&self) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-}
-
-/// A request's place under the in-flight cap, given back when dropped. It also
-/// holds a permit of its thread's own semaphore, which the thread drains at the
-/// end to know that all of its requests have ended.
-pub struct Slot {
-    cap: Arc<Cap>,
-    _local: OwnedSemaphorePermit,
-}
-
-impl Slot {
-    /// A slot if fewer than the cap are in flight, now.
-    fn take(cap: &Arc<Cap>, local: &Arc<Semaphore>) -> Option<Slot> {
-        if !cap.try_take() {
-            return None;
-        }
-        match local.clone().try_acquire_owned() {
-            Ok(permit) => Some(Slot {
-                cap: cap.clone(),
-                _local: permit,
-            }),
-            Err(_) => {
-                cap.used.fetch_sub(1, Ordering::AcqRel);
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.cap.used.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use tokio::sync::oneshot;
 
 /// Replays the plan; returns the instant (ns from start) at which `stop` cut it
 /// short, or `None` when it ran to the end.
@@ -82,19 +26,20 @@ pub async fn run(
     shared: Arc<Shared>,
     stop: impl Future<Output = ()>,
 ) -> Result<Option<u64>, LoadError> {
-    let threads = config.threads.max(1);
+    // Each thread gets an equal share of the cap (so at most one thread per slot).
+    let threads = config.threads.clamp(1, config.max_in_flight.max(1));
     let halt = Arc::new(Halt::default());
-    let cap = Cap::new(config.max_in_flight);
     let mut ends = Vec::with_capacity(threads as usize);
     for index in 0..threads {
         let (tx, rx) = oneshot::channel();
         let arrivals = plan::part(config, index, threads);
-        let (config, shared, part_halt, cap) =
-            (config.clone(), shared.clone(), halt.clone(), cap.clone());
+        let share =
+            config.max_in_flight / threads + u32::from(index < config.max_in_flight % threads);
+        let (config, shared, part_halt) = (config.clone(), shared.clone(), halt.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("lab-load-{index}"))
             .spawn(move || {
-                let end = part_thread(&config, &shared, arrivals, &part_halt, cap);
+                let end = part_thread(&config, &shared, arrivals, &part_halt, share);
                 if end.is_err() {
                     // The other parts stop too: the run has failed.
                     part_halt.raise();
@@ -146,7 +91,7 @@ fn part_thread(
     base: &Shared,
     arrivals: impl Iterator<Item = Planned>,
     halt: &Halt,
-    cap: Arc<Cap>,
+    share: u32,
 ) -> Result<(), LoadError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -160,7 +105,7 @@ fn part_thread(
             start: base.start,
             timeout: base.timeout,
         });
-        send_part(config, shared, arrivals, halt, cap).await;
+        send_part(config, shared, arrivals, halt, share).await;
         Ok(())
     });
     // Requests still pending after the drain are left behind (reported as in
@@ -174,57 +119,59 @@ async fn send_part(
     shared: Arc<Shared>,
     arrivals: impl Iterator<Item = Planned>,
     halt: &Halt,
-    cap: Arc<Cap>,
+    share: u32,
 ) {
-    let max = config.max_in_flight;
-    let local = Arc::new(Semaphore::new(max as usize));
+    let slots = Slots::new(share as usize, shared.start);
     let h1 = match &shared.client {
-        Client::Http { h1: Some(pool), .. } => Some((pool.clone(), Queue::new(max as usize))),
+        Client::Http { h1: Some(pool), .. } => Some((pool.clone(), Queue::new(share as usize))),
         _ => None,
     };
-    pace(arrivals, shared.start, halt, |due: &mut Vec<Planned>| {
-        let mut batch = Vec::with_capacity(due.len());
-        {
-            // Admitted or refused at the due instant, by the requests in flight
-            // now on every thread.
-            let mut rec = shared.recorder();
-            for p in due.iter() {
-                match Slot::take(&cap, &local) {
-                    Some(slot) => {
-                        rec.dispatched(p.stream, p.arrival.at_ns);
-                        batch.push((*p, slot));
+    pace(
+        arrivals,
+        shared.start,
+        halt,
+        &slots,
+        |due: &mut Vec<Planned>| {
+            let mut batch = Vec::with_capacity(due.len());
+            {
+                // Admitted or refused as of the due instant (`Slots`).
+                let mut rec = shared.recorder();
+                for p in due.iter() {
+                    match slots.take(p.arrival.at_ns) {
+                        Some(slot) => {
+                            rec.dispatched(p.stream, p.arrival.at_ns);
+                            batch.push((*p, slot));
+                        }
+                        None => rec.refused(p.stream, p.arrival.at_ns),
                     }
-                    None => rec.refused(p.stream, p.arrival.at_ns),
                 }
             }
-        }
-        if batch.is_empty() {
-            return;
-        }
-        if let Some((pool, queue)) = &h1 {
-            // HTTP/1.1: long-lived workers, one per connection, take the batch
-            // from the queue; start more only when none is free.
-            for _ in 0..queue.push(batch.into_iter()) {
-                tokio::spawn(workers::work(shared.clone(), pool.clone(), queue.clone()));
+            if batch.is_empty() {
+                return;
             }
-            return;
-        }
-        for (p, slot) in batch {
-            tokio::spawn(send_one(shared.clone(), p, slot));
-        }
-    })
+            if let Some((pool, queue)) = &h1 {
+                // HTTP/1.1: long-lived workers, one per connection, take the batch
+                // from the queue; start more only when none is free.
+                for _ in 0..queue.push(batch.into_iter()) {
+                    tokio::spawn(workers::work(shared.clone(), pool.clone(), queue.clone()));
+                }
+                return;
+            }
+            for (p, slot) in batch {
+                tokio::spawn(send_one(shared.clone(), p, slot));
+            }
+        },
+    )
     .await;
     if let Some((_, queue)) = &h1 {
         queue.close();
     }
-    // Every permit back means every request of this thread has ended; each has
+    // Every slot back means every request of this thread has ended; each has
     // its own timeout, so this wait is bounded by it (plus a little for the
     // last answers to land).
-    let _ = tokio::time::timeout(
-        config.timeout + Duration::from_millis(100),
-        local.acquire_many(max),
-    )
-    .await;
+    slots
+        .drained(config.timeout + Duration::from_millis(100))
+        .await;
 }
 
 async fn send_one(shared: Arc<Shared>, p: Planned, slot: Slot) {

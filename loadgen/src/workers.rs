@@ -20,7 +20,7 @@ use std::time::Instant;
 use tokio::sync::Notify;
 
 /// A due request and its slot under the in-flight cap.
-pub type Job = (Planned, crate::open::Slot);
+pub type Job = (Planned, crate::slots::Slot);
 
 struct State {
     jobs: VecDeque<Job>,
