@@ -73,7 +73,7 @@ fn load_refuses_bad_flags_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let out = out.to_str().unwrap();
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 5] = [
         // neither a scenario nor a rate
         &["load", "--target", "http://127.0.0.1:9/", "--out", out],
         // a rate without a duration
@@ -101,6 +101,22 @@ fn load_refuses_bad_flags_with_exit_code_2() {
             "1s",
             "--shard",
             "3/2",
+            "--out",
+            out,
+        ],
+        // no pacing thread
+        &[
+            "load",
+            "--target",
+            "http://127.0.0.1:9/",
+            "--protocol",
+            "http",
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--threads",
+            "0",
             "--out",
             out,
         ],
@@ -132,7 +148,7 @@ fn load_writes_results_and_shards_merge_to_the_whole_run() {
     let url = trivial_server();
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    let run = |out: &str, shard: Option<&str>| {
+    let run = |out: &str, shard: Option<&str>, threads: &str| {
         let mut args = vec![
             "load",
             "--protocol",
@@ -148,6 +164,8 @@ fn load_writes_results_and_shards_merge_to_the_whole_run() {
             "--level",
             "cluster",
             "--json",
+            "--threads",
+            threads,
             "--out",
             out,
         ];
@@ -162,7 +180,7 @@ fn load_writes_results_and_shards_merge_to_the_whole_run() {
         read(Path::new(out))
     };
 
-    let whole = run(&path("whole.json"), None);
+    let whole = run(&path("whole.json"), None, "1");
     let c = &whole.summary.requests;
     assert_eq!(whole.level, Level::Cluster);
     assert!(whole.complete);
@@ -192,8 +210,9 @@ fn load_writes_results_and_shards_merge_to_the_whole_run() {
     let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
 
-    let s0 = run(&path("s0.json"), Some("0/2"));
-    let s1 = run(&path("s1.json"), Some("1/2"));
+    // Shards paced by several threads each still partition the schedule.
+    let s0 = run(&path("s0.json"), Some("0/2"), "2");
+    let s1 = run(&path("s1.json"), Some("1/2"), "3");
     assert_eq!(
         s0.summary.requests.arrived + s1.summary.requests.arrived,
         400

@@ -104,6 +104,68 @@ async fn sends_every_scheduled_request_at_its_instant() {
     assert!(r.timeseries.len() >= 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pacing_threads_split_the_schedule_exactly() {
+    let _serial = SERIAL.lock().await;
+    let server = TestServer::ok().await;
+    let mut c = config(
+        &server.url(),
+        Protocol::V2Rest,
+        300.0,
+        1.0,
+        Arrivals::Poisson,
+    );
+    // More threads than cores: each paces its own part on its own runtime.
+    c.threads = 3;
+    let plan: Vec<_> = arrivals(&c).collect();
+    let out = go(c).await;
+    let mut seqs: Vec<u64> = server.seen().iter().map(|s| s.seq).collect();
+    seqs.sort_unstable();
+    let mut want: Vec<u64> = plan.iter().map(|p| p.arrival.seq).collect();
+    want.sort_unstable();
+    assert_eq!(seqs, want, "every arrival sent once, by one of the threads");
+    let r = &out.results.summary.requests;
+    assert_eq!(
+        (r.arrived, r.completed),
+        (plan.len() as u64, plan.len() as u64)
+    );
+    assert_eq!(
+        out.results.load.as_ref().unwrap().send_lag_seconds.count,
+        plan.len() as u64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_smaller_than_the_thread_count_still_holds() {
+    let _serial = SERIAL.lock().await;
+    // Answers take 200 ms and arrive every 20 ms: with one slot, at most one
+    // request may be at the server at any time, however many threads pace.
+    let server = TestServer::start(Arc::new(|_, _, _| {
+        support::hold_for(Duration::from_millis(200))
+    }))
+    .await;
+    let mut c = config(
+        &server.url(),
+        Protocol::V2Rest,
+        50.0,
+        1.0,
+        Arrivals::Uniform,
+    );
+    c.max_in_flight = 1;
+    c.threads = 4;
+    let n = arrivals(&c).count() as u64;
+    let out = go(c).await;
+    let req = &out.results.summary.requests;
+    let refused = req.failed_by_reason.get(REFUSED).copied().unwrap_or(0);
+    let sent = server.seen().len() as u64;
+    assert_eq!(req.arrived, n);
+    assert_eq!(sent, n - refused);
+    // One request per 200 ms answer over a 1 s schedule (plus the one still
+    // going at its end); two slots would have let about twice as many through.
+    assert!(sent <= 6, "{sent} sent with a cap of one");
+    assert!(req.is_conserved());
+}
+
 /// The server answers nothing for one second in the middle of the run.
 fn stall_policy() -> support::Policy {
     Arc::new(|_, first: Instant, now: Instant| {
