@@ -38,7 +38,16 @@ fn main() -> std::io::Result<()> {
                 listener.local_addr()?
             );
             loop {
-                let (stream, _) = listener.accept().await?;
+                // A failed accept (a connection reset while queued, or out of
+                // descriptors for a moment) ends that connection, not the server.
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        eprintln!("accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(async move {
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
