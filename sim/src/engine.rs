@@ -16,6 +16,31 @@ use std::collections::VecDeque;
 
 const NS: f64 = 1e9;
 
+/// No arrival or event pending.
+const NONE_PENDING: u64 = u64::MAX;
+
+/// One traffic stream and its next arrival, held as plain fields: the event loop
+/// compares `next_at` on every step.
+struct Stream {
+    arrivals: ArrivalIter,
+    service: usize,
+    /// `NONE_PENDING` once the stream has ended.
+    next_at: u64,
+    next_rows: u32,
+}
+
+impl Stream {
+    fn advance(&mut self) {
+        match self.arrivals.next() {
+            Some(a) => {
+                self.next_at = a.at_ns;
+                self.next_rows = a.rows;
+            }
+            None => self.next_at = NONE_PENDING,
+        }
+    }
+}
+
 fn t(ns: u64) -> Time {
     Time::from_nanos(ns)
 }
@@ -49,8 +74,10 @@ pub struct Engine<'s> {
     /// steady state allocates nothing per batch.
     pub batches: Vec<Batch>,
     free_batches: Vec<u32>,
-    streams: Vec<(ArrivalIter, usize, Option<lab_traffic::Arrival>)>,
-    next_stream: Option<(u64, usize)>,
+    streams: Vec<Stream>,
+    /// The earliest pending arrival (`NONE_PENDING` when traffic is over) and its stream.
+    next_arrival_at: u64,
+    next_stream: usize,
     /// Some service has a canary split: keep per-version figures.
     has_versions: bool,
     rng_service: Rng,
@@ -84,7 +111,8 @@ impl<'s> Engine<'s> {
             batches: Vec::new(),
             free_batches: Vec::new(),
             streams: Vec::new(),
-            next_stream: None,
+            next_arrival_at: NONE_PENDING,
+            next_stream: 0,
             has_versions: sc.services.iter().any(|s| !s.versions.is_empty()),
             rng_service: rng_for(seed, 1),
             rng_route: rng_for(seed, 2),
@@ -208,11 +236,16 @@ impl<'s> Engine<'s> {
         }
         for (i, spec) in sc.traffic.iter().enumerate() {
             let svc = sc.stream_service(i).unwrap_or(0);
-            let mut it = Schedule::new(spec, seed, i as u32).iter();
-            let first = it.next();
-            self.streams.push((it, svc, first));
+            let mut stream = Stream {
+                arrivals: Schedule::new(spec, seed, i as u32).iter(),
+                service: svc,
+                next_at: NONE_PENDING,
+                next_rows: 0,
+            };
+            stream.advance();
+            self.streams.push(stream);
         }
-        self.next_stream = self.find_next_stream();
+        self.find_next_stream();
         self.q
             .push(sc.metrics.scrape_interval.nanos().max(1), Event::Scrape);
         if sc.cluster_autoscaler.enabled {
@@ -334,15 +367,13 @@ impl<'s> Engine<'s> {
         const REPORT_EVERY: u64 = 1 << 20;
         let mut next_report = REPORT_EVERY;
         loop {
-            let arrival_at = self.next_arrival_time();
-            let event_at = self.q.peek_time();
-            let take_event = match (event_at, arrival_at) {
-                (Some(e), Some(a)) => e <= a,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            let at = if take_event { event_at } else { arrival_at }.unwrap_or(u64::MAX);
+            let arrival_at = self.next_arrival_at;
+            let event_at = self.q.peek_time().unwrap_or(NONE_PENDING);
+            if event_at == NONE_PENDING && arrival_at == NONE_PENDING {
+                break;
+            }
+            let take_event = event_at <= arrival_at;
+            let at = event_at.min(arrival_at);
             if at >= self.end {
                 self.advance(self.end);
                 break;
@@ -375,27 +406,27 @@ impl<'s> Engine<'s> {
         self.now = to.max(self.now);
     }
 
-    fn next_arrival_time(&self) -> Option<u64> {
-        self.next_stream.map(|(at, _)| at)
-    }
-
-    /// The earliest pending arrival over all streams (ties to the lower stream).
-    fn find_next_stream(&self) -> Option<(u64, usize)> {
-        self.streams
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, _, a))| a.map(|a| (a.at_ns, i)))
-            .min()
+    /// Finds the earliest pending arrival over all streams (ties to the lower stream).
+    fn find_next_stream(&mut self) {
+        self.next_arrival_at = NONE_PENDING;
+        for (i, s) in self.streams.iter().enumerate() {
+            if s.next_at < self.next_arrival_at {
+                self.next_arrival_at = s.next_at;
+                self.next_stream = i;
+            }
+        }
     }
 
     fn next_arrival(&mut self) {
-        let (_, idx) = self.next_stream.expect("an arrival is due");
-        let (it, svc, slot) = &mut self.streams[idx];
-        let a = slot.take().expect("present");
-        *slot = it.next();
-        let svc = *svc;
-        self.next_stream = self.find_next_stream();
-        self.arrive(svc, a.rows);
+        let stream = &mut self.streams[self.next_stream];
+        let (svc, rows) = (stream.service, stream.next_rows);
+        stream.advance();
+        if self.streams.len() == 1 {
+            self.next_arrival_at = self.streams[0].next_at;
+        } else {
+            self.find_next_stream();
+        }
+        self.arrive(svc, rows);
     }
 
     fn handle(&mut self, ev: Event) {
@@ -686,9 +717,11 @@ impl<'s> Engine<'s> {
             let queue = &mut self.pods[pi].queue;
             if take == 1 {
                 // The common unbatched case: no drain iterator for one request.
-                if let Some(r) = queue.pop_front() {
-                    reqs.push(r);
-                }
+                // Copied out by index and then popped: going through the
+                // `Option<Req>` of `pop_front` costs a store-forwarding stall.
+                let r = queue[0];
+                queue.pop_front();
+                reqs.push(r);
             } else {
                 reqs.extend(queue.drain(..take));
             }
@@ -830,12 +863,12 @@ impl<'s> Engine<'s> {
         if b.gen == 0 {
             b.gen = 1;
         }
-        // Rounded up to whole nanoseconds (`ceil` is a libm call on baseline x86-64).
-        let exact = b.remaining / b.speed.max(1e-12) * NS;
-        let mut dur = exact as u64;
-        if (dur as f64) < exact {
-            dur = dur.saturating_add(1);
-        }
+        let exact = if b.speed == 1.0 {
+            b.remaining * NS
+        } else {
+            b.remaining / b.speed.max(1e-12) * NS
+        };
+        let dur = ceil_ns(exact);
         let at = self.now.saturating_add(dur);
         let gen = b.gen;
         self.q.push(at, Event::BatchDone { batch: id, gen });
@@ -1790,6 +1823,21 @@ impl<'s> Engine<'s> {
                 n.created = now;
             }
         }
+    }
+}
+
+/// Rounds a non-negative duration up to whole nanoseconds. Durations fit in an
+/// i64, whose conversion is one instruction (u64's and `ceil` are not, on
+/// baseline x86-64); anything past that range saturates, NaN reads as zero.
+#[inline]
+fn ceil_ns(exact: f64) -> u64 {
+    if exact >= 9.0e18 {
+        u64::MAX
+    } else if exact > 0.0 {
+        let whole = exact as i64;
+        (whole + i64::from((whole as f64) < exact)) as u64
+    } else {
+        0
     }
 }
 
