@@ -11,7 +11,7 @@
 mod histogram;
 mod slo;
 
-pub use histogram::{LatencyHistogram, HISTOGRAM_MAX_NS};
+pub use histogram::{HistogramBuffer, LatencyHistogram, HISTOGRAM_MAX_NS};
 pub use slo::{evaluate_slos, observe, recheck, BoundValue, SloMetric, SloSpec, SloThreshold};
 
 use schemars::JsonSchema;

@@ -657,7 +657,9 @@ impl<'s> Engine<'s> {
             let mut take = 0usize;
             let rows: u32;
             let limit = if b.enabled { b.max_rows } else { 0 };
-            if !b.enabled {
+            // Without batching, or with batches of one row, the head goes alone
+            // (requests carry at least one row): no need to scan the queue.
+            if !b.enabled || limit <= 1 {
                 take = 1;
                 rows = pod.queue[0].rows;
             } else {
@@ -761,7 +763,7 @@ impl<'s> Engine<'s> {
         let gpu = pod
             .node
             .and_then(|n| pod.slots.first().map(|(g, s)| (n, *g, *s)));
-        let queue_hist = &mut self.svc_stats[self.deployments[d].service].queue;
+        let queue_hist = &mut self.svc_stats[self.deployments[d].service].queue_buf;
         for r in &batch.reqs {
             if r.arrival >= self.warmup {
                 queue_hist.record_ns(self.now - r.arrival);
@@ -774,7 +776,7 @@ impl<'s> Engine<'s> {
         batch.updated = self.now;
         batch.gen = 0;
         batch.gpu = gpu;
-        self.pods[pi].batches.push(id);
+        self.pods[pi].executing_batches += 1;
         match gpu {
             Some((n, g, _)) if self.pools[self.nodes[n as usize].pool].has_gpu => {
                 self.nodes[n as usize].gpus[g as usize].executing.push(id);
@@ -894,12 +896,10 @@ impl<'s> Engine<'s> {
             }
         }
         let pod = &mut self.pods[pi];
-        if let Some(i) = pod.batches.iter().position(|x| *x == id) {
-            pod.batches.swap_remove(i);
-        }
+        pod.executing_batches -= 1;
         pod.free_instances += 1;
         pod.executing_reqs -= reqs.len() as u32;
-        if pod.batches.is_empty() {
+        if pod.executing_batches == 0 {
             if let Some(since) = pod.busy_since.take() {
                 pod.busy_ns += self.now - since;
             }
@@ -932,7 +932,7 @@ impl<'s> Engine<'s> {
         let st = &mut self.svc_stats[s];
         st.counts.completed += 1;
         st.interval_completions += 1;
-        st.interval.record_ns(latency);
+        st.interval_buf.record_ns(latency);
         self.run.interval_completions += 1;
         if measured {
             st.measured.completed += 1;
@@ -985,7 +985,7 @@ impl<'s> Engine<'s> {
             queued_rows: 0,
             executing_reqs: 0,
             free_instances: dep.batching.instances,
-            batches: Vec::new(),
+            executing_batches: 0,
             timer_at: None,
             outstanding: 0,
             area: 0,
@@ -1218,7 +1218,7 @@ impl<'s> Engine<'s> {
 
     fn maybe_finish_drain(&mut self, p: u32) {
         let pod = &self.pods[p as usize];
-        if pod.state == PodState::Draining && pod.queue.is_empty() && pod.batches.is_empty() {
+        if pod.state == PodState::Draining && pod.queue.is_empty() && pod.executing_batches == 0 {
             self.terminate(p);
         }
     }
@@ -1229,11 +1229,12 @@ impl<'s> Engine<'s> {
         let d = self.pods[pi].deployment as usize;
         let queued: Vec<Req> = self.pods[pi].queue.drain(..).collect();
         self.pods[pi].queued_rows = 0;
-        let batch_ids = std::mem::take(&mut self.pods[pi].batches);
+        self.pods[pi].executing_batches = 0;
         let mut lost = queued;
-        for id in batch_ids {
+        // Kills are rare: find the pod's batches by scanning the slots.
+        for id in 0..self.batches.len() as u32 {
             let b = &mut self.batches[id as usize];
-            if b.live {
+            if b.live && b.pod == p {
                 b.live = false;
                 let gpu = b.gpu;
                 lost.append(&mut b.reqs);

@@ -23,6 +23,8 @@ pub fn interval_point(e: &mut Engine) {
             .sum();
         let queue: u64 = deps.iter().map(|d| queue_depth(e, *d)).sum();
         let st = &mut e.svc_stats[si];
+        st.interval_buf.flush_into(&mut st.interval);
+        st.queue_buf.flush_into(&mut st.queue);
         all.merge(&st.interval);
         services.push(ServicePoint {
             name: svc.name.clone(),

@@ -1,7 +1,7 @@
 //! Streaming statistics: histograms and counters whose memory does not grow with
 //! the number of requests.
 
-use lab_results::{LatencyHistogram, RequestCounts};
+use lab_results::{HistogramBuffer, LatencyHistogram, RequestCounts};
 
 /// Per-service (and per-version) figures.
 #[derive(Default)]
@@ -13,6 +13,9 @@ pub struct ServiceStats {
     pub latency: LatencyHistogram,
     pub queue: LatencyHistogram,
     pub interval: LatencyHistogram,
+    /// Hot-path fronts of `interval` and `queue`, flushed when an interval closes.
+    pub interval_buf: HistogramBuffer,
+    pub queue_buf: HistogramBuffer,
     pub interval_arrivals: u64,
     pub interval_completions: u64,
     pub min_ready: u32,

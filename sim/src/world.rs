@@ -104,7 +104,8 @@ pub struct Pod {
     /// Requests inside executing batches.
     pub executing_reqs: u32,
     pub free_instances: u32,
-    pub batches: Vec<u32>,
+    /// Batches executing on the pod (their slots name the pod).
+    pub executing_batches: u32,
     pub timer_at: Option<u64>,
     /// Queued plus executing requests, and its time integral since the last scrape.
     pub outstanding: u32,

@@ -252,6 +252,7 @@ pub struct ArrivalIter {
 impl Iterator for ArrivalIter {
     type Item = Arrival;
 
+    #[inline]
     fn next(&mut self) -> Option<Arrival> {
         loop {
             let piece = self.pieces.get(self.idx)?;
@@ -274,7 +275,9 @@ impl Iterator for ArrivalIter {
                                 invert_linear(*r0, *r1, dur_s, self.consumed) * 1e9
                             }
                         };
-                        let offset = (offset_ns as u64).min(dur_ns.saturating_sub(1));
+                        // Offsets are far below 2^63 ns: the i64 conversion is one instruction.
+                        let offset = (offset_ns as i64).max(0) as u64;
+                        let offset = offset.min(dur_ns.saturating_sub(1));
                         self.gap = draw_gap(&mut self.rng, self.arrivals);
                         return Some(self.emit(start_ns + offset));
                     }
@@ -331,6 +334,7 @@ fn invert_linear(r0: f64, r1: f64, d: f64, target: f64) -> f64 {
     (2.0 * target / denom).min(d)
 }
 
+#[inline]
 fn draw_gap(rng: &mut Pcg64Mcg, arrivals: Arrivals) -> f64 {
     match arrivals {
         Arrivals::Poisson => crate::exp1(rng),
