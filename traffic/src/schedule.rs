@@ -141,7 +141,7 @@ impl Schedule {
     pub fn iter(&self) -> ArrivalIter {
         let mut rng = Pcg64Mcg::new(u128::from(self.seed) << 64 | u128::from(mix(self.seed)));
         let gap = draw_gap(&mut rng, self.arrivals);
-        ArrivalIter {
+        let mut it = ArrivalIter {
             pieces: self.pieces.clone().into(),
             arrivals: self.arrivals,
             rows: self.rows,
@@ -151,7 +151,10 @@ impl Schedule {
             gap,
             trace_pos: 0,
             seq: 0,
-        }
+            constant: None,
+        };
+        it.enter_piece();
+        it
     }
 
     /// Shard `index` of `count`: the arrivals whose `seq % count == index`. The
@@ -247,6 +250,18 @@ pub struct ArrivalIter {
     gap: f64,
     trace_pos: usize,
     seq: u64,
+    /// The current piece, when it is a constant positive rate: the fast path.
+    constant: Option<ConstantPiece>,
+}
+
+/// A constant-rate piece's figures, copied out of the piece list so that the
+/// common arrival touches nothing else.
+#[derive(Debug, Clone, Copy)]
+struct ConstantPiece {
+    start_ns: u64,
+    last_offset_ns: u64,
+    total: f64,
+    ns_per_request: f64,
 }
 
 impl Iterator for ArrivalIter {
@@ -254,6 +269,40 @@ impl Iterator for ArrivalIter {
 
     #[inline]
     fn next(&mut self) -> Option<Arrival> {
+        // The same arithmetic as the general path below, for the common case.
+        if let Some(c) = self.constant {
+            let consumed = self.consumed + self.gap;
+            if consumed <= c.total {
+                self.consumed = consumed;
+                let offset = ((consumed * c.ns_per_request) as i64).max(0) as u64;
+                self.gap = draw_gap(&mut self.rng, self.arrivals);
+                return Some(self.emit(c.start_ns + offset.min(c.last_offset_ns)));
+            }
+        }
+        self.next_general()
+    }
+}
+
+impl ArrivalIter {
+    fn enter_piece(&mut self) {
+        self.constant = match self.pieces.get(self.idx) {
+            Some(Piece::Rate {
+                start_ns,
+                dur_ns,
+                total,
+                ns_per_request: Some(k),
+                ..
+            }) => Some(ConstantPiece {
+                start_ns: *start_ns,
+                last_offset_ns: dur_ns.saturating_sub(1),
+                total: *total,
+                ns_per_request: *k,
+            }),
+            _ => None,
+        };
+    }
+
+    fn next_general(&mut self) -> Option<Arrival> {
         loop {
             let piece = self.pieces.get(self.idx)?;
             match piece {
@@ -284,6 +333,7 @@ impl Iterator for ArrivalIter {
                     self.gap -= total - self.consumed;
                     self.consumed = 0.0;
                     self.idx += 1;
+                    self.enter_piece();
                 }
                 Piece::Trace {
                     start_ns,
@@ -300,13 +350,13 @@ impl Iterator for ArrivalIter {
                     }
                     self.trace_pos = 0;
                     self.idx += 1;
+                    self.enter_piece();
                 }
             }
         }
     }
-}
 
-impl ArrivalIter {
+    #[inline]
     fn emit(&mut self, at_ns: u64) -> Arrival {
         let a = Arrival {
             seq: self.seq,
