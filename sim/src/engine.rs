@@ -480,6 +480,7 @@ impl<'s> Engine<'s> {
 
     // ----- request path ---------------------------------------------------
 
+    #[inline(always)]
     fn arrive(&mut self, svc: usize, rows: u32) {
         let measured = self.now >= self.warmup;
         let st = &mut self.svc_stats[svc];
@@ -496,14 +497,7 @@ impl<'s> Engine<'s> {
                 self.dep_stats[d].measured.arrived += 1;
             }
         }
-        let req = Req {
-            arrival: self.now,
-            enqueued: self.now,
-            rows,
-            deployment: d as u32,
-            cold: false,
-        };
-        self.route(req);
+        self.route(d, self.now, rows, false);
     }
 
     fn pick_version(&mut self, svc: usize) -> usize {
@@ -533,8 +527,11 @@ impl<'s> Engine<'s> {
         first + count - 1
     }
 
-    fn route(&mut self, mut req: Req) {
-        let d = req.deployment as usize;
+    // Inlined down to the pod queue's push, so a new request goes from
+    // registers into the queue; through a stack copy, the copy's wide loads of
+    // narrow stores stall on store forwarding.
+    #[inline(always)]
+    fn route(&mut self, d: usize, arrival: u64, rows: u32, cold: bool) {
         let ready = &self.deployments[d].ready;
         let pod = match ready.len() {
             0 => None,
@@ -559,26 +556,36 @@ impl<'s> Engine<'s> {
             }
         };
         match pod {
-            Some(p) => {
-                req.enqueued = self.now;
-                self.enqueue(p, req);
-            }
-            None => {
-                let limit = self.sc.gateway.activator_queue_limit as usize;
-                if self.deployments[d].activator.len() >= limit {
-                    self.fail(req, "activator_overflow");
-                    return;
-                }
-                if !req.cold {
-                    req.cold = true;
-                    self.run.requests_delayed += 1;
-                }
-                req.enqueued = self.now;
-                self.dep_outstanding(d, 1);
-                self.deployments[d].activator.push_back(req);
-                self.poke(d);
-            }
+            Some(p) => self.enqueue(p, arrival, rows, cold),
+            None => self.buffer_at_activator(
+                d,
+                Req {
+                    arrival,
+                    enqueued: self.now,
+                    rows,
+                    deployment: d as u32,
+                    cold,
+                },
+            ),
         }
+    }
+
+    /// No ready pod: the activator holds the request until one is ready.
+    #[cold]
+    fn buffer_at_activator(&mut self, d: usize, mut req: Req) {
+        let limit = self.sc.gateway.activator_queue_limit as usize;
+        if self.deployments[d].activator.len() >= limit {
+            self.fail(req, "activator_overflow");
+            return;
+        }
+        if !req.cold {
+            req.cold = true;
+            self.run.requests_delayed += 1;
+        }
+        req.enqueued = self.now;
+        self.dep_outstanding(d, 1);
+        self.deployments[d].activator.push_back(req);
+        self.poke(d);
     }
 
     /// Knative's activator pokes the autoscaler when requests wait at zero.
@@ -593,16 +600,25 @@ impl<'s> Engine<'s> {
         }
     }
 
-    fn enqueue(&mut self, p: u32, req: Req) {
+    #[inline(always)]
+    fn enqueue(&mut self, p: u32, arrival: u64, rows: u32, cold: bool) {
         let pod = &mut self.pods[p as usize];
         let d = pod.deployment as usize;
+        // Built where it is stored: see `route`.
+        let req = Req {
+            arrival,
+            enqueued: self.now,
+            rows,
+            deployment: d as u32,
+            cold,
+        };
         let cap = self.deployments[d].batching.max_queue_rows;
-        if cap > 0 && pod.queued_rows + u64::from(req.rows) > u64::from(cap) {
+        if cap > 0 && pod.queued_rows + u64::from(rows) > u64::from(cap) {
             self.fail(req, "queue_full");
             return;
         }
         pod_outstanding(pod, self.now, 1);
-        pod.queued_rows += u64::from(req.rows);
+        pod.queued_rows += u64::from(rows);
         pod.queue.push_back(req);
         self.dep_outstanding(d, 1);
         self.dispatch(p);
@@ -1166,7 +1182,7 @@ impl<'s> Engine<'s> {
             if self.now - r.arrival >= self.deployments[d].timeout_ns {
                 self.fail(r, "timeout");
             } else {
-                self.route(r);
+                self.route(r.deployment as usize, r.arrival, r.rows, r.cold);
             }
         }
     }

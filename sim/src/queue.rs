@@ -156,7 +156,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 3 != 0 || reference.is_empty() {
+            if !x.is_multiple_of(3) || reference.is_empty() {
                 let at = x % 64;
                 q.push(at, Event::BatchTimer { pod: seq as u32 });
                 reference.push((at, seq));
