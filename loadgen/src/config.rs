@@ -262,12 +262,18 @@ impl LoadConfig {
     }
 }
 
-/// The cores this process may run on: the available parallelism, which on Linux
-/// honours the CPU affinity (`taskset`) and cgroup CPU quotas.
+/// Half the cores this process may run on (at least one). The available
+/// parallelism honours the CPU affinity (`taskset`) and cgroup CPU quotas. Half,
+/// because the server under test usually shares the machine (the local level
+/// runs the predictors beside the generator) and one pacing thread already
+/// sends more than oha's maximum: on a 2-core machine shared with the server,
+/// one thread reached 1.12x oha's maximum and two threads 0.84x
+/// (BENCHMARKS.md, "Load generator").
 pub fn default_threads() -> u32 {
-    std::thread::available_parallelism()
+    let cores = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
-        .unwrap_or(1)
+        .unwrap_or(1);
+    (cores / 2).max(1)
 }
 
 /// The same stream with every rate multiplied by `x` (and traces sped up by `x`),

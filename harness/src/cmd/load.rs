@@ -73,8 +73,8 @@ pub struct Args {
     pub timeout: String,
 
     /// Open loop: threads sending the schedule, each a single-threaded runtime
-    /// with its own part of the arrivals and its own connections [default: the
-    /// cores this process may use, which honours taskset].
+    /// with its own part of the arrivals and its own connections [default: half
+    /// the cores this process may use (taskset honoured), at least one].
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
 
