@@ -620,8 +620,12 @@ impl<'s> Engine<'s> {
         pod_outstanding(pod, self.now, 1);
         pod.queued_rows += u64::from(rows);
         pod.queue.push_back(req);
+        // Every instance busy: the request waits for a completion to dispatch it.
+        let idle_instance = pod.free_instances > 0;
         self.dep_outstanding(d, 1);
-        self.dispatch(p);
+        if idle_instance {
+            self.dispatch(p);
+        }
     }
 
     fn dep_outstanding(&mut self, d: usize, delta: i64) {
@@ -937,7 +941,9 @@ impl<'s> Engine<'s> {
         // The slot keeps its buffer; only then may the next batch take it.
         self.batches[id as usize].reqs = reqs;
         self.free_batches.push(id);
-        self.dispatch(p);
+        if !self.pods[pi].queue.is_empty() {
+            self.dispatch(p);
+        }
         self.maybe_finish_drain(p);
     }
 
