@@ -285,14 +285,16 @@ impl<'s> Engine<'s> {
             .map(|b| b.preferred_batch_size.clone())
             .unwrap_or_default();
         preferred.sort_unstable_by(|a, b| b.cmp(a));
-        let batching = Batching {
+        let mut batching = Batching {
             max_rows: b.map_or(profile.max_batch_size().max(1), |b| b.max_batch_size),
             delay_ns: b.map_or(0, |b| b.max_queue_delay_microseconds * 1000),
             preferred,
             max_queue_rows: b.map_or(0, |b| b.max_queue_size),
             instances: b.map_or(1, |b| b.instances.max(1)),
             enabled: b.is_some(),
+            one_request_per_batch: false,
         };
+        batching.one_request_per_batch = !batching.enabled || batching.max_rows <= 1;
         let cs = &svc.cold_start;
         let pull_ns = cs.image_pull.map(|d| d.nanos()).unwrap_or_else(|| {
             if cs.image_pull_bandwidth.0 > 0.0 {
@@ -618,6 +620,22 @@ impl<'s> Engine<'s> {
             return;
         }
         pod_outstanding(pod, self.now, 1);
+        let dep = &self.deployments[d];
+        // An idle instance, nobody ahead and batches of one: what `dispatch`
+        // would decide, without the trip through the queue.
+        if pod.free_instances > 0
+            && pod.queue.is_empty()
+            && dep.batching.one_request_per_batch
+            && (dep.container_concurrency == 0 || pod.executing_reqs < dep.container_concurrency)
+            && self.now - arrival < dep.timeout_ns
+            && matches!(pod.state, PodState::Ready | PodState::Draining)
+        {
+            self.dep_outstanding(d, 1);
+            let id = self.batch_slot();
+            self.batches[id as usize].reqs.push(req);
+            self.start_batch(p, id, rows);
+            return;
+        }
         pod.queued_rows += u64::from(rows);
         pod.queue.push_back(req);
         // Every instance busy: the request waits for a completion to dispatch it.
@@ -625,6 +643,18 @@ impl<'s> Engine<'s> {
         self.dep_outstanding(d, 1);
         if idle_instance {
             self.dispatch(p);
+        }
+    }
+
+    /// A free batch slot, its request buffer empty.
+    #[inline]
+    fn batch_slot(&mut self) -> u32 {
+        match self.free_batches.pop() {
+            Some(id) => id,
+            None => {
+                self.batches.push(Batch::default());
+                (self.batches.len() - 1) as u32
+            }
         }
     }
 
@@ -679,7 +709,7 @@ impl<'s> Engine<'s> {
             let limit = if b.enabled { b.max_rows } else { 0 };
             // Without batching, or with batches of one row, the head goes alone
             // (requests carry at least one row): no need to scan the queue.
-            if !b.enabled || limit <= 1 {
+            if b.one_request_per_batch {
                 take = 1;
                 rows = pod.queue[0].rows;
             } else {
@@ -728,13 +758,7 @@ impl<'s> Engine<'s> {
             if take == 0 {
                 return;
             }
-            let id = match self.free_batches.pop() {
-                Some(id) => id,
-                None => {
-                    self.batches.push(Batch::default());
-                    (self.batches.len() - 1) as u32
-                }
-            };
+            let id = self.batch_slot();
             let reqs = &mut self.batches[id as usize].reqs;
             let queue = &mut self.pods[pi].queue;
             if take == 1 {

@@ -28,6 +28,8 @@ pub struct Batching {
     pub max_queue_rows: u32,
     pub instances: u32,
     pub enabled: bool,
+    /// Without batching or with one-row batches, each request is its own batch.
+    pub one_request_per_batch: bool,
 }
 
 /// Pods of one version of one service, scaled by one autoscaler.

@@ -13,24 +13,43 @@ use rand::RngCore;
 /// A sample of Exp(1).
 #[inline]
 pub fn exp1(rng: &mut impl RngCore) -> f64 {
+    let (layer, x) = draw(rng);
+    if x < X[layer + 1] {
+        return x;
+    }
+    rare(rng, layer, x)
+}
+
+/// A layer and a point across its width.
+#[inline]
+fn draw(rng: &mut impl RngCore) -> (usize, f64) {
+    let bits = rng.next_u64();
+    let layer = (bits & 0xFF) as usize;
+    // 53 high bits: uniform in [0, 1), independent of the layer bits.
+    let u = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    (layer, u * X[layer])
+}
+
+/// The point fell outside its layer's rectangle (about 1% of draws): the tail
+/// or a wedge, then fresh draws as needed. Out of line, so the common path
+/// carries no state for it.
+#[cold]
+#[inline(never)]
+fn rare(rng: &mut impl RngCore, mut layer: usize, mut x: f64) -> f64 {
     let mut shift = 0.0;
     loop {
-        let bits = rng.next_u64();
-        let layer = (bits & 0xFF) as usize;
-        // 53 high bits: uniform in [0, 1), independent of the layer bits.
-        let u = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        let x = u * X[layer];
-        if x < X[layer + 1] {
-            return shift + x;
-        }
         if layer == 0 {
             // Past R, the exponential is R plus a fresh Exp(1) (memorylessness).
             shift += R;
-            continue;
+        } else {
+            // The wedge between the rectangle and the curve.
+            let y = F[layer] + (F[layer + 1] - F[layer]) * crate::schedule::unit_open(rng);
+            if y < (-x).exp() {
+                return shift + x;
+            }
         }
-        // The wedge between the rectangle and the curve.
-        let y = F[layer] + (F[layer + 1] - F[layer]) * crate::schedule::unit_open(rng);
-        if y < (-x).exp() {
+        (layer, x) = draw(rng);
+        if x < X[layer + 1] {
             return shift + x;
         }
     }
