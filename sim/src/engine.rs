@@ -491,7 +491,6 @@ impl<'s> Engine<'s> {
             st.measured.arrived += 1;
         }
         st.interval_arrivals += 1;
-        self.run.interval_arrivals += 1;
         let d = self.pick_version(svc);
         if self.has_versions {
             self.dep_stats[d].counts.arrived += 1;
@@ -977,9 +976,7 @@ impl<'s> Engine<'s> {
         let measured = r.arrival >= self.warmup;
         let st = &mut self.svc_stats[s];
         st.counts.completed += 1;
-        st.interval_completions += 1;
         st.interval_buf.record_ns(latency);
-        self.run.interval_completions += 1;
         if measured {
             st.measured.completed += 1;
             // Intervals that start after warm-up fold into the run's histogram

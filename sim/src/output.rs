@@ -12,6 +12,9 @@ pub fn interval_point(e: &mut Engine) {
     let len = (e.now - start).max(1) as f64 / NS;
     let mut all = LatencyHistogram::new();
     let mut services = Vec::new();
+    // Per-service counts sum to the run's; completions are the interval
+    // histogram's count, so the hot path keeps no counter for them.
+    let (mut arrivals, mut completions) = (0u64, 0u64);
     for (si, svc) in e.sc.services.iter().enumerate() {
         let deps: Vec<usize> = (0..e.deployments.len())
             .filter(|d| e.deployments[*d].service == si)
@@ -26,12 +29,14 @@ pub fn interval_point(e: &mut Engine) {
         st.interval_buf.flush_into(&mut st.interval);
         st.queue_buf.flush_into(&mut st.queue);
         all.merge(&st.interval);
+        arrivals += st.interval_arrivals;
+        completions += st.interval.count();
         services.push(ServicePoint {
             name: svc.name.clone(),
             desired_replicas: desired,
             ready_replicas: ready,
             arrival_rps: st.interval_arrivals as f64 / len,
-            completion_rps: st.interval_completions as f64 / len,
+            completion_rps: st.interval.count() as f64 / len,
             queue_depth: queue,
             latency_p99_seconds: st.interval.quantile_seconds(0.99),
         });
@@ -44,7 +49,6 @@ pub fn interval_point(e: &mut Engine) {
         }
         st.interval.reset();
         st.interval_arrivals = 0;
-        st.interval_completions = 0;
     }
     let mut pools = Vec::new();
     let mut busy_total = 0.0;
@@ -81,8 +85,8 @@ pub fn interval_point(e: &mut Engine) {
     let queue: u64 = (0..e.deployments.len()).map(|d| queue_depth(e, d)).sum();
     let point = TimePoint {
         t_seconds: start as f64 / NS,
-        arrival_rps: e.run.interval_arrivals as f64 / len,
-        completion_rps: e.run.interval_completions as f64 / len,
+        arrival_rps: arrivals as f64 / len,
+        completion_rps: completions as f64 / len,
         failure_rps: e.run.interval_failures as f64 / len,
         latency_seconds: IntervalLatency {
             p50: all.quantile_seconds(0.5),
@@ -101,8 +105,6 @@ pub fn interval_point(e: &mut Engine) {
         node_pools: pools,
     };
     e.timeseries.push(point);
-    e.run.interval_arrivals = 0;
-    e.run.interval_completions = 0;
     e.run.interval_failures = 0;
 }
 

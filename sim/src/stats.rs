@@ -17,7 +17,6 @@ pub struct ServiceStats {
     pub interval_buf: HistogramBuffer,
     pub queue_buf: HistogramBuffer,
     pub interval_arrivals: u64,
-    pub interval_completions: u64,
     pub min_ready: u32,
     pub max_ready: u32,
     pub max_desired: u32,
@@ -46,8 +45,6 @@ impl ServiceStats {
 /// Whole-run figures that are not per service.
 #[derive(Default)]
 pub struct RunStats {
-    pub interval_arrivals: u64,
-    pub interval_completions: u64,
     pub interval_failures: u64,
     pub cold_start_ns: LatencyHistogram,
     pub cold_phase_sum: [f64; 4],
