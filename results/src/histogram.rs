@@ -199,6 +199,77 @@ impl HistogramBuffer {
         self.sum_ns += u128::from(ns.min(HISTOGRAM_MAX_NS));
     }
 
+    /// Values recorded since the last flush or clear.
+    pub fn count(&self) -> u64 {
+        self.touched().iter().sum()
+    }
+
+    /// HdrHistogram's `value_at_quantile` over what is buffered, in seconds
+    /// (0 when empty): the highest value equivalent to the first index whose
+    /// running count reaches `ceil(q * count)`, at least 1. Reads only the
+    /// touched range, where the full histogram scans all its buckets.
+    pub fn quantile_seconds(&self, q: f64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let q = q.min(1.0);
+        let target = ((q * total as f64).ceil() as u64).max(1);
+        let mut running = 0;
+        for (k, n) in self.touched().iter().enumerate() {
+            running += n;
+            if running >= target {
+                let i = self.lo + k;
+                let ns = if q == 0.0 {
+                    bucket_value(i)
+                } else {
+                    bucket_value(i + 1) - 1
+                };
+                return ns as f64 / 1e9;
+            }
+        }
+        0.0
+    }
+
+    /// The highest value equivalent to the largest one buffered, in seconds
+    /// (0 when empty), as HdrHistogram's `max`.
+    pub fn max_seconds(&self) -> f64 {
+        if self.lo > self.hi {
+            return 0.0;
+        }
+        (bucket_value(self.hi + 1) - 1) as f64 / 1e9
+    }
+
+    /// Adds another buffer's values to this one; `other` is unchanged.
+    pub fn add(&mut self, other: &HistogramBuffer) {
+        for (k, n) in other.touched().iter().enumerate() {
+            self.counts[other.lo + k] += n;
+        }
+        if other.lo <= other.hi {
+            self.lo = self.lo.min(other.lo);
+            self.hi = self.hi.max(other.hi);
+        }
+        self.sum_ns += other.sum_ns;
+    }
+
+    /// Forgets what was recorded since the last flush.
+    pub fn clear(&mut self) {
+        if self.lo <= self.hi {
+            self.counts[self.lo..=self.hi].fill(0);
+        }
+        self.sum_ns = 0;
+        self.lo = usize::MAX;
+        self.hi = 0;
+    }
+
+    fn touched(&self) -> &[u64] {
+        if self.lo <= self.hi {
+            &self.counts[self.lo..=self.hi]
+        } else {
+            &[]
+        }
+    }
+
     /// Adds everything recorded since the last flush to `h`, and empties the buffer.
     pub fn flush_into(&mut self, h: &mut LatencyHistogram) {
         if self.lo <= self.hi {
@@ -306,6 +377,52 @@ mod tests {
         // Flushing an empty buffer changes nothing.
         buf.flush_into(&mut via);
         assert_eq!(via.h, direct.h);
+    }
+
+    #[test]
+    fn buffer_quantiles_equal_hdrhistogram_ones() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for round in 0..40u64 {
+            let mut direct = LatencyHistogram::new();
+            let mut buf = HistogramBuffer::new();
+            let mut other = HistogramBuffer::new();
+            // From one value (every quantile in one bucket) to many spread ones.
+            for k in 0..(round * round * 7 + 1) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let ns = x >> (x % 40 + 12 + round % 8);
+                direct.record_ns(ns);
+                if k % 2 == 0 {
+                    buf.record_ns(ns);
+                } else {
+                    other.record_ns(ns);
+                }
+            }
+            buf.add(&other);
+            assert_eq!(buf.count(), direct.count(), "round {round}");
+            for q in [0.0, 0.001, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0, 1.5] {
+                assert_eq!(
+                    buf.quantile_seconds(q),
+                    direct.quantile_seconds(q),
+                    "round {round}, q {q}"
+                );
+            }
+            assert_eq!(buf.max_seconds(), direct.max_seconds(), "round {round}");
+            let mut via = LatencyHistogram::new();
+            buf.clone().flush_into(&mut via);
+            assert_eq!(via.summary(), direct.summary(), "round {round}");
+            buf.clear();
+            assert_eq!(buf.count(), 0);
+            assert_eq!(buf.quantile_seconds(0.99), 0.0);
+            assert_eq!(buf.max_seconds(), 0.0);
+            buf.flush_into(&mut via);
+            assert_eq!(
+                via.summary(),
+                direct.summary(),
+                "a cleared buffer adds nothing"
+            );
+        }
     }
 
     #[test]

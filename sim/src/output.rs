@@ -10,10 +10,11 @@ const NS: f64 = 1e9;
 pub fn interval_point(e: &mut Engine) {
     let start = e.interval_start();
     let len = (e.now - start).max(1) as f64 / NS;
-    let mut all = LatencyHistogram::new();
+    let single_service = e.svc_stats.len() == 1;
+    let mut overall = IntervalLatency::default();
     let mut services = Vec::new();
     // Per-service counts sum to the run's; completions are the interval
-    // histogram's count, so the hot path keeps no counter for them.
+    // buffer's count, so the hot path keeps no counter for them.
     let (mut arrivals, mut completions) = (0u64, 0u64);
     for (si, svc) in e.sc.services.iter().enumerate() {
         let deps: Vec<usize> = (0..e.deployments.len())
@@ -26,29 +27,42 @@ pub fn interval_point(e: &mut Engine) {
             .sum();
         let queue: u64 = deps.iter().map(|d| queue_depth(e, *d)).sum();
         let st = &mut e.svc_stats[si];
-        st.interval_buf.flush_into(&mut st.interval);
         st.queue_buf.flush_into(&mut st.queue);
-        all.merge(&st.interval);
+        // The interval's figures come from the buffer itself (only the buckets
+        // it touched), then it folds into the run's histogram or is dropped.
+        let done = st.interval_buf.count();
         arrivals += st.interval_arrivals;
-        completions += st.interval.count();
+        completions += done;
+        if single_service {
+            overall = interval_latency(&st.interval_buf);
+        } else {
+            e.run.interval_all.add(&st.interval_buf);
+        }
         services.push(ServicePoint {
             name: svc.name.clone(),
             desired_replicas: desired,
             ready_replicas: ready,
             arrival_rps: st.interval_arrivals as f64 / len,
-            completion_rps: st.interval.count() as f64 / len,
+            completion_rps: done as f64 / len,
             queue_depth: queue,
-            latency_p99_seconds: st.interval.quantile_seconds(0.99),
+            latency_p99_seconds: st.interval_buf.quantile_seconds(0.99),
         });
         st.min_ready = st.min_ready.min(ready);
         st.max_ready = st.max_ready.max(ready);
         st.max_desired = st.max_desired.max(desired);
         st.ready_area += f64::from(ready) * len;
         if start >= e.warmup {
-            st.latency.merge(&st.interval);
+            st.interval_buf.flush_into(&mut st.latency);
+        } else {
+            // Measured requests of an interval that straddles warm-up were
+            // recorded into `latency` one by one.
+            st.interval_buf.clear();
         }
-        st.interval.reset();
         st.interval_arrivals = 0;
+    }
+    if !single_service {
+        overall = interval_latency(&e.run.interval_all);
+        e.run.interval_all.clear();
     }
     let mut pools = Vec::new();
     let mut busy_total = 0.0;
@@ -88,12 +102,7 @@ pub fn interval_point(e: &mut Engine) {
         arrival_rps: arrivals as f64 / len,
         completion_rps: completions as f64 / len,
         failure_rps: e.run.interval_failures as f64 / len,
-        latency_seconds: IntervalLatency {
-            p50: all.quantile_seconds(0.5),
-            p95: all.quantile_seconds(0.95),
-            p99: all.quantile_seconds(0.99),
-            max: all.max_seconds(),
-        },
+        latency_seconds: overall,
         queue_depth: queue,
         gpu_busy_fraction: if gpu_total > 0.0 {
             (busy_total / gpu_total).min(1.0)
@@ -106,6 +115,15 @@ pub fn interval_point(e: &mut Engine) {
     };
     e.timeseries.push(point);
     e.run.interval_failures = 0;
+}
+
+fn interval_latency(h: &HistogramBuffer) -> IntervalLatency {
+    IntervalLatency {
+        p50: h.quantile_seconds(0.5),
+        p95: h.quantile_seconds(0.95),
+        p99: h.quantile_seconds(0.99),
+        max: h.max_seconds(),
+    }
 }
 
 /// Requests waiting (not executing) for a deployment: activator plus pod queues.

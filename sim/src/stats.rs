@@ -12,8 +12,8 @@ pub struct ServiceStats {
     pub goodput: u64,
     pub latency: LatencyHistogram,
     pub queue: LatencyHistogram,
-    pub interval: LatencyHistogram,
-    /// Hot-path fronts of `interval` and `queue`, flushed when an interval closes.
+    /// Completions of the current interval (all, warm-up or not), and the hot-path
+    /// front of `queue`; both are emptied when an interval closes.
     pub interval_buf: HistogramBuffer,
     pub queue_buf: HistogramBuffer,
     pub interval_arrivals: u64,
@@ -45,6 +45,8 @@ impl ServiceStats {
 /// Whole-run figures that are not per service.
 #[derive(Default)]
 pub struct RunStats {
+    /// All services' completions of the current interval, when there are several.
+    pub interval_all: HistogramBuffer,
     pub interval_failures: u64,
     pub cold_start_ns: LatencyHistogram,
     pub cold_phase_sum: [f64; 4],
