@@ -49,9 +49,17 @@ pub fn human(r: &Results, dir: &Path) -> String {
         100.0 * r.summary.error_rate
     );
     for s in &r.services {
+        let batches = s.batching.map_or(String::new(), |b| {
+            format!(
+                "; batches {:.1} of {} rows ({:.0}% full)",
+                b.mean_rows,
+                b.max_batch_size,
+                100.0 * b.fill_fraction
+            )
+        });
         let _ = writeln!(
             w,
-            "  {:<12} ready replicas {}..{} (mean {:.1}), desired up to {}; p99 {}",
+            "  {:<12} ready replicas {}..{} (mean {:.1}), desired up to {}; p99 {}{batches}",
             s.name,
             s.replicas.min_ready,
             s.replicas.max_ready,

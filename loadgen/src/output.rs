@@ -170,6 +170,7 @@ pub fn service_summary(name: &str, s: &Summary) -> ServiceSummary {
         queue_seconds: s.queue_seconds,
         replicas: ReplicaSummary::default(),
         versions: Vec::new(),
+        batching: None,
     }
 }
 

@@ -346,6 +346,12 @@ pub fn spike_run(s: &Spike) -> Results {
                     max_desired,
                 },
                 versions: vec![],
+                batching: Some(BatchingSummary {
+                    batches: (completed_n as f64 / 11.5) as u64,
+                    mean_rows: 11.5,
+                    max_batch_size: 32,
+                    fill_fraction: 11.5 / 32.0,
+                }),
             },
             ServiceSummary {
                 name: "bert-small".into(),
@@ -366,6 +372,7 @@ pub fn spike_run(s: &Spike) -> Results {
                     max_desired: 2,
                 },
                 versions: vec![],
+                batching: None,
             },
         ],
         timeseries,

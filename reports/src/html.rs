@@ -311,17 +311,23 @@ fn summary(b: &mut String, r: &Results) {
     b.push_str("</tbody></table></div>\n");
 
     if !r.services.is_empty() {
+        // Batch fill only where some service batches (simulator runs).
+        let batches = r.services.iter().any(|sv| sv.batching.is_some());
         b.push_str(
             "<div class=\"table-wrap wide\"><table><caption>Services</caption><thead><tr><th>Service</th>\
              <th class=\"num\">Arrived</th><th class=\"num\">Throughput</th><th class=\"num\">p50</th>\
              <th class=\"num\">p99</th><th class=\"num\">Error rate</th><th class=\"num\">Ready replicas min / mean / max</th>\
-             <th class=\"num\">Max desired</th></tr></thead><tbody>\n",
+             <th class=\"num\">Max desired</th>",
         );
+        if batches {
+            b.push_str("<th class=\"num\">Rows per batch (fill)</th>");
+        }
+        b.push_str("</tr></thead><tbody>\n");
         for sv in &r.services {
-            let _ = writeln!(
+            let _ = write!(
                 b,
                 "<tr><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {} / {}</td><td class=\"num\">{}</td></tr>",
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {} / {}</td><td class=\"num\">{}</td>",
                 esc(&sv.name),
                 format::count(sv.requests.arrived),
                 esc(&format::rps(sv.throughput_rps)),
@@ -333,6 +339,21 @@ fn summary(b: &mut String, r: &Results) {
                 sv.replicas.max_ready,
                 sv.replicas.max_desired,
             );
+            if batches {
+                match &sv.batching {
+                    Some(bs) => {
+                        let _ = write!(
+                            b,
+                            "<td class=\"num\">{} of {} ({})</td>",
+                            format::sig3(bs.mean_rows),
+                            bs.max_batch_size,
+                            esc(&format::percent(bs.fill_fraction))
+                        );
+                    }
+                    None => b.push_str("<td class=\"num\">no batching</td>"),
+                }
+            }
+            b.push_str("</tr>\n");
         }
         b.push_str("</tbody></table></div>\n");
     }

@@ -120,6 +120,11 @@ fn spike_report_has_every_chart_with_data_and_the_right_verdict() {
     let failing = r.slo.iter().filter(|s| !s.passed).count();
     assert!(html.contains(&format!("{failing} of {} SLOs missed", r.slo.len())));
 
+    // Batch fill beside the replicas, where a service batches.
+    assert!(html.contains("Rows per batch (fill)"));
+    assert!(html.contains("<td class=\"num\">11.5 of 32 (35.9 %)</td>"));
+    assert!(html.contains("<td class=\"num\">no batching</td>"));
+
     // Cost: projection and the breakdown with idle apart.
     assert!(html.contains("per 730-hour month"));
     assert!(html.contains("id=\"cost-by-pool\"") && html.contains("gpu-a100"));

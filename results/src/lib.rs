@@ -196,6 +196,23 @@ pub struct ServiceSummary {
     pub replicas: ReplicaSummary,
     /// Versions (canary split) with their share of traffic.
     pub versions: Vec<VersionSummary>,
+    /// How full the dynamic batcher's batches were, for a service that batches
+    /// (the simulator sees them; absent from load-generator runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batching: Option<BatchingSummary>,
+}
+
+/// Batches started after warm-up. A GPU busy with batches of 2 rows out of 32
+/// reads as busy as one running full batches: `fill_fraction` tells them apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchingSummary {
+    pub batches: u64,
+    /// Rows (the requests' batch dimension summed) per batch.
+    pub mean_rows: f64,
+    pub max_batch_size: u32,
+    /// `mean_rows / max_batch_size`.
+    pub fill_fraction: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -806,7 +806,12 @@ impl<'s> Engine<'s> {
         let gpu = pod
             .node
             .and_then(|n| pod.slots.first().map(|(g, s)| (n, *g, *s)));
-        let queue_hist = &mut self.svc_stats[self.deployments[d].service].queue_buf;
+        let st = &mut self.svc_stats[self.deployments[d].service];
+        if self.now >= self.warmup {
+            st.batches += 1;
+            st.batch_rows += u64::from(rows);
+        }
+        let queue_hist = &mut st.queue_buf;
         for r in &batch.reqs {
             if r.arrival >= self.warmup {
                 queue_hist.record_ns(self.now - r.arrival);

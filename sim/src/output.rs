@@ -231,6 +231,15 @@ pub fn results(e: &Engine) -> Results {
                 max_desired: st.max_desired,
             },
             versions,
+            batching: svc.batching.as_ref().map(|b| {
+                let mean_rows = ratio(st.batch_rows, st.batches);
+                BatchingSummary {
+                    batches: st.batches,
+                    mean_rows,
+                    max_batch_size: b.max_batch_size,
+                    fill_fraction: mean_rows / f64::from(b.max_batch_size.max(1)),
+                }
+            }),
         });
     }
     let hours = now as f64 / NS / 3600.0;

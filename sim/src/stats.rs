@@ -17,6 +17,9 @@ pub struct ServiceStats {
     pub interval_buf: HistogramBuffer,
     pub queue_buf: HistogramBuffer,
     pub interval_arrivals: u64,
+    /// Batches started after warm-up and their rows.
+    pub batches: u64,
+    pub batch_rows: u64,
     pub min_ready: u32,
     pub max_ready: u32,
     pub max_desired: u32,

@@ -162,3 +162,70 @@ phases = [{ kind = "constant", rate = 200, duration = "5m" }]
         r.summary.requests.arrived
     );
 }
+
+fn batched(rate: f64) -> String {
+    format!(
+        r#"
+name = "batched"
+[run]
+duration = "2m"
+[[node_pools]]
+name = "cpu"
+cpu = "64"
+memory = "64Gi"
+price_per_hour = 1
+min_nodes = 1
+max_nodes = 1
+[[services]]
+name = "b"
+resources = {{ cpu = "1" }}
+batching = {{ max_batch_size = 16, max_queue_delay_microseconds = 5000, instances = 2 }}
+timeout = "1h"
+autoscaler.fixed = {{}}
+[[services.latency]]
+gpu = "cpu"
+batch_latency = {{ "1" = "2ms", "16" = "8ms" }}
+[[traffic]]
+phases = [{{ kind = "constant", rate = {rate}, duration = "2m" }}]
+"#
+    )
+}
+
+#[test]
+fn batch_fill_grows_with_load_and_accounts_for_every_started_request() {
+    let fill = |rate: f64| {
+        let r = run(&batched(rate), 3);
+        let s = &r.services[0];
+        let b = s.batching.expect("a batching service reports its batches");
+        assert!(b.batches > 0);
+        assert!((1.0..=16.0).contains(&b.mean_rows), "{b:?}");
+        assert_eq!(b.max_batch_size, 16);
+        assert!((b.fill_fraction - b.mean_rows / 16.0).abs() < 1e-12);
+        // No warm-up and no timeouts: the rows of all batches are the requests
+        // that started, between those completed and those completed or in flight.
+        let rows = (b.mean_rows * b.batches as f64).round() as u64;
+        let c = &s.requests;
+        assert!(
+            c.completed <= rows && rows <= c.completed + c.in_flight,
+            "{rows} rows, {c:?}"
+        );
+        b.mean_rows
+    };
+    let light = fill(20.0);
+    let heavy = fill(2000.0);
+    // At 20 req/s a 5 ms window rarely holds a second request; at 2000 req/s
+    // it holds about ten.
+    assert!(light < 1.5, "light load: {light} rows per batch");
+    assert!(heavy > 4.0 * light, "heavy {heavy} vs light {light}");
+}
+
+#[test]
+fn a_service_without_batching_reports_no_batch_fill() {
+    let text = batched(100.0).replace(
+        "batching = { max_batch_size = 16, max_queue_delay_microseconds = 5000, instances = 2 }\n",
+        "",
+    );
+    let r = run(&text, 3);
+    assert!(r.services[0].batching.is_none());
+    assert!(r.summary.requests.completed > 0);
+}
