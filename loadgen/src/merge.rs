@@ -227,6 +227,7 @@ fn merge_series(parts: &[Results], names: &[String]) -> Vec<TimePoint> {
                                 .iter()
                                 .map(|s| s.latency_p99_seconds)
                                 .fold(0.0, f64::max),
+                            batch_fill_fraction: None,
                         }
                     })
                     .collect(),

@@ -266,6 +266,7 @@ impl Recorder {
                         completion_rps: s.completions as f64 / secs,
                         queue_depth: s.queue_depth,
                         latency_p99_seconds: s.p99,
+                        batch_fill_fraction: None,
                     })
                     .collect(),
                 node_pools: Vec::new(),

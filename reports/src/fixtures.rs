@@ -248,6 +248,7 @@ pub fn spike_run(s: &Spike) -> Results {
                     completion_rps: done,
                     queue_depth: queue as u64,
                     latency_p99_seconds: p99,
+                    batch_fill_fraction: Some((0.15 + 0.8 * busy).min(1.0)),
                 },
                 ServicePoint {
                     name: "bert-small".into(),
@@ -257,6 +258,7 @@ pub fn spike_run(s: &Spike) -> Results {
                     completion_rps: bert_rps,
                     queue_depth: 0,
                     latency_p99_seconds: 0.06,
+                    batch_fill_fraction: None,
                 },
             ],
             node_pools: vec![

@@ -833,9 +833,28 @@ fn single_charts(r: &Results) -> Vec<Chart> {
     c.markers.sort_by(|a, b| a.t.total_cmp(&b.t));
     out.push(c);
 
-    let mut c = Chart::new("gpu", "GPU busy", "GPU busy (%)");
+    // Busy says a batch ran; fill says how full it was. Both in percent.
+    let batching: Vec<String> = r
+        .services
+        .iter()
+        .filter(|sv| sv.batching.is_some())
+        .map(|sv| sv.name.clone())
+        .collect();
+    let (title, axis) = if batching.is_empty() {
+        ("GPU busy", "GPU busy (%)")
+    } else {
+        ("GPU busy and batch fill", "GPU busy, batch fill (%)")
+    };
+    let mut c = Chart::new("gpu", title, axis);
     c.y_min_top = 100.0;
-    c.note = "Share of time the GPUs that exist were executing batches.".into();
+    c.note = if batching.is_empty() {
+        "Share of time the GPUs that exist were executing batches.".into()
+    } else {
+        "Share of time the GPUs that exist were executing batches (solid), and \
+         mean rows of the batches started over the maximum batch size (dashed): \
+         a GPU busy with near-empty batches has room to spare."
+            .into()
+    };
     c.lines.push(
         Line::new(
             "all GPUs",
@@ -858,6 +877,21 @@ fn single_charts(r: &Results) -> Vec<Chart> {
                 .width(1),
             );
         }
+    }
+    for (i, name) in batching.iter().enumerate() {
+        c.lines.push(
+            Line::new(
+                format!("batch fill: {name}"),
+                charts::PALETTE[(i + 1) % charts::PALETTE.len()],
+                points(r, |p| {
+                    service_point(p, name)
+                        .and_then(|x| x.batch_fill_fraction)
+                        .map_or(f64::NAN, |f| f * 100.0)
+                }),
+            )
+            .dash(Dash::Dashed)
+            .width(2),
+        );
     }
     out.push(c);
 

@@ -91,7 +91,7 @@ fn spike_report_has_every_chart_with_data_and_the_right_verdict() {
         "requests per second (req/s)",
         "latency (",
         "replicas (pods)",
-        "GPU busy (%)",
+        "GPU busy, batch fill (%)",
         "cost so far (USD)",
         "time since start (min)",
     ] {
@@ -120,7 +120,11 @@ fn spike_report_has_every_chart_with_data_and_the_right_verdict() {
     let failing = r.slo.iter().filter(|s| !s.passed).count();
     assert!(html.contains(&format!("{failing} of {} SLOs missed", r.slo.len())));
 
-    // Batch fill beside the replicas, where a service batches.
+    // Batch fill on the GPU chart (dashed) for the service that batches only.
+    let gpu = figure(&html, "gpu");
+    assert!(gpu.contains("batch fill: resnet50") && !gpu.contains("batch fill: bert-small"));
+    assert!(gpu.contains("stroke-dasharray"));
+    // And beside the replicas.
     assert!(html.contains("Rows per batch (fill)"));
     assert!(html.contains("<td class=\"num\">11.5 of 32 (35.9 %)</td>"));
     assert!(html.contains("<td class=\"num\">no batching</td>"));

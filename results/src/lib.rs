@@ -196,8 +196,9 @@ pub struct ServiceSummary {
     pub replicas: ReplicaSummary,
     /// Versions (canary split) with their share of traffic.
     pub versions: Vec<VersionSummary>,
-    /// How full the dynamic batcher's batches were, for a service that batches
-    /// (the simulator sees them; absent from load-generator runs).
+    /// How full the dynamic batcher's batches were, for a service whose
+    /// `max_batch_size` is above 1 (the simulator sees them; absent from
+    /// load-generator runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batching: Option<BatchingSummary>,
 }
@@ -273,6 +274,11 @@ pub struct ServicePoint {
     pub completion_rps: f64,
     pub queue_depth: u64,
     pub latency_p99_seconds: f64,
+    /// Mean rows of the batches started in the interval over `max_batch_size`
+    /// (0 when none started). Absent for a service without batches of more
+    /// than one row, and at the real levels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_fill_fraction: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -3,7 +3,7 @@
 //! lifecycle, the autoscalers, the cluster autoscaler and spot interruptions.
 
 use crate::queue::{Event, EventQueue};
-use crate::stats::{RunStats, ServiceStats};
+use crate::stats::{BatchCounts, RunStats, ServiceStats};
 use crate::world::*;
 use lab_autoscale::{
     Autoscaler, Bounds, MetricError, Observation, PodPhase, PodSample, SignalValues, Time,
@@ -84,6 +84,7 @@ pub struct Engine<'s> {
     rng_route: Rng,
     rng_spot: Rng,
     pub svc_stats: Vec<ServiceStats>,
+    pub batch_counts: Vec<BatchCounts>,
     pub dep_stats: Vec<ServiceStats>,
     pub run: RunStats,
     pub timeseries: Vec<TimePoint>,
@@ -118,6 +119,7 @@ impl<'s> Engine<'s> {
             rng_route: rng_for(seed, 2),
             rng_spot: rng_for(seed, 3),
             svc_stats: Vec::new(),
+            batch_counts: Vec::new(),
             dep_stats: Vec::new(),
             run: RunStats::default(),
             timeseries: Vec::new(),
@@ -171,6 +173,7 @@ impl<'s> Engine<'s> {
                 min_ready: u32::MAX,
                 ..Default::default()
             });
+            self.batch_counts.push(BatchCounts::default());
             let deadline = sc
                 .slo
                 .iter()
@@ -806,11 +809,21 @@ impl<'s> Engine<'s> {
         let gpu = pod
             .node
             .and_then(|n| pod.slots.first().map(|(g, s)| (n, *g, *s)));
-        let st = &mut self.svc_stats[self.deployments[d].service];
-        if self.now >= self.warmup {
-            st.batches += 1;
-            st.batch_rows += u64::from(rows);
+        let service = self.deployments[d].service;
+        // Batches of one request are full by definition: only real batching
+        // is worth counting (and the unbatched hot path stays lean).
+        if !self.deployments[d].batching.one_request_per_batch {
+            let bc = &mut self.batch_counts[service];
+            bc.interval_batches += 1;
+            bc.interval_rows += u64::from(rows);
+            // As for latency: only the interval that straddles warm-up counts
+            // its measured batches one by one; later ones fold in when they close.
+            if self.last_interval < self.warmup && self.now >= self.warmup {
+                bc.batches += 1;
+                bc.rows += u64::from(rows);
+            }
         }
+        let st = &mut self.svc_stats[service];
         let queue_hist = &mut st.queue_buf;
         for r in &batch.reqs {
             if r.arrival >= self.warmup {

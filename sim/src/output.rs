@@ -27,6 +27,7 @@ pub fn interval_point(e: &mut Engine) {
             .sum();
         let queue: u64 = deps.iter().map(|d| queue_depth(e, *d)).sum();
         let st = &mut e.svc_stats[si];
+        let bc = &mut e.batch_counts[si];
         st.queue_buf.flush_into(&mut st.queue);
         // The interval's figures come from the buffer itself (only the buckets
         // it touched), then it folds into the run's histogram or is dropped.
@@ -46,12 +47,17 @@ pub fn interval_point(e: &mut Engine) {
             completion_rps: done as f64 / len,
             queue_depth: queue,
             latency_p99_seconds: st.interval_buf.quantile_seconds(0.99),
+            batch_fill_fraction: batches_of_several(svc).map(|b| {
+                ratio(bc.interval_rows, bc.interval_batches) / f64::from(b.max_batch_size.max(1))
+            }),
         });
         st.min_ready = st.min_ready.min(ready);
         st.max_ready = st.max_ready.max(ready);
         st.max_desired = st.max_desired.max(desired);
         st.ready_area += f64::from(ready) * len;
         if start >= e.warmup {
+            bc.batches += bc.interval_batches;
+            bc.rows += bc.interval_rows;
             st.interval_buf.flush_into(&mut st.latency);
         } else {
             // Measured requests of an interval that straddles warm-up were
@@ -59,6 +65,8 @@ pub fn interval_point(e: &mut Engine) {
             st.interval_buf.clear();
         }
         st.interval_arrivals = 0;
+        bc.interval_batches = 0;
+        bc.interval_rows = 0;
     }
     if !single_service {
         overall = interval_latency(&e.run.interval_all);
@@ -115,6 +123,12 @@ pub fn interval_point(e: &mut Engine) {
     };
     e.timeseries.push(point);
     e.run.interval_failures = 0;
+}
+
+/// The batcher's settings of a service whose batches can hold more than one
+/// row: the ones whose fill means something.
+fn batches_of_several(svc: &lab_scenario::ServiceSpec) -> Option<&lab_scenario::BatchingSpec> {
+    svc.batching.as_ref().filter(|b| b.max_batch_size > 1)
 }
 
 fn interval_latency(h: &HistogramBuffer) -> IntervalLatency {
@@ -231,10 +245,11 @@ pub fn results(e: &Engine) -> Results {
                 max_desired: st.max_desired,
             },
             versions,
-            batching: svc.batching.as_ref().map(|b| {
-                let mean_rows = ratio(st.batch_rows, st.batches);
+            batching: batches_of_several(svc).map(|b| {
+                let bc = &e.batch_counts[si];
+                let mean_rows = ratio(bc.rows, bc.batches);
                 BatchingSummary {
-                    batches: st.batches,
+                    batches: bc.batches,
                     mean_rows,
                     max_batch_size: b.max_batch_size,
                     fill_fraction: mean_rows / f64::from(b.max_batch_size.max(1)),

@@ -17,9 +17,6 @@ pub struct ServiceStats {
     pub interval_buf: HistogramBuffer,
     pub queue_buf: HistogramBuffer,
     pub interval_arrivals: u64,
-    /// Batches started after warm-up and their rows.
-    pub batches: u64,
-    pub batch_rows: u64,
     pub min_ready: u32,
     pub max_ready: u32,
     pub max_desired: u32,
@@ -43,6 +40,19 @@ impl ServiceStats {
                 .or_default() += 1;
         }
     }
+}
+
+/// Batches that can hold more than one row, per service: how full the batcher
+/// fills them. Kept apart from `ServiceStats`, whose hot fields it would spread.
+#[derive(Default, Clone, Copy)]
+pub struct BatchCounts {
+    /// Started after warm-up (folded in from the interval's counts when an
+    /// interval closes, as the latency histogram is).
+    pub batches: u64,
+    pub rows: u64,
+    /// Started in the current interval.
+    pub interval_batches: u64,
+    pub interval_rows: u64,
 }
 
 /// Whole-run figures that are not per service.

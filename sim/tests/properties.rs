@@ -220,6 +220,37 @@ fn batch_fill_grows_with_load_and_accounts_for_every_started_request() {
 }
 
 #[test]
+fn batch_fill_per_interval_and_after_warm_up() {
+    // Intervals of 7 s, so the 60 s warm-up falls inside one (56..63 s).
+    let text = batched(2000.0).replace(
+        "duration = \"2m\"\n[[node_pools]]",
+        "duration = \"2m\"\ninterval = \"7s\"\n[[node_pools]]",
+    );
+    let whole = run(&text, 5);
+    let warmed = run(
+        &text.replace("interval = ", "warmup = \"60s\"\ninterval = "),
+        5,
+    );
+    assert_eq!(warmed.run.warmup_seconds, 60.0);
+    let (a, b) = (
+        whole.services[0].batching.unwrap(),
+        warmed.services[0].batching.unwrap(),
+    );
+    // Same seed, same batches: the warmed run counts those of the second minute.
+    let share = b.batches as f64 / a.batches as f64;
+    assert!((share - 0.5).abs() < 0.02, "{b:?} of {a:?}");
+    assert!((b.mean_rows - a.mean_rows).abs() < 0.5, "{b:?} vs {a:?}");
+    // Every interval says how full its batches were.
+    assert!(whole.timeseries.len() >= 17);
+    for p in &whole.timeseries {
+        let f = p.services[0]
+            .batch_fill_fraction
+            .expect("a batching service");
+        assert!(f > 4.0 / 16.0 && f <= 1.0, "at {} s: {f}", p.t_seconds);
+    }
+}
+
+#[test]
 fn a_service_without_batching_reports_no_batch_fill() {
     let text = batched(100.0).replace(
         "batching = { max_batch_size = 16, max_queue_delay_microseconds = 5000, instances = 2 }\n",
@@ -227,5 +258,15 @@ fn a_service_without_batching_reports_no_batch_fill() {
     );
     let r = run(&text, 3);
     assert!(r.services[0].batching.is_none());
+    assert!(r
+        .timeseries
+        .iter()
+        .all(|p| p.services[0].batch_fill_fraction.is_none()));
+    // Batches of one row (a batching table only for its execution instances)
+    // are full by definition: no fill either.
+    let ones = batched(100.0).replace("max_batch_size = 16", "max_batch_size = 1");
+    let r = run(&ones, 3);
+    assert!(r.services[0].batching.is_none());
+    assert!(r.summary.requests.completed > 0);
     assert!(r.summary.requests.completed > 0);
 }
