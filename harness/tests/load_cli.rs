@@ -73,72 +73,50 @@ fn load_refuses_bad_flags_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let out = out.to_str().unwrap();
-    let cases: [&[&str]; 5] = [
-        // neither a scenario nor a rate
-        &["load", "--target", "http://127.0.0.1:9/", "--out", out],
-        // a rate without a duration
-        &[
-            "load",
-            "--target",
-            "http://127.0.0.1:9/",
-            "--protocol",
-            "http",
-            "--rate",
-            "10",
-            "--out",
-            out,
-        ],
-        // a shard outside its count
-        &[
-            "load",
-            "--target",
-            "http://127.0.0.1:9/",
-            "--protocol",
-            "http",
-            "--rate",
-            "10",
-            "--duration",
-            "1s",
-            "--shard",
-            "3/2",
-            "--out",
-            out,
-        ],
-        // no pacing thread
-        &[
-            "load",
-            "--target",
-            "http://127.0.0.1:9/",
-            "--protocol",
-            "http",
-            "--rate",
-            "10",
-            "--duration",
-            "1s",
-            "--threads",
-            "0",
-            "--out",
-            out,
-        ],
-        // a negative rate
-        &[
-            "load",
-            "--target",
-            "http://127.0.0.1:9/",
-            "--protocol",
-            "http",
-            "--rate",
-            "-5",
-            "--duration",
-            "1s",
-            "--out",
-            out,
-        ],
+    // Each case: the flags that make it wrong, after a valid target.
+    let base = ["load", "--target", "http://127.0.0.1:9/", "--out", out];
+    let cases: [(&str, &[&str]); 5] = [
+        ("neither a scenario nor a rate", &[]),
+        (
+            "a rate without a duration",
+            &["--protocol", "http", "--rate", "10"],
+        ),
+        (
+            "a shard outside its count",
+            &[
+                "--protocol",
+                "http",
+                "--rate",
+                "10",
+                "--duration",
+                "1s",
+                "--shard",
+                "3/2",
+            ],
+        ),
+        (
+            "no pacing thread",
+            &[
+                "--protocol",
+                "http",
+                "--rate",
+                "10",
+                "--duration",
+                "1s",
+                "--threads",
+                "0",
+            ],
+        ),
+        (
+            "a negative rate",
+            &["--protocol", "http", "--rate", "-5", "--duration", "1s"],
+        ),
     ];
-    for args in cases {
-        let o = lab(args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
-        assert!(!stderr(&o).trim().is_empty(), "{args:?}: no message");
+    for (what, wrong) in cases {
+        let args: Vec<&str> = base.iter().chain(wrong).copied().collect();
+        let o = lab(&args);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
+        assert!(!stderr(&o).trim().is_empty(), "{what}: no message");
     }
     assert!(!Path::new(out).exists(), "a refused run wrote results");
 }

@@ -6,8 +6,8 @@
 mod support;
 
 use lab_loadgen::{
-    arrivals, constant_rate, merge, run, LoadConfig, LoadOutput, Mode, Protocol, Shard, Stream,
-    REFUSED,
+    arrivals, constant_rate, default_threads, merge, run, LoadConfig, LoadOutput, Mode, Protocol,
+    Shard, Stream, REFUSED,
 };
 use lab_traffic::Arrivals;
 use std::collections::BTreeSet;
@@ -135,15 +135,11 @@ async fn pacing_threads_split_the_schedule_exactly() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cap_smaller_than_the_thread_count_still_holds() {
-    let _serial = SERIAL.lock().await;
-    // Answers take 200 ms and arrive every 20 ms: with one slot, at most one
-    // request may be at the server at any time, however many threads pace.
-    let server = TestServer::start(Arc::new(|_, _, _| {
-        support::hold_for(Duration::from_millis(200))
-    }))
-    .await;
+/// One second of uniform arrivals at 50 req/s against a server that holds
+/// every answer for `hold`, with `cap` in-flight slots and `threads` pacing
+/// threads: the arrivals scheduled, the run, and the requests the server saw.
+async fn capped_run(hold: Duration, cap: u32, threads: u32) -> (u64, LoadOutput, u64) {
+    let server = TestServer::start(Arc::new(move |_, _, _| support::hold_for(hold))).await;
     let mut c = config(
         &server.url(),
         Protocol::V2Rest,
@@ -151,13 +147,21 @@ async fn a_cap_smaller_than_the_thread_count_still_holds() {
         1.0,
         Arrivals::Uniform,
     );
-    c.max_in_flight = 1;
-    c.threads = 4;
+    c.max_in_flight = cap;
+    c.threads = threads;
     let n = arrivals(&c).count() as u64;
     let out = go(c).await;
+    (n, out, server.seen().len() as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_smaller_than_the_thread_count_still_holds() {
+    let _serial = SERIAL.lock().await;
+    // Answers take 200 ms and arrive every 20 ms: with one slot, at most one
+    // request may be at the server at any time, however many threads pace.
+    let (n, out, sent) = capped_run(Duration::from_millis(200), 1, 4).await;
     let req = &out.results.summary.requests;
     let refused = req.failed_by_reason.get(REFUSED).copied().unwrap_or(0);
-    let sent = server.seen().len() as u64;
     assert_eq!(req.arrived, n);
     assert_eq!(sent, n - refused);
     // One request per 200 ms answer over a 1 s schedule (plus the one still
@@ -290,24 +294,11 @@ async fn errors_are_counted_by_class() {
 async fn arrivals_beyond_the_in_flight_cap_are_refused_and_counted() {
     let _serial = SERIAL.lock().await;
     // Every answer takes 300 ms; with 2 slots at 50 req/s most arrivals find no slot.
-    let server = TestServer::start(Arc::new(|_, _, _| {
-        support::hold_for(Duration::from_millis(300))
-    }))
-    .await;
-    let mut c = config(
-        &server.url(),
-        Protocol::V2Rest,
-        50.0,
-        1.0,
-        Arrivals::Uniform,
-    );
-    c.max_in_flight = 2;
-    let n = arrivals(&c).count() as u64;
-    let out = go(c).await;
+    let (n, out, sent) = capped_run(Duration::from_millis(300), 2, default_threads()).await;
     let req = &out.results.summary.requests;
     let refused = req.failed_by_reason.get(REFUSED).copied().unwrap_or(0);
     assert_eq!(req.arrived, n, "refused arrivals still count as arrived");
-    assert_eq!(server.seen().len() as u64, n - refused);
+    assert_eq!(sent, n - refused);
     assert!(refused >= n / 2, "{refused} of {n} refused");
     assert_eq!(out.report.refused, refused);
     assert!(req.is_conserved());

@@ -169,13 +169,7 @@ fn batched(rate: f64) -> String {
 name = "batched"
 [run]
 duration = "2m"
-[[node_pools]]
-name = "cpu"
-cpu = "64"
-memory = "64Gi"
-price_per_hour = 1
-min_nodes = 1
-max_nodes = 1
+{CPU_POOL}
 [[services]]
 name = "b"
 resources = {{ cpu = "1" }}

@@ -11,6 +11,15 @@ pub fn run(text: &str, seed: u64) -> Results {
     lab_sim::simulate(&s, seed, &mut |_| lab_sim::Control::Continue).results
 }
 
+/// One fixed node with room for any test's CPU pods.
+pub const CPU_POOL: &str = r#"[[node_pools]]
+name = "cpu"
+cpu = "64"
+memory = "64Gi"
+price_per_hour = 1
+min_nodes = 1
+max_nodes = 1"#;
+
 /// A single CPU pod with `servers` execution instances: one queue, c servers.
 pub fn queue_scenario(rate: f64, mean_ms: f64, servers: u32, dist: &str, minutes: u32) -> String {
     format!(
@@ -20,13 +29,7 @@ name = "q"
 duration = "{minutes}m"
 warmup = "1m"
 interval = "1s"
-[[node_pools]]
-name = "cpu"
-cpu = "64"
-memory = "64Gi"
-price_per_hour = 1
-min_nodes = 1
-max_nodes = 1
+{CPU_POOL}
 [[services]]
 name = "q"
 resources = {{ cpu = "1" }}
