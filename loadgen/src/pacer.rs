@@ -13,7 +13,7 @@
 //! between. Nothing crosses threads on the way from the deadline to the socket.
 
 use crate::plan::Planned;
-use crate::slots::Slots;
+use crate::slots::{wait_until, Slots};
 use crate::timer::Timer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -66,16 +66,7 @@ impl Halt {
 
     /// Completes once the halt is raised.
     pub async fn raised(&self) {
-        loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so a raise in between is not lost.
-            notified.as_mut().enable();
-            if self.is_raised() {
-                return;
-            }
-            notified.await;
-        }
+        wait_until(&self.wake, || self.is_raised()).await;
     }
 }
 

@@ -92,18 +92,25 @@ impl Slots {
 
     /// Waits until no request holds a slot, at most `limit`.
     pub async fn drained(&self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, async {
-            loop {
-                let freed = self.freed.notified();
-                tokio::pin!(freed);
-                freed.as_mut().enable();
-                if self.lock().in_flight == 0 {
-                    return;
-                }
-                freed.await;
-            }
-        })
+        let _ = tokio::time::timeout(
+            limit,
+            wait_until(&self.freed, || self.lock().in_flight == 0),
+        )
         .await;
+    }
+}
+
+/// Waits on `notify` until `ready` holds. Registered before each check, so a
+/// notification between the check and the wait is not lost.
+pub async fn wait_until(notify: &Notify, ready: impl Fn() -> bool) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if ready() {
+            return;
+        }
+        notified.await;
     }
 }
 
