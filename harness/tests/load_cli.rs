@@ -75,45 +75,25 @@ fn load_refuses_bad_flags_with_exit_code_2() {
     let out = out.to_str().unwrap();
     // Each case: the flags that make it wrong, after a valid target.
     let base = ["load", "--target", "http://127.0.0.1:9/", "--out", out];
-    let cases: [(&str, &[&str]); 5] = [
-        ("neither a scenario nor a rate", &[]),
-        (
-            "a rate without a duration",
-            &["--protocol", "http", "--rate", "10"],
-        ),
+    let rated = ["--protocol", "http", "--rate", "10", "--duration", "1s"];
+    let cases: [(&str, Vec<&str>); 5] = [
+        ("neither a scenario nor a rate", vec![]),
+        ("a rate without a duration", rated[..4].to_vec()),
         (
             "a shard outside its count",
-            &[
-                "--protocol",
-                "http",
-                "--rate",
-                "10",
-                "--duration",
-                "1s",
-                "--shard",
-                "3/2",
-            ],
+            [&rated[..], &["--shard", "3/2"]].concat(),
         ),
         (
             "no pacing thread",
-            &[
-                "--protocol",
-                "http",
-                "--rate",
-                "10",
-                "--duration",
-                "1s",
-                "--threads",
-                "0",
-            ],
+            [&rated[..], &["--threads", "0"]].concat(),
         ),
         (
             "a negative rate",
-            &["--protocol", "http", "--rate", "-5", "--duration", "1s"],
+            vec!["--protocol", "http", "--rate", "-5", "--duration", "1s"],
         ),
     ];
     for (what, wrong) in cases {
-        let args: Vec<&str> = base.iter().chain(wrong).copied().collect();
+        let args: Vec<&str> = base.iter().chain(&wrong).copied().collect();
         let o = lab(&args);
         assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
         assert!(!stderr(&o).trim().is_empty(), "{what}: no message");
