@@ -94,12 +94,16 @@ pub fn human(r: &Results, dir: &Path) -> String {
     if !r.slo.is_empty() {
         let _ = writeln!(w, "  SLOs");
         for s in &r.slo {
-            let _ = writeln!(
-                w,
-                "    {} {}",
-                if s.passed { "PASS" } else { "FAIL" },
-                slo_line(s)
-            );
+            let _ = writeln!(w, "    {:7} {}", s.verdict().label(), slo_line(s));
+            if let Some(why) = &s.reason {
+                let _ = writeln!(w, "            {why}");
+            }
+        }
+    }
+    if !r.warnings.is_empty() {
+        let _ = writeln!(w, "  warnings");
+        for warning in &r.warnings {
+            let _ = writeln!(w, "    [{}] {}", warning.kind.as_str(), warning.message);
         }
     }
     let _ = writeln!(w, "  results      {}", dir.join("results.json").display());
@@ -110,7 +114,10 @@ pub fn human(r: &Results, dir: &Path) -> String {
 }
 
 pub fn slo_line(s: &SloResult) -> String {
-    format!("{:<40} observed {}", s.name, value(s.observed, &s.unit))
+    let observed = s
+        .observed
+        .map_or_else(|| "no data".to_string(), |v| value(v, &s.unit));
+    format!("{:<40} observed {observed}", s.name)
 }
 
 fn value(v: f64, unit: &str) -> String {

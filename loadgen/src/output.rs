@@ -233,6 +233,7 @@ pub fn results(rec: &mut Recorder, meta: &RunMeta) -> Results {
         cold_starts: ColdStarts::default(),
         cost: Cost::default(),
         slo: Vec::new(),
+        warnings: Vec::new(),
         histograms: Histograms {
             overall: rec.overall.latency.to_base64(),
             services: rec

@@ -55,9 +55,13 @@ impl RunFigures {
             .slo
             .iter()
             .map(|s| {
+                // No data is as far from passing as a run can be.
+                let Some(observed) = s.observed else {
+                    return -1.0;
+                };
                 let signed = match s.bound {
-                    SloThreshold::Max => s.threshold - s.observed,
-                    SloThreshold::Min => s.observed - s.threshold,
+                    SloThreshold::Max => s.threshold - observed,
+                    SloThreshold::Min => observed - s.threshold,
                 };
                 if s.threshold.abs() > 0.0 {
                     signed / s.threshold.abs()

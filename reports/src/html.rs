@@ -136,7 +136,7 @@ fn verdict_banner(b: &mut String, v: &RunVerdict) {
                 esc(s.scope()),
                 esc(&s.observed_text()),
                 esc(&s.threshold_text()),
-                esc(&margin(s.slo.observed, s.slo.threshold, s.slo.bound)),
+                esc(&margin(s.slo.observed.unwrap_or(f64::NAN), s.slo.threshold, s.slo.bound)),
             );
         }
         b.push_str("</tbody></table></div>\n");

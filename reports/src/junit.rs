@@ -21,10 +21,11 @@ fn suite(x: &mut String, id: usize, run: &RunVerdict) {
     let _ = writeln!(
         x,
         "  <testsuite name=\"{}\" package=\"lab.slo\" id=\"{id}\" tests=\"{}\" failures=\"{}\" \
-         errors=\"0\" skipped=\"0\" time=\"{}\" timestamp=\"{}\" hostname=\"{}\">",
+         errors=\"0\" skipped=\"{}\" time=\"{}\" timestamp=\"{}\" hostname=\"{}\">",
         attr(&run.title()),
-        run.slos.len(),
-        run.failures(),
+        run.slos.len() + usize::from(!run.complete),
+        run.failures() + usize::from(run.incomplete_fails),
+        usize::from(!run.complete && !run.incomplete_fails),
         decimal(run.elapsed_seconds),
         timestamp(&run.started_at),
         attr(if run.host.trim().is_empty() {
@@ -51,6 +52,28 @@ fn suite(x: &mut String, id: usize, run: &RunVerdict) {
         );
     }
     x.push_str("    </properties>\n");
+    // An interrupted run is a test of its own, so CI shows why it failed.
+    if !run.complete {
+        let _ = write!(
+            x,
+            "    <testcase classname=\"{}\" name=\"run complete\" time=\"0\"",
+            attr(&classname)
+        );
+        if run.incomplete_fails {
+            let _ = write!(
+                x,
+                ">\n      <failure type=\"incomplete\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                attr(&format!(
+                    "the run is incomplete: it stopped at {} of {}",
+                    decimal(run.end_seconds),
+                    decimal(run.duration_seconds)
+                )),
+                text("interrupted or cut short; --allow-incomplete judges its partial figures\n")
+            );
+        } else {
+            x.push_str(">\n      <skipped message=\"incomplete run allowed (--allow-incomplete)\"/>\n    </testcase>\n");
+        }
+    }
     for s in &run.slos {
         let _ = write!(
             x,
@@ -62,18 +85,30 @@ fn suite(x: &mut String, id: usize, run: &RunVerdict) {
             x.push_str("/>\n");
             continue;
         }
+        let no_data = s.slo.verdict() == lab_results::SloVerdict::NoData;
         let detail = format!(
-            "SLO missed: {}\nscope: {}\nmetric: {:?}\nobserved: {}\nthreshold: {}\nfile: {}\n",
+            "{}: {}\nscope: {}\nmetric: {:?}\nobserved: {}\nthreshold: {}\n{}file: {}\n",
+            if no_data {
+                "SLO has no data"
+            } else {
+                "SLO missed"
+            },
             s.slo.name,
             s.scope(),
             s.slo.metric,
             s.observed_text(),
             s.threshold_text(),
+            s.slo
+                .reason
+                .as_ref()
+                .map(|r| format!("reason: {r}\n"))
+                .unwrap_or_default(),
             run.source,
         );
         let _ = write!(
             x,
-            ">\n      <failure type=\"slo\" message=\"{}\">{}</failure>\n    </testcase>\n",
+            ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>\n",
+            if no_data { "no_data" } else { "slo" },
             attr(&s.failure_message()),
             text(&detail)
         );

@@ -29,7 +29,7 @@ mod series;
 pub mod verdict;
 
 pub use load::{load_results, parse_results};
-pub use verdict::{RunVerdict, SloVerdict};
+pub use verdict::{CheckPolicy, RunVerdict, SloVerdict};
 
 use lab_results::Results;
 use std::path::{Path, PathBuf};

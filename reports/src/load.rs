@@ -1,7 +1,7 @@
 //! Reading a results file, with errors that name the file and the problem.
 
 use crate::ReportError;
-use lab_results::{Results, SCHEMA_VERSION};
+use lab_results::{Results, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 use std::path::Path;
 
 /// Reads and parses `path` as a `results.json` of the current schema.
@@ -42,7 +42,9 @@ pub fn parse_results(path: &Path, text: &str) -> Result<Results, ReportError> {
             ))
         }
         Some(v) => match v.as_u64() {
-            Some(found) if found == u64::from(SCHEMA_VERSION) => {}
+            Some(found)
+                if (u64::from(OLDEST_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION))
+                    .contains(&found) => {}
             Some(found) => {
                 return Err(ReportError::Version {
                     path: path.to_path_buf(),

@@ -36,15 +36,23 @@ pub fn render(runs: &[RunVerdict]) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} |",
-                if s.slo.passed {
-                    "✅ pass"
-                } else {
-                    "❌ **fail**"
+                match s.slo.verdict() {
+                    lab_results::SloVerdict::Pass => "✅ pass",
+                    lab_results::SloVerdict::Fail => "❌ **fail**",
+                    lab_results::SloVerdict::NoData => "❌ **no data**",
                 },
                 cell(&s.slo.name),
                 cell(s.scope()),
                 cell(&s.observed_text()),
                 cell(&s.threshold_text()),
+            );
+        }
+        for w in &run.warnings {
+            let _ = writeln!(
+                md,
+                "\n⚠️ **warning** ({}): {}",
+                w.kind.as_str(),
+                cell(&w.message)
             );
         }
         md.push('\n');

@@ -2,7 +2,7 @@
 //! verdict as terminal text or JSON.
 
 use crate::format;
-use lab_results::{recheck, Level, Results, SloResult};
+use lab_results::{recheck, Judging, Level, Results, SloResult, Warning};
 use serde::Serialize;
 
 /// One SLO as re-judged, next to what the file had recorded.
@@ -21,29 +21,45 @@ impl SloVerdict {
         self.slo.service.as_deref().unwrap_or("overall")
     }
 
+    /// The observed value, or `no data`.
     pub fn observed_text(&self) -> String {
-        if self.slo.observed.is_finite() {
-            format::value(self.slo.observed, &self.slo.unit)
-        } else {
-            match &self.slo.service {
-                Some(s) => format!("n/a (no figures for service `{s}`)"),
-                None => "n/a".into(),
-            }
+        match self.slo.observed {
+            Some(v) if v.is_finite() => format::value(v, &self.slo.unit),
+            _ => "no data".into(),
         }
+    }
+
+    /// `PASS`, `FAIL` or `NO DATA`.
+    pub fn label(&self) -> &'static str {
+        self.slo.verdict().label()
     }
 
     pub fn threshold_text(&self) -> String {
         format::bound(self.slo.bound, self.slo.threshold, &self.slo.unit)
     }
 
-    /// `observed 312 ms, threshold <= 250 ms`.
+    /// `observed 312 ms, threshold <= 250 ms`, with the reason when there is one.
     pub fn failure_message(&self) -> String {
-        format!(
+        let mut m = format!(
             "observed {}, threshold {}",
             self.observed_text(),
             format::bound_ascii(self.slo.bound, self.slo.threshold, &self.slo.unit)
-        )
+        );
+        if let Some(why) = &self.slo.reason {
+            m.push_str(": ");
+            m.push_str(why);
+        }
+        m
     }
+}
+
+/// What `lab check` lets pass: by default neither an incomplete run nor an
+/// SLO whose service has a warning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckPolicy {
+    pub judging: Judging,
+    /// `--allow-incomplete`: judge an interrupted run on its partial figures.
+    pub allow_incomplete: bool,
 }
 
 /// The verdict on one results file.
@@ -60,13 +76,23 @@ pub struct RunVerdict {
     pub started_at: String,
     pub elapsed_seconds: f64,
     pub host: String,
+    /// Every SLO passed, and the run is complete (or `--allow-incomplete`).
     pub passed: bool,
+    /// The run is incomplete and that alone fails it.
+    pub incomplete_fails: bool,
     pub slos: Vec<SloVerdict>,
+    pub warnings: Vec<Warning>,
 }
 
 impl RunVerdict {
+    /// Judged as `lab check` does by default: incomplete runs and warned-about
+    /// SLOs fail.
     pub fn judge(source: &str, r: &Results) -> RunVerdict {
-        let slos: Vec<SloVerdict> = recheck(r)
+        RunVerdict::judge_with(source, r, CheckPolicy::default())
+    }
+
+    pub fn judge_with(source: &str, r: &Results, policy: CheckPolicy) -> RunVerdict {
+        let slos: Vec<SloVerdict> = recheck(r, policy.judging)
             .into_iter()
             .zip(&r.slo)
             .map(|(slo, recorded)| SloVerdict {
@@ -85,8 +111,10 @@ impl RunVerdict {
             started_at: r.wall_clock.started_at.clone(),
             elapsed_seconds: r.wall_clock.elapsed_seconds,
             host: r.wall_clock.host.clone(),
-            passed: slos.iter().all(|s| s.slo.passed),
+            passed: slos.iter().all(|s| s.slo.passed) && (r.complete || policy.allow_incomplete),
+            incomplete_fails: !r.complete && !policy.allow_incomplete,
             slos,
+            warnings: r.warnings.clone(),
         }
     }
 
@@ -102,11 +130,28 @@ impl RunVerdict {
     /// `PASS: all 3 SLOs met`, `FAIL: 1 of 3 SLOs missed`.
     pub fn headline(&self) -> String {
         let n = self.slos.len();
+        if self.incomplete_fails {
+            return "FAIL: the run is incomplete (interrupted or cut short); \
+                    --allow-incomplete judges its partial figures"
+                .into();
+        }
         match (self.passed, n) {
             (_, 0) => "PASS: no SLOs recorded, nothing to judge".into(),
             (true, 1) => "PASS: the SLO is met".into(),
             (true, _) => format!("PASS: all {n} SLOs met"),
-            (false, _) => format!("FAIL: {} of {n} SLOs missed", self.failures()),
+            (false, _) => {
+                let no_data = self
+                    .slos
+                    .iter()
+                    .filter(|s| s.slo.verdict() == lab_results::SloVerdict::NoData)
+                    .count();
+                let missed = self.failures() - no_data;
+                match (missed, no_data) {
+                    (m, 0) => format!("FAIL: {m} of {n} SLOs missed"),
+                    (0, d) => format!("FAIL: {d} of {n} SLOs with no data to judge"),
+                    (m, d) => format!("FAIL: {m} of {n} SLOs missed, {d} with no data to judge"),
+                }
+            }
         }
     }
 
@@ -141,12 +186,18 @@ impl RunVerdict {
         let obs_w = obs.iter().map(|o| o.chars().count()).max().unwrap_or(0);
         for (s, o) in self.slos.iter().zip(&obs) {
             out.push_str(&format!(
-                "  {}  {:name_w$}  observed {:obs_w$}  threshold {}\n",
-                if s.slo.passed { "PASS" } else { "FAIL" },
+                "  {:7}  {:name_w$}  observed {:obs_w$}  threshold {}\n",
+                s.label(),
                 s.slo.name,
                 o,
                 s.threshold_text(),
             ));
+            if let Some(why) = &s.slo.reason {
+                out.push_str(&format!("           {why}\n"));
+            }
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("  warning [{}]: {}\n", w.kind.as_str(), w.message));
         }
         for s in self.changed() {
             out.push_str(&format!(

@@ -12,14 +12,21 @@ mod histogram;
 mod slo;
 
 pub use histogram::{HistogramBuffer, LatencyHistogram, HISTOGRAM_MAX_NS};
-pub use slo::{evaluate_slos, observe, recheck, BoundValue, SloMetric, SloSpec, SloThreshold};
+pub use slo::{
+    evaluate_slos, min_samples, observe, recheck, BoundValue, Judging, SloMetric, SloSpec,
+    SloThreshold, SloVerdict,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bumped on any change that an older reader would misread.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped on any change that an older reader would misread. Version 2 added
+/// `warnings` and the SLO `verdict` (with `no_data`); files of version 1 still
+/// read, their verdicts taken from `passed`.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema version readers still accept.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +65,12 @@ pub struct Results {
     pub cold_starts: ColdStarts,
     pub cost: Cost,
     pub slo: Vec<SloResult>,
+    /// What makes the answer suspect: pods that could never be scheduled, a
+    /// service with traffic and no ready replica, traffic that ends before the
+    /// run, an SLO percentile with too few samples. A warning about a service
+    /// with an SLO fails that SLO unless the run allowed warnings.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
     /// Serialized latency histograms (HdrHistogram V2, base64) so shards and runs
     /// merge exactly: `overall` and one per service name.
     pub histograms: Histograms,
@@ -369,13 +382,81 @@ pub struct SloResult {
     /// The service it applies to; absent for the whole run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// True only for `verdict: pass`.
     pub passed: bool,
-    pub observed: f64,
+    /// `pass`, `fail`, or `no_data` (nothing to judge: no completed request
+    /// for a latency SLO, no arrival for an error rate), which fails too.
+    /// Files of schema version 1 have none; it follows `passed` there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<SloVerdict>,
+    /// Why the SLO has no data, or why a value within bounds still failed
+    /// (a warning about its service, too few samples for the percentile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Absent (null) when there was nothing to observe.
+    pub observed: Option<f64>,
     pub threshold: f64,
     /// `max` (observed must not exceed) or `min`.
     pub bound: SloThreshold,
     /// Unit of `observed` and `threshold`: `seconds`, `ratio`, `requests`, `usd`, `rps`.
     pub unit: String,
+}
+
+impl SloResult {
+    /// The verdict, for files that predate `verdict` too.
+    pub fn verdict(&self) -> SloVerdict {
+        self.verdict.unwrap_or(if self.passed {
+            SloVerdict::Pass
+        } else {
+            SloVerdict::Fail
+        })
+    }
+}
+
+/// Something that makes a run's answer suspect, found while it ran or judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Warning {
+    pub kind: WarningKind,
+    /// The service it concerns; absent when it concerns the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// What happened and what to change, in words.
+    pub message: String,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// Pods that could not be bound to any node of their pool (no MIG
+    /// instance of the profile, not enough GPUs, CPU or memory on a node, the
+    /// pool at `max_nodes`).
+    Unschedulable,
+    /// Pods killed at start-up for lack of GPU memory, again and again.
+    OomKilled,
+    /// The service received traffic but had no ready replica during the
+    /// whole measured period.
+    NoReadyReplica,
+    /// The traffic ends before `run.duration`: rates and cost are averaged
+    /// over time without arrivals.
+    TrafficEndsEarly,
+    /// An SLO percentile judged on fewer requests than it needs (p99.9 of
+    /// 500 requests is their maximum).
+    TooFewSamples,
+}
+
+impl WarningKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::Unschedulable => "unschedulable",
+            WarningKind::OomKilled => "oom_killed",
+            WarningKind::NoReadyReplica => "no_ready_replica",
+            WarningKind::TrafficEndsEarly => "traffic_ends_early",
+            WarningKind::TooFewSamples => "too_few_samples",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -430,6 +511,18 @@ impl Results {
     /// True when every SLO passed.
     pub fn passed(&self) -> bool {
         self.slo.iter().all(|s| s.passed)
+    }
+
+    /// Adds a warning unless the same one is already there.
+    pub fn warn(&mut self, kind: WarningKind, service: Option<&str>, message: String) {
+        let w = Warning {
+            kind,
+            service: service.map(str::to_string),
+            message,
+        };
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
     }
 
     /// The JSON Schema of the file, as committed in `results/results.schema.json`.

@@ -62,7 +62,7 @@ impl SloMetric {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             SloMetric::P50 => "p50 latency",
             SloMetric::P90 => "p90 latency",
@@ -216,20 +216,70 @@ fn default_name(
     }
 }
 
-/// The observed value of `metric` in a results file, overall or for one service.
-pub fn observe(r: &Results, metric: SloMetric, service: Option<&str>) -> Option<f64> {
-    let (lat, err, goodput) = match service {
+/// How warnings weigh on a verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Judging {
+    /// `--allow-warnings`: a warning about an SLO's service no longer fails it.
+    pub allow_warnings: bool,
+}
+
+/// The verdict on one SLO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SloVerdict {
+    Pass,
+    Fail,
+    /// Nothing to judge (no completed request, nothing arrived): fails.
+    NoData,
+}
+
+impl SloVerdict {
+    /// `PASS`, `FAIL`, `NO DATA`, as summaries print it.
+    pub fn label(self) -> &'static str {
+        match self {
+            SloVerdict::Pass => "PASS",
+            SloVerdict::Fail => "FAIL",
+            SloVerdict::NoData => "NO DATA",
+        }
+    }
+}
+
+/// The observed value of `metric` in a results file, overall or for one
+/// service, or why there is none to judge.
+pub fn observe(r: &Results, metric: SloMetric, service: Option<&str>) -> Result<f64, String> {
+    let (lat, err, goodput, requests, who) = match service {
         None => (
             &r.summary.latency_seconds,
             r.summary.error_rate,
             r.summary.goodput_rps,
+            &r.summary.requests,
+            "the run".to_string(),
         ),
         Some(name) => {
-            let s = r.service(name)?;
-            (&s.latency_seconds, s.error_rate, s.goodput_rps)
+            let s = r
+                .service(name)
+                .ok_or_else(|| format!("the results have no service `{name}`"))?;
+            (
+                &s.latency_seconds,
+                s.error_rate,
+                s.goodput_rps,
+                &s.requests,
+                format!("`{name}`"),
+            )
         }
     };
-    Some(match metric {
+    if metric.is_latency() && lat.count == 0 {
+        return Err(if requests.arrived == 0 {
+            format!("{who} received no request")
+        } else {
+            format!(
+                "no request of {who} completed after warm-up ({} arrived, {} failed)",
+                requests.arrived, requests.failed
+            )
+        });
+    }
+    let no_traffic = || format!("{who} received no request");
+    Ok(match metric {
         SloMetric::P50 => lat.p50,
         SloMetric::P90 => lat.p90,
         SloMetric::P95 => lat.p95,
@@ -237,6 +287,11 @@ pub fn observe(r: &Results, metric: SloMetric, service: Option<&str>) -> Option<
         SloMetric::P999 => lat.p999,
         SloMetric::MeanLatency => lat.mean,
         SloMetric::MaxLatency => lat.max,
+        SloMetric::ErrorRate | SloMetric::GoodputRps | SloMetric::ColdStartRequests
+            if requests.arrived == 0 =>
+        {
+            return Err(no_traffic())
+        }
         SloMetric::ErrorRate => err,
         SloMetric::GoodputRps => goodput,
         SloMetric::ColdStartRequests => r.cold_starts.requests_delayed as f64,
@@ -246,11 +301,22 @@ pub fn observe(r: &Results, metric: SloMetric, service: Option<&str>) -> Option<
                 r.cost
                     .by_service
                     .iter()
-                    .find(|c| c.name == name)?
+                    .find(|c| c.name == name)
+                    .ok_or_else(|| format!("the results have no cost for `{name}`"))?
                     .monthly_usd
             }
         },
     })
+}
+
+/// Requests a percentile needs before it is more than the sample's maximum:
+/// `1 / (1 - q)` (100 for p99, 1,000 for p99.9). None for metrics that any
+/// number of requests answers (mean, max).
+pub fn min_samples(metric: SloMetric) -> Option<u64> {
+    match metric {
+        SloMetric::MaxLatency => None,
+        m => m.quantile().map(|q| (1.0 / (1.0 - q)).round() as u64),
+    }
 }
 
 fn judge(bound: SloThreshold, observed: f64, threshold: f64) -> bool {
@@ -260,38 +326,153 @@ fn judge(bound: SloThreshold, observed: f64, threshold: f64) -> bool {
     }
 }
 
-/// Judges a results file against SLO specs (validated beforehand: a spec whose
-/// bound does not parse is reported as failed with the reason as its name).
-pub fn evaluate_slos(specs: &[SloSpec], r: &Results) -> Vec<SloResult> {
-    specs
-        .iter()
-        .map(|spec| {
-            let (bound, threshold) = spec.bound().unwrap_or((SloThreshold::Max, f64::NAN));
-            let observed = observe(r, spec.metric, spec.service.as_deref()).unwrap_or(f64::NAN);
-            SloResult {
-                name: spec.display_name(threshold, bound),
-                metric: spec.metric,
-                service: spec.service.clone(),
-                passed: judge(bound, observed, threshold),
-                observed,
-                threshold,
-                bound,
-                unit: spec.metric.unit().to_string(),
-            }
-        })
-        .collect()
+struct Judged {
+    verdict: SloVerdict,
+    observed: Option<f64>,
+    reason: Option<String>,
+    /// The too-few-samples warning, to record in `warnings`.
+    sample_warning: Option<String>,
 }
 
-/// Re-judges the SLOs recorded in a results file from its own figures, as
-/// `lab check` does: a hand-edited or stale verdict does not survive.
-pub fn recheck(r: &Results) -> Vec<SloResult> {
+fn judge_one(
+    r: &Results,
+    metric: SloMetric,
+    service: Option<&str>,
+    bound: SloThreshold,
+    threshold: f64,
+    judging: Judging,
+) -> Judged {
+    let observed = match observe(r, metric, service) {
+        Ok(v) if v.is_finite() && threshold.is_finite() => v,
+        Ok(v) => {
+            return Judged {
+                verdict: SloVerdict::Fail,
+                observed: v.is_finite().then_some(v),
+                reason: Some("the bound or the observed value is not a number".into()),
+                sample_warning: None,
+            }
+        }
+        Err(why) => {
+            return Judged {
+                verdict: SloVerdict::NoData,
+                observed: None,
+                reason: Some(why),
+                sample_warning: None,
+            }
+        }
+    };
+    let within = judge(bound, observed, threshold);
+    let sample_warning = min_samples(metric).and_then(|need| {
+        let count = match service {
+            None => r.summary.latency_seconds.count,
+            Some(s) => r.service(s).map_or(0, |s| s.latency_seconds.count),
+        };
+        (count < need).then(|| {
+            format!(
+                "{} judged on {count} completed request(s){}: the percentile needs at \
+                 least {need}, so it is no more than their maximum; lengthen the run or \
+                 raise the rate",
+                metric.label(),
+                service.map(|s| format!(" of `{s}`")).unwrap_or_default(),
+            )
+        })
+    });
+    // Warnings about this SLO's service (or, for a run-wide SLO, any service).
+    let concerning: Vec<&crate::Warning> = r
+        .warnings
+        .iter()
+        .filter(|w| w.kind != crate::WarningKind::TooFewSamples)
+        .filter(|w| match (service, &w.service) {
+            (Some(s), Some(ws)) => s == ws,
+            _ => true,
+        })
+        .collect();
+    let (verdict, reason) = if !within {
+        (SloVerdict::Fail, None)
+    } else if judging.allow_warnings {
+        (SloVerdict::Pass, None)
+    } else if let Some(w) = &sample_warning {
+        (SloVerdict::Fail, Some(w.clone()))
+    } else if let Some(w) = concerning.first() {
+        let more = match concerning.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        (
+            SloVerdict::Fail,
+            Some(format!(
+                "within bounds, but failed by a warning{more}: {} (--allow-warnings accepts it)",
+                w.message
+            )),
+        )
+    } else {
+        (SloVerdict::Pass, None)
+    };
+    Judged {
+        verdict,
+        observed: Some(observed),
+        reason,
+        sample_warning,
+    }
+}
+
+/// Judges a results file against SLO specs (validated beforehand: a spec whose
+/// bound does not parse is reported as failed), sets `r.slo`, and records a
+/// warning for each percentile judged on too few requests.
+pub fn evaluate_slos(specs: &[SloSpec], r: &mut Results, judging: Judging) {
+    let mut slo = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (bound, threshold) = spec.bound().unwrap_or((SloThreshold::Max, f64::NAN));
+        let j = judge_one(
+            r,
+            spec.metric,
+            spec.service.as_deref(),
+            bound,
+            threshold,
+            judging,
+        );
+        if let Some(w) = j.sample_warning {
+            r.warn(
+                crate::WarningKind::TooFewSamples,
+                spec.service.as_deref(),
+                w,
+            );
+        }
+        slo.push(SloResult {
+            name: spec.display_name(threshold, bound),
+            metric: spec.metric,
+            service: spec.service.clone(),
+            passed: j.verdict == SloVerdict::Pass,
+            verdict: Some(j.verdict),
+            reason: j.reason,
+            observed: j.observed,
+            threshold,
+            bound,
+            unit: spec.metric.unit().to_string(),
+        });
+    }
+    r.slo = slo;
+}
+
+/// Re-judges the SLOs recorded in a results file from its own figures and
+/// warnings, as `lab check` does: a hand-edited or stale verdict does not survive.
+pub fn recheck(r: &Results, judging: Judging) -> Vec<SloResult> {
     r.slo
         .iter()
         .map(|s| {
-            let observed = observe(r, s.metric, s.service.as_deref()).unwrap_or(f64::NAN);
+            let j = judge_one(
+                r,
+                s.metric,
+                s.service.as_deref(),
+                s.bound,
+                s.threshold,
+                judging,
+            );
             SloResult {
-                observed,
-                passed: judge(s.bound, observed, s.threshold),
+                observed: j.observed,
+                passed: j.verdict == SloVerdict::Pass,
+                verdict: Some(j.verdict),
+                reason: j.reason,
                 ..s.clone()
             }
         })

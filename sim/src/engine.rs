@@ -53,6 +53,14 @@ pub enum Control {
 }
 
 /// Progress reported every so many events.
+/// What an empty node of a pool holds of one deployment's pods.
+pub(crate) struct NodeFit {
+    /// 0 when no node of the pool can ever hold one.
+    pub per_node: u32,
+    /// The limiting resource, in words (`nvidia.com/mig-3g.20gb: ...`).
+    pub limit: String,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
     pub sim_ns: u64,
@@ -1402,7 +1410,7 @@ impl<'s> Engine<'s> {
 
     // ----- nodes ----------------------------------------------------------
 
-    fn live_nodes(&self, pool: usize) -> u32 {
+    pub(crate) fn live_nodes(&self, pool: usize) -> u32 {
         self.nodes
             .iter()
             .filter(|n| {
@@ -1625,7 +1633,14 @@ impl<'s> Engine<'s> {
         let Some(p) = self.pools[pool].pending.front() else {
             return 1;
         };
-        let dep = &self.deployments[self.pods[*p as usize].deployment as usize];
+        let d = self.pods[*p as usize].deployment as usize;
+        self.node_fit(d, pool).per_node.clamp(1, 10_000)
+    }
+
+    /// How many pods of deployment `d` an empty node of `pool` holds, and the
+    /// resource that limits it.
+    pub(crate) fn node_fit(&self, d: usize, pool: usize) -> NodeFit {
+        let dep = &self.deployments[d];
         let spec = &self.sc.node_pools[pool];
         let by_cpu = if dep.cpu_milli > 0 {
             (spec.cpu.0 / (dep.cpu_milli as f64 / 1000.0)) as u32
@@ -1637,19 +1652,67 @@ impl<'s> Engine<'s> {
         } else {
             u32::MAX
         };
-        let by_gpu = match &dep.gpu_request {
-            GpuRequest::None => u32::MAX,
+        let (by_gpu, gpu_limit) = match &dep.gpu_request {
+            GpuRequest::None => (u32::MAX, String::new()),
             GpuRequest::Devices(k) => {
-                spec.gpus_per_node * spec.sharing.slots_per_gpu() / (*k).max(1)
+                let slots = spec.gpus_per_node * spec.sharing.slots_per_gpu();
+                let devices = match &spec.sharing {
+                    Sharing::Mig { layout } => format!(
+                        "the MIG layout {layout:?} exposes {} device(s) per GPU",
+                        layout.len()
+                    ),
+                    Sharing::None => "one device per GPU".to_string(),
+                    other => format!(
+                        "{} exposes {} device(s) per GPU",
+                        other.label(),
+                        other.slots_per_gpu()
+                    ),
+                };
+                (
+                    slots / (*k).max(1),
+                    format!(
+                        "nvidia.com/gpu: {k} per pod; {devices}, {} GPU(s) per node",
+                        spec.gpus_per_node
+                    ),
+                )
             }
             GpuRequest::Mig(profile) => match &spec.sharing {
                 Sharing::Mig { layout } => {
-                    spec.gpus_per_node * layout.iter().filter(|l| *l == profile).count() as u32
+                    let per_gpu = layout.iter().filter(|l| *l == profile).count() as u32;
+                    (
+                        spec.gpus_per_node * per_gpu,
+                        format!(
+                            "nvidia.com/mig-{profile}: the MIG layout {layout:?} has {per_gpu} such instance(s) per GPU, {} GPU(s) per node",
+                            spec.gpus_per_node
+                        ),
+                    )
                 }
-                _ => 0,
+                _ => (
+                    0,
+                    format!(
+                        "nvidia.com/mig-{profile}: the pool's GPUs are not partitioned with MIG (sharing {})",
+                        spec.sharing.label()
+                    ),
+                ),
             },
         };
-        by_cpu.min(by_mem).min(by_gpu).clamp(1, 10_000)
+        let per_node = by_cpu.min(by_mem).min(by_gpu);
+        let limit = if per_node == by_gpu && !gpu_limit.is_empty() {
+            gpu_limit
+        } else if per_node == by_cpu {
+            format!(
+                "cpu: {} per pod, {} per node",
+                dep.cpu_milli as f64 / 1000.0,
+                spec.cpu.0
+            )
+        } else {
+            format!(
+                "memory: {:.1} GiB per pod, {:.1} GiB per node",
+                dep.memory_bytes as f64 / GIB,
+                spec.memory.0 / GIB
+            )
+        };
+        NodeFit { per_node, limit }
     }
 
     // ----- metrics and autoscalers ---------------------------------------
@@ -1841,7 +1904,7 @@ impl<'s> Engine<'s> {
         }
     }
 
-    fn target_name(&self, d: usize) -> String {
+    pub(crate) fn target_name(&self, d: usize) -> String {
         let dep = &self.deployments[d];
         let svc = &self.sc.services[dep.service].name;
         if self.sc.services[dep.service].versions.is_empty() {

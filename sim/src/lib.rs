@@ -12,7 +12,7 @@ mod stats;
 mod world;
 
 pub use engine::{Control, Progress};
-use lab_results::{evaluate_slos, Results};
+use lab_results::{evaluate_slos, Judging, Results};
 use lab_scenario::Scenario;
 
 /// Simulates `scenario` with `seed`, calling `progress` every million events or so;
@@ -27,7 +27,8 @@ pub fn simulate(
     engine.run(progress);
     let mut results = output::results(&engine);
     results.seed = seed;
-    results.slo = evaluate_slos(&scenario.slo, &results);
+    output::warnings(&engine, &mut results);
+    evaluate_slos(&scenario.slo, &mut results, Judging::default());
     SimOutput {
         results,
         events: engine.run.events,

@@ -342,12 +342,127 @@ pub fn results(e: &Engine) -> Results {
             idle_usd: (total_usd - attributed).max(0.0),
         },
         slo: Vec::new(),
+        warnings: Vec::new(),
         histograms: Histograms {
             overall: latency.to_base64(),
             services: hist_by_service,
         },
         wall_clock: WallClock::default(),
         load: None,
+    }
+}
+
+/// What makes this run's answer suspect, found in the engine's end state.
+pub fn warnings(e: &Engine, r: &mut Results) {
+    let now = e.now;
+    for d in 0..e.deployments.len() {
+        let dep = &e.deployments[d];
+        let svc = &e.sc.services[dep.service];
+        let pool = dep.pool;
+        let pool_name = &e.pools[pool].name;
+        let pending: Vec<u64> = dep
+            .pods
+            .iter()
+            .map(|p| &e.pods[*p as usize])
+            .filter(|p| p.state == PodState::Pending && p.ended.is_none())
+            .map(|p| p.created)
+            .collect();
+        if let Some(since) = pending.iter().min() {
+            let fit = e.node_fit(d, pool);
+            let provisioning = e
+                .nodes
+                .iter()
+                .any(|n| n.pool == pool && n.state == NodeState::Provisioning);
+            let live = e.live_nodes(pool);
+            let max = e.pools[pool].max_nodes;
+            let since = match *since / 1_000_000_000 {
+                0 => "since the start".to_string(),
+                s => format!("since {}", lab_units::Dur(s * 1_000_000_000)),
+            };
+            let who = format!(
+                "{} pod(s) of `{}` never scheduled ({since}, still pending at the end)",
+                pending.len(),
+                e.target_name(d),
+            );
+            let why = if fit.per_node == 0 {
+                Some(format!(
+                    "no node of pool `{pool_name}` can ever hold one: {}",
+                    fit.limit
+                ))
+            } else if live >= max && !provisioning {
+                Some(format!(
+                    "pool `{pool_name}` is at max_nodes = {max} and a node holds {} such pod(s) ({}); raise max_nodes, change the pool's sharing, or lower the replicas of the services on it",
+                    fit.per_node, fit.limit
+                ))
+            } else if !e.sc.cluster_autoscaler.enabled && !provisioning {
+                Some(format!(
+                    "pool `{pool_name}` has no room and the cluster autoscaler is disabled"
+                ))
+            } else {
+                // Waiting for nodes that are being provisioned: ordinary.
+                None
+            };
+            if let Some(why) = why {
+                r.warn(
+                    WarningKind::Unschedulable,
+                    Some(&svc.name),
+                    format!("{who}: {why}"),
+                );
+            }
+        }
+        let target = e.target_name(d);
+        let ooms = e
+            .scaling_events
+            .iter()
+            .filter(|ev| ev.autoscaler == "kubelet" && ev.target == target)
+            .count();
+        if ooms > 0 {
+            r.warn(
+                WarningKind::OomKilled,
+                Some(&svc.name),
+                format!(
+                    "{ooms} pod start(s) of `{target}` were OOMKilled: modelMemory {:.1} GiB does not fit the GPU memory its co-tenants leave on pool `{pool_name}`",
+                    dep.model_memory / crate::engine::GIB
+                ),
+            );
+        }
+    }
+    for (si, svc) in e.sc.services.iter().enumerate() {
+        let arrived = e.svc_stats[si].measured.arrived;
+        let measured: Vec<u32> = e
+            .timeseries
+            .iter()
+            .filter(|p| p.t_seconds * NS >= e.warmup as f64)
+            .filter_map(|p| p.services.get(si).map(|s| s.ready_replicas))
+            .collect();
+        if arrived > 0 && !measured.is_empty() && measured.iter().all(|r| *r == 0) {
+            r.warn(
+                WarningKind::NoReadyReplica,
+                Some(&svc.name),
+                format!(
+                    "`{}` received {arrived} request(s) after warm-up but had no ready replica during the whole measured period",
+                    svc.name
+                ),
+            );
+        }
+    }
+    if let Some(duration) = e.sc.run.duration {
+        let traffic_end =
+            e.sc.traffic
+                .iter()
+                .map(|t| t.duration())
+                .max()
+                .unwrap_or_default();
+        if traffic_end < duration && now > traffic_end.nanos() {
+            r.warn(
+                WarningKind::TrafficEndsEarly,
+                None,
+                format!(
+                    "the traffic ends at {traffic_end} but run.duration is {duration}: the last {} have no arrivals, and rates and cost are averaged over them; shorten run.duration or add an `idle` phase if the quiet tail is meant",
+                    lab_units::Dur(duration.nanos() - traffic_end.nanos())
+                ),
+            );
+        }
     }
 }
 

@@ -68,7 +68,7 @@ fn key_figures(file: &str, overrides: &[&str]) -> String {
             "slo {:?} passed={} observed={}",
             slo.name,
             slo.passed,
-            sig(slo.observed)
+            sig(slo.observed.unwrap_or(f64::NAN))
         );
     }
     o

@@ -3,7 +3,7 @@
 
 use crate::exit;
 use anyhow::Context as _;
-use lab_reports::{junit, markdown, verdict, RunVerdict};
+use lab_reports::{junit, markdown, verdict, CheckPolicy, RunVerdict};
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -11,7 +11,9 @@ use std::path::PathBuf;
 #[command(
     long_about = "Re-judges the SLOs recorded in results files from the files' own figures \
 (a hand-edited or stale verdict does not survive), prints the verdict, and exits 0 when every \
-SLO passes, 1 when one fails, 2 when a file is missing, unreadable or not a lab results file."
+SLO passes, 1 when one fails, has no data to judge, or is failed by a warning about its service, \
+or when a run is incomplete (interrupted or cut short), 2 when a file is missing, unreadable or \
+not a lab results file."
 )]
 pub struct Args {
     /// Results files written by `lab run`, `lab load` or `lab merge`; each becomes one
@@ -33,14 +35,35 @@ pub struct Args {
     /// Print the verdict as JSON on stdout instead of text.
     #[arg(long)]
     json: bool,
+
+    /// Judge an interrupted run (`"complete": false`) on its partial figures
+    /// instead of failing it.
+    #[arg(long)]
+    allow_incomplete: bool,
+
+    /// Let an SLO pass whose service has a warning in the results (pods that
+    /// could never be scheduled, no ready replica, ...). Without it such an
+    /// SLO fails even when its figure is within bounds.
+    #[arg(long)]
+    allow_warnings: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    let policy = CheckPolicy {
+        judging: lab_results::Judging {
+            allow_warnings: args.allow_warnings,
+        },
+        allow_incomplete: args.allow_incomplete,
+    };
     let mut runs = Vec::with_capacity(args.files.len());
     for file in &args.files {
         let results =
             lab_reports::load_results(file).map_err(|e| exit::bad_input(e.to_string()))?;
-        runs.push(RunVerdict::judge(&file.display().to_string(), &results));
+        runs.push(RunVerdict::judge_with(
+            &file.display().to_string(),
+            &results,
+            policy,
+        ));
     }
 
     let text = if args.json {
@@ -85,6 +108,8 @@ mod tests {
             junit: None,
             summary_md: None,
             json: false,
+            allow_incomplete: false,
+            allow_warnings: false,
         }
     }
 
@@ -136,6 +161,8 @@ mod tests {
             junit: Some(dir.path().join("junit.xml")),
             summary_md: Some(md.clone()),
             json: true,
+            allow_incomplete: false,
+            allow_warnings: false,
         };
         assert_eq!(run(a).unwrap(), exit::SLO_FAILED);
         let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();

@@ -130,6 +130,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", default_value = "results.json")]
     pub out: PathBuf,
 
+    /// Let an SLO pass whose service has a warning (pods that could never be
+    /// scheduled, no ready replica, traffic ending before the run, too few
+    /// requests for a percentile). Warnings are still recorded and printed.
+    #[arg(long)]
+    pub allow_warnings: bool,
     /// Print the summary as JSON (counts, latency, service time, send lag) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -194,7 +199,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Err(LoadError::BadInput(msg)) => return Err(bad_input(msg)),
         Err(e) => return Err(anyhow::Error::new(e)),
     };
-    output.results.slo = lab_results::evaluate_slos(&slo, &output.results);
+    lab_results::evaluate_slos(
+        &slo,
+        &mut output.results,
+        lab_results::Judging {
+            allow_warnings: args.allow_warnings,
+        },
+    );
     let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
     std::fs::write(&args.out, text + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
@@ -207,10 +218,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     // Leave requests still hanging after the drain behind instead of waiting on them.
     runtime.shutdown_background();
     for s in output.results.slo.iter().filter(|s| !s.passed) {
-        println!(
-            "SLO failed: {} (observed {} {})",
-            s.name, s.observed, s.unit
-        );
+        match s.observed {
+            Some(v) => println!("SLO failed: {} (observed {v} {})", s.name, s.unit),
+            None => println!("SLO failed: {} (no data)", s.name),
+        }
+        if let Some(why) = &s.reason {
+            println!("  {why}");
+        }
     }
     Ok(if !output.results.complete {
         INTERRUPTED

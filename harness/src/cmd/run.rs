@@ -39,6 +39,11 @@ pub struct Args {
     /// Repeatable; applied in order.
     #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
     pub overrides: Vec<String>,
+    /// Let an SLO pass whose service has a warning (pods that could never be
+    /// scheduled, no ready replica, traffic ending before the run, too few
+    /// requests for a percentile). Warnings are still recorded and printed.
+    #[arg(long)]
+    pub allow_warnings: bool,
     /// Print results.json to stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
@@ -121,6 +126,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let elapsed = wall.elapsed().as_secs_f64();
     let mut results = out.results;
+    if args.allow_warnings {
+        lab_results::evaluate_slos(
+            &scenario.slo,
+            &mut results,
+            lab_results::Judging {
+                allow_warnings: true,
+            },
+        );
+    }
     results.scenario = lab_results::ScenarioInfo {
         name: scenario.name.clone(),
         file: args.scenario.display().to_string(),
