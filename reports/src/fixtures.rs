@@ -59,9 +59,9 @@ impl Jitter {
     }
 }
 
-fn lat(p50: f64, p99: f64) -> LatencySummary {
+fn lat(p50: f64, p99: f64, count: u64) -> LatencySummary {
     LatencySummary {
-        count: 0,
+        count,
         mean: p50 * 1.1,
         p50,
         p90: p50 + (p99 - p50) * 0.5,
@@ -295,6 +295,8 @@ pub fn spike_run(s: &Spike) -> Results {
     let mut reasons = BTreeMap::new();
     reasons.insert("queue_full".to_string(), failed_n);
 
+    let bert_n = (bert_rps * s.duration_seconds) as u64;
+    let resnet_completed = completed_n - bert_n;
     let mut r = Results {
         schema_version: SCHEMA_VERSION,
         level: s.level,
@@ -323,15 +325,15 @@ pub fn spike_run(s: &Spike) -> Results {
             goodput_rps: throughput * 0.97,
             throughput_rps: throughput,
             error_rate,
-            latency_seconds: lat(p50, p99),
-            queue_seconds: lat(p50 * 0.2, p99 * 0.6),
+            latency_seconds: lat(p50, p99, completed_n),
+            queue_seconds: lat(p50 * 0.2, p99 * 0.6, completed_n),
         },
         services: vec![
             ServiceSummary {
                 name: "resnet50".into(),
                 requests: RequestCounts {
                     arrived: arrived_n - (bert_rps * s.duration_seconds) as u64,
-                    completed: completed_n - (bert_rps * s.duration_seconds) as u64,
+                    completed: resnet_completed,
                     failed: failed_n,
                     in_flight,
                     failed_by_reason: reasons,
@@ -339,8 +341,8 @@ pub fn spike_run(s: &Spike) -> Results {
                 goodput_rps: throughput * 0.97 - bert_rps,
                 throughput_rps: throughput - bert_rps,
                 error_rate,
-                latency_seconds: lat(p50, p99),
-                queue_seconds: lat(p50 * 0.2, p99 * 0.6),
+                latency_seconds: lat(p50, p99, resnet_completed),
+                queue_seconds: lat(p50 * 0.2, p99 * 0.6, resnet_completed),
                 replicas: ReplicaSummary {
                     min_ready,
                     max_ready,
@@ -358,15 +360,15 @@ pub fn spike_run(s: &Spike) -> Results {
             ServiceSummary {
                 name: "bert-small".into(),
                 requests: RequestCounts {
-                    arrived: (bert_rps * s.duration_seconds) as u64,
-                    completed: (bert_rps * s.duration_seconds) as u64,
+                    arrived: bert_n,
+                    completed: bert_n,
                     ..Default::default()
                 },
                 goodput_rps: bert_rps,
                 throughput_rps: bert_rps,
                 error_rate: 0.0,
-                latency_seconds: lat(0.03, 0.06),
-                queue_seconds: lat(0.001, 0.004),
+                latency_seconds: lat(0.03, 0.06, bert_n),
+                queue_seconds: lat(0.001, 0.004, bert_n),
                 replicas: ReplicaSummary {
                     min_ready: 2,
                     max_ready: 2,
@@ -381,7 +383,7 @@ pub fn spike_run(s: &Spike) -> Results {
         scaling_events: events,
         cold_starts: ColdStarts {
             count: cold,
-            duration_seconds: lat(s.cold_start_seconds, s.cold_start_seconds * 1.9),
+            duration_seconds: lat(s.cold_start_seconds, s.cold_start_seconds * 1.9, cold),
             requests_delayed: delayed,
             phases_seconds: ColdStartPhases {
                 node_provisioning: 40.0,

@@ -184,16 +184,17 @@ impl RunVerdict {
             .unwrap_or(0);
         let obs: Vec<String> = self.slos.iter().map(SloVerdict::observed_text).collect();
         let obs_w = obs.iter().map(|o| o.chars().count()).max().unwrap_or(0);
+        let label_w = self.slos.iter().map(|s| s.label().len()).max().unwrap_or(0);
         for (s, o) in self.slos.iter().zip(&obs) {
             out.push_str(&format!(
-                "  {:7}  {:name_w$}  observed {:obs_w$}  threshold {}\n",
+                "  {:label_w$}  {:name_w$}  observed {:obs_w$}  threshold {}\n",
                 s.label(),
                 s.slo.name,
                 o,
                 s.threshold_text(),
             ));
             if let Some(why) = &s.slo.reason {
-                out.push_str(&format!("           {why}\n"));
+                out.push_str(&format!("  {:label_w$}  {why}\n", ""));
             }
         }
         for w in &self.warnings {

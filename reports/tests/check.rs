@@ -95,9 +95,11 @@ fn verdict_is_rejudged_and_stale_ones_are_reported() {
     // An SLO on a service the run does not have cannot pass.
     r.slo[3].service = Some("gone".into());
     let v = RunVerdict::judge("results.json", &r);
-    assert!(v.slos[3]
-        .observed_text()
-        .contains("no figures for service `gone`"));
+    assert_eq!(v.slos[3].observed_text(), "no data");
+    assert_eq!(
+        v.slos[3].slo.reason.as_deref(),
+        Some("the results have no service `gone`")
+    );
     assert!(!v.slos[3].slo.passed);
 
     let json = verdict::to_json(&[v]);

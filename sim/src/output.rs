@@ -427,6 +427,41 @@ pub fn warnings(e: &Engine, r: &mut Results) {
             );
         }
     }
+    // The initial replicas start warm, so a GPU whose tenants' models do not
+    // fit its memory is only seen here.
+    for node in e.nodes.iter().filter(|n| n.state == NodeState::Ready) {
+        for gpu in &node.gpus {
+            if gpu.memory_total <= 0.0 || gpu.memory_used <= gpu.memory_total + 1.0 {
+                continue;
+            }
+            let mut tenants: Vec<usize> = gpu
+                .slots
+                .iter()
+                .flatten()
+                .map(|p| e.deployments[e.pods[*p as usize].deployment as usize].service)
+                .collect();
+            tenants.sort_unstable();
+            tenants.dedup();
+            let names: Vec<&str> = tenants
+                .iter()
+                .map(|s| e.sc.services[*s].name.as_str())
+                .collect();
+            for s in &tenants {
+                r.warn(
+                    WarningKind::OomKilled,
+                    Some(&e.sc.services[*s].name),
+                    format!(
+                        "`{}` shares a GPU of pool `{}` whose tenants ({}) need {:.1} GiB of model memory and it has {:.1} GiB: a real node would OOM-kill one of them",
+                        e.sc.services[*s].name,
+                        e.pools[node.pool].name,
+                        names.join(", "),
+                        gpu.memory_used / crate::engine::GIB,
+                        gpu.memory_total / crate::engine::GIB
+                    ),
+                );
+            }
+        }
+    }
     for (si, svc) in e.sc.services.iter().enumerate() {
         let arrived = e.svc_stats[si].measured.arrived;
         let measured: Vec<u32> = e
