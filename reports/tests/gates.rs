@@ -262,3 +262,59 @@ fn files_of_schema_version_1_still_read_with_their_verdicts() {
     assert!(old.slo.iter().all(|s| s.verdict() == SloVerdict::Pass));
     assert!(RunVerdict::judge("v1.json", &old).passed);
 }
+
+#[test]
+fn junit_for_incomplete_and_no_data_runs_is_schema_valid_and_read_as_failures() {
+    let mut r = passing_run();
+    r.complete = false;
+    without_completions(&mut r, "bert-small");
+    let specs = [
+        slo(SloMetric::P99, Some("bert-small"), 0.05),
+        slo(SloMetric::P99, Some("resnet50"), 10.0),
+    ];
+    evaluate_slos(&specs, &mut r, Judging::default());
+    let mut allowed = r.clone();
+    allowed.scenario.name = "allowed".into();
+    let runs = [
+        RunVerdict::judge("cut.json", &r),
+        RunVerdict::judge_with(
+            "allowed.json",
+            &allowed,
+            CheckPolicy {
+                allow_incomplete: true,
+                ..CheckPolicy::default()
+            },
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("junit.xml");
+    std::fs::write(&report, junit::render(&runs)).unwrap();
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let out =
+        std::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .arg(here.join("junit_consumer.py"))
+            .arg(&report)
+            .arg(here.join("data/junit-ant.xsd"))
+            .output()
+            .expect("python3 runs (scripts/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "JUnit XML rejected:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cut = &seen["suites"][0];
+    assert_eq!(cut["tests"], 3, "two SLOs and the run itself");
+    assert_eq!(cut["failures"], 2, "the incomplete run and the no-data SLO");
+    let cases = cut["cases"].as_array().unwrap();
+    assert_eq!(cases[0]["name"], "run complete");
+    assert_eq!(cases[0]["type"], "incomplete");
+    assert_eq!(cases[1]["type"], "no_data");
+    assert!(cases[1]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("observed no data"));
+    assert_eq!(cases[2]["passed"], true);
+    let allowed = &seen["suites"][1];
+    assert_eq!(allowed["failures"], 1, "only the no-data SLO");
+}
