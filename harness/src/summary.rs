@@ -93,10 +93,16 @@ pub fn human(r: &Results, dir: &Path) -> String {
     );
     if !r.slo.is_empty() {
         let _ = writeln!(w, "  SLOs");
+        let label_w = r
+            .slo
+            .iter()
+            .map(|s| s.verdict().label().len())
+            .max()
+            .unwrap_or(0);
         for s in &r.slo {
-            let _ = writeln!(w, "    {:7} {}", s.verdict().label(), slo_line(s));
+            let _ = writeln!(w, "    {:label_w$} {}", s.verdict().label(), slo_line(s));
             if let Some(why) = &s.reason {
-                let _ = writeln!(w, "            {why}");
+                let _ = writeln!(w, "    {:label_w$} {why}", "");
             }
         }
     }
