@@ -127,15 +127,26 @@ impl RunVerdict {
         format!("{} ({})", self.scenario, self.level.as_str())
     }
 
-    /// `PASS: all 3 SLOs met`, `FAIL: 1 of 3 SLOs missed`.
+    /// `PASS: all 3 SLOs met`, `FAIL: 1 of 3 SLOs missed`; an incomplete run
+    /// that fails for it says so first.
     pub fn headline(&self) -> String {
-        let n = self.slos.len();
+        let slos = self.slo_headline();
         if self.incomplete_fails {
-            return "FAIL: the run is incomplete (interrupted or cut short); \
-                    --allow-incomplete judges its partial figures"
-                .into();
+            let rest = slos
+                .trim_start_matches("PASS: ")
+                .trim_start_matches("FAIL: ");
+            return format!(
+                "FAIL: the run is incomplete (interrupted or cut short; --allow-incomplete \
+                 judges its partial figures); {rest}"
+            );
         }
-        match (self.passed, n) {
+        slos
+    }
+
+    fn slo_headline(&self) -> String {
+        let n = self.slos.len();
+        let all_passed = self.slos.iter().all(|s| s.slo.passed);
+        match (all_passed, n) {
             (_, 0) => "PASS: no SLOs recorded, nothing to judge".into(),
             (true, 1) => "PASS: the SLO is met".into(),
             (true, _) => format!("PASS: all {n} SLOs met"),
