@@ -8,8 +8,11 @@ pub const SLO_FAILED: i32 = 1;
 pub const BAD_INPUT: i32 = 2;
 /// Something outside the input failed (I/O, a child process, the network).
 pub const RUN_FAILED: i32 = 3;
-/// Interrupted by Ctrl-C; partial results were written.
+/// Interrupted by Ctrl-C (SIGINT); partial results were written.
 pub const INTERRUPTED: i32 = 130;
+/// Stopped by SIGTERM (e.g. a Kubernetes Job or CI step being cancelled);
+/// partial results were written.
+pub const INTERRUPTED_TERM: i32 = 143;
 
 pub const HELP: &str = "\
 Exit codes:
@@ -17,7 +20,10 @@ Exit codes:
   1    an SLO failed
   2    bad input (scenario, flags, manifest, results file)
   3    the run itself failed (I/O, a child process)
-  130  interrupted (Ctrl-C); partial results were written";
+  130  interrupted (Ctrl-C); partial results were written
+  143  stopped by SIGTERM; partial results were written
+A second Ctrl-C or SIGTERM exits at once (130 or 143) without waiting for
+the partial results or the drain.";
 
 /// Marks an error as the user's input being wrong (exit code 2).
 #[derive(Debug)]
@@ -35,3 +41,53 @@ impl std::error::Error for BadInput {}
 pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
+
+// The exit codes each subcommand can return, for its `--help`.
+
+pub const RUN_HELP: &str = "\
+Exit codes:
+  0    every SLO passed (or the scenario has none)
+  1    an SLO failed, or had no data to judge
+  2    bad input (scenario, --set, flags, an --out DIR that holds results)
+  3    the run itself failed (I/O)
+  130  interrupted (Ctrl-C): partial results written, \"complete\": false
+  143  stopped by SIGTERM: partial results written, \"complete\": false
+A second Ctrl-C or SIGTERM exits at once (130 or 143), writing nothing more.";
+
+pub const VALIDATE_HELP: &str = "\
+Exit codes:
+  0    the scenario (with its --set overrides) is valid
+  2    it is not: every problem found is printed";
+
+pub const CHECK_HELP: &str = "\
+Exit codes:
+  0    every SLO of every file passed
+  1    an SLO failed or had no data, a warning failed it, or a run is incomplete
+  2    a file is missing, unreadable or not a lab results file
+  3    an output file (--junit, --summary-md) could not be written";
+
+pub const IMPORT_HELP: &str = "\
+Exit codes:
+  0    imported (notes and warnings about what could not be carried over are printed)
+  2    the manifest is unreadable or holds no HPA, ScaledObject or InferenceService
+  3    the output file could not be written";
+
+pub const SERVE_HELP: &str = "\
+Exit codes:
+  0    stopped by SIGTERM or Ctrl-C after the drain (or when the grace period ran out)
+  2    bad input (flags, a model file, a calibration profile)
+  3    the server could not start (a port in use, a model ONNX Runtime cannot load)
+  130  a second Ctrl-C during the drain: exited at once
+  143  a second SIGTERM during the drain: exited at once";
+
+pub const CALIBRATE_HELP: &str = "\
+Exit codes:
+  0    the profile was written
+  2    bad input (flags, the model file)
+  3    the measurement failed (ONNX Runtime, the output file)";
+
+pub const REPORT_HELP: &str = "\
+Exit codes:
+  0    the report was written
+  2    a results file is missing, unreadable or not a lab results file; bad --label count
+  3    the HTML file could not be written";

@@ -3,9 +3,10 @@
 
 mod cmd;
 mod exit;
+mod interrupt;
 mod summary;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -17,7 +18,9 @@ use std::process::ExitCode;
 Prometheus on shared GPU nodes: replicas and GPUs needed for an SLO, what a spike does to p99, \
 scale-to-zero cold starts, time-slicing vs MIG, and the monthly bill.\n\n\
 Every level (sim, local, cluster) writes the same results.json.",
-    after_help = exit::HELP
+    after_help = exit::HELP,
+    // Our own `help` subcommand, so that `lab help --help` is help too.
+    disable_help_subcommand = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +34,7 @@ enum Command {
     /// Check a scenario file without running it.
     Validate(cmd::validate::Args),
     /// Re-judge the SLOs of a results file; write JUnit XML or a Markdown summary.
+    #[command(after_help = exit::CHECK_HELP)]
     Check(cmd::check::Args),
     /// Turn HPA, KEDA ScaledObject or InferenceService manifests into a scenario's autoscaler section.
     Import(cmd::import::Args),
@@ -46,6 +50,13 @@ enum Command {
     Report(cmd::report::Args),
     /// Search the simulator for the cheapest configuration that holds the SLOs.
     Plan(cmd::plan::Args),
+    /// Print this message or the help of the given subcommand (as `lab COMMAND --help`).
+    #[command(after_help = "Exit codes:\n  0    help was printed\n  2    no such subcommand")]
+    Help {
+        /// The subcommand whose help to print.
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +83,7 @@ fn main() -> ExitCode {
         Command::Merge(a) => cmd::merge::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Help { command } => help(command.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -85,4 +97,32 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// `lab help [COMMAND]`: the long help of `lab` or of one subcommand.
+fn help(command: Option<&str>) -> anyhow::Result<i32> {
+    let mut lab = Cli::command();
+    // Building names each subcommand `lab NAME` in its usage line.
+    lab.build();
+    let page = match command {
+        None => lab.render_long_help(),
+        Some(name) => {
+            let names: Vec<String> = lab
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            match lab.find_subcommand_mut(name) {
+                Some(sub) => sub.render_long_help(),
+                None => {
+                    return Err(exit::bad_input(format!(
+                        "no subcommand `{name}`; the subcommands are {}",
+                        names.join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    // A closed pipe (`lab help run | head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), page.to_string().as_bytes());
+    Ok(exit::PASS)
 }

@@ -296,7 +296,8 @@ async fn serve(
         max_queue_rows: opts.max_queue_rows,
         instances: opts.instances,
     };
-    let mut shutdown = Box::pin(shutdown_signal());
+    let mut signals = Signals::new()?;
+    let mut shutdown = Box::pin(signals.next());
     for (name, path) in models {
         let load = load.clone();
         let loading = tokio::task::spawn_blocking(move || -> anyhow::Result<OnnxModel> {
@@ -339,9 +340,16 @@ async fn serve(
 
     shutdown.await;
     eprintln!(
-        "lab-predictor: shutting down; in-flight requests have {}s to finish",
+        "lab-predictor: shutting down; in-flight requests have {}s to finish \
+         (a second SIGTERM or Ctrl-C exits at once)",
         opts.grace_period_secs
     );
+    // A second signal cuts the drain short: the process exits with 128 + its number.
+    tokio::spawn(async move {
+        let again = signals.next().await;
+        eprintln!("lab-predictor: second signal during the drain; exiting at once");
+        std::process::exit(128 + again);
+    });
     app.draining.store(true, Ordering::SeqCst);
     app.ready.store(false, Ordering::SeqCst);
     let _ = stop_tx.send(true);
@@ -365,19 +373,28 @@ fn tokio_stream_listener(
     tokio_stream::wrappers::TcpListenerStream::new(listener)
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGTERM and SIGINT, listened to from start-up to exit so none is missed
+/// between the first (the drain) and a second (exit at once).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| anyhow::anyhow!("listening for SIGTERM: {e}"))?;
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| anyhow::anyhow!("listening for SIGINT: {e}"))?;
+        Ok(Self { term, int })
+    }
+
+    /// The number of the next signal: 15 (SIGTERM) or 2 (SIGINT).
+    async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.term.recv() => 15,
+            _ = self.int.recv() => 2,
         }
     }
 }

@@ -3,6 +3,7 @@
 /// Measure service time per batch size (warm-up, repetitions, mean/p50/p99) and
 /// write a `lab-calibration/v1` profile that scenarios and `lab serve --emulate` read.
 #[derive(clap::Args)]
+#[command(after_help = crate::exit::CALIBRATE_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub options: lab_predictor::CalibrateOptions,

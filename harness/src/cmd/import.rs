@@ -5,6 +5,7 @@ use anyhow::Context;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(after_help = crate::exit::IMPORT_HELP)]
 pub struct Args {
     /// The manifest: a HorizontalPodAutoscaler, ScaledObject or InferenceService (YAML,
     /// several documents allowed; the first autoscaling object is used).

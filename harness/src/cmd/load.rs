@@ -1,7 +1,7 @@
 //! `lab load`: replay traffic (open loop) against a V2/V1/HTTP/gRPC endpoint
 //! and write results.json. A thin layer over `lab-loadgen`.
 
-use crate::exit::{bad_input, INTERRUPTED, PASS, SLO_FAILED};
+use crate::exit::{bad_input, PASS, SLO_FAILED};
 use anyhow::Context;
 use clap::ValueEnum;
 use lab_loadgen::{
@@ -18,11 +18,22 @@ Examples:
   lab load --target http://127.0.0.1:8080 --model resnet --rate 200 --duration 30s
   lab load --target http://10.0.0.7:8081 --model resnet --protocol v2-grpc --rate 50 --duration 1m
   lab load --target http://svc/predict --protocol http --body req.json --rate 100 --duration 10s
-  lab load --target http://127.0.0.1:8080 --model m --rate 100 --duration 60s --shard 0/4 --out s0.json
+  lab load --target http://127.0.0.1:8080 --model m --rate 100 --duration 60s --shard 0/4 -o s0.json
 
 Latency is measured from each request's intended send instant, so a slow server
 shows in the tail instead of slowing the generator down; the send lag and the
-service time (from the actual send) are reported beside it.")]
+service time (from the actual send) are reported beside it.
+
+Exit codes:
+  0    every SLO passed (or there are none)
+  1    an SLO failed, or had no data to judge
+  2    bad input (scenario, --set, flags)
+  3    the run itself failed (the target's metadata, I/O)
+  130  interrupted (Ctrl-C): in-flight requests drained (up to --timeout),
+       partial results written, \"complete\": false
+  143  stopped by SIGTERM: the same, as when a Kubernetes Job is stopped
+A second Ctrl-C or SIGTERM exits at once (130 or 143) without waiting for the
+drain, writing nothing.")]
 pub struct Args {
     /// Scenario file whose `[[traffic]]` streams are replayed (one stream per
     /// service). Without it, `--rate` and `--duration` make a constant-rate stream.
@@ -126,8 +137,14 @@ pub struct Args {
     #[arg(long, value_name = "DUR")]
     pub warmup: Option<String>,
 
-    /// Where to write results.json.
-    #[arg(long, value_name = "FILE", default_value = "results.json")]
+    /// Where to write the results file.
+    #[arg(
+        short = 'o',
+        long = "output",
+        alias = "out",
+        value_name = "FILE",
+        default_value = "results.json"
+    )]
     pub out: PathBuf,
 
     /// Let an SLO pass whose service has a warning (pods that could never be
@@ -193,7 +210,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let output = runtime.block_on(lab_loadgen::run(config, shutdown_signal()));
+    let interrupt = crate::interrupt::Interrupt::install(
+        "stopping, in-flight requests drain and partial results will be written",
+    )?;
+    let output = runtime.block_on(lab_loadgen::run(config, interrupt.stopped()));
     let mut output = match output {
         Ok(o) => o,
         Err(LoadError::BadInput(msg)) => return Err(bad_input(msg)),
@@ -227,28 +247,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(if !output.results.complete {
-        INTERRUPTED
+        interrupt.exit_code()
     } else if output.results.passed() {
         PASS
     } else {
         SLO_FAILED
     })
-}
-
-/// Ctrl-C, or SIGTERM (a Kubernetes Job being stopped).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn build_config(args: &Args) -> anyhow::Result<(LoadConfig, Vec<lab_results::SloSpec>)> {

@@ -14,14 +14,19 @@ Example:
 
 The parts must come from one schedule (same scenario, seed, level and interval),
 e.g. `lab load ... --shard I/4` for I in 0..4. Percentiles of the merged file are
-those of the union of all requests, not averages of the parts' percentiles.")]
+those of the union of all requests, not averages of the parts' percentiles.
+
+Exit codes:
+  0    merged
+  2    a part is missing, unreadable, not a results file, or from another schedule
+  3    the merged file could not be written")]
 pub struct Args {
     /// Results files of the shards.
     #[arg(value_name = "RESULTS", required = true, num_args = 1..)]
     pub inputs: Vec<PathBuf>,
 
     /// Where to write the merged results.json.
-    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    #[arg(short = 'o', long = "output", alias = "out", value_name = "FILE")]
     pub out: PathBuf,
 }
 

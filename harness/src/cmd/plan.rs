@@ -4,8 +4,6 @@
 use crate::exit;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -46,8 +44,11 @@ Writes DIR/plan.json, DIR/plan.html (the cost/p99 front) and DIR/winner.toml
 Exit codes:
   0    a configuration passed every SLO
   1    nothing in the space passed
-  2    bad input (scenario, search file, flags)
-  130  interrupted (Ctrl-C) after the round under way; the best so far was written")]
+  2    bad input (scenario, search file, flags, an --out DIR that holds a plan)
+  3    the search itself failed (I/O)
+  130  interrupted (Ctrl-C) after the round under way; the best so far was written
+  143  stopped by SIGTERM after the round under way; the best so far was written
+A second Ctrl-C or SIGTERM exits at once (130 or 143), writing nothing.")]
 pub struct Args {
     /// Scenario file (TOML) whose SLOs the plan must hold.
     pub scenario: PathBuf,
@@ -72,9 +73,14 @@ pub struct Args {
     /// checking the search against the full grid).
     #[arg(long)]
     pub exhaustive: bool,
-    /// Output directory [default: plans/<scenario-name>-<timestamp>/].
+    /// Output folder [default: plans/<scenario-name>-<timestamp>/, with -2, -3,
+    /// ... added when that is taken]. A folder that already holds a plan.json is
+    /// refused unless --force.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Overwrite the plan in an existing --out DIR.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Primary seed; finalists also run seed+1, seed+2, ... Defaults to the
     /// scenario's `run.seed`.
     #[arg(long, value_name = "N")]
@@ -143,12 +149,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         seed: args.seed.unwrap_or(base.run.seed),
     };
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // The round under way finishes; a second Ctrl-C falls through.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
+    // A named folder is checked before the search, not after it.
+    let named = match &args.out {
+        Some(dir) => Some(super::named_dir(dir, "plan.json", args.force)?),
+        None => None,
+    };
+    let stamp = super::run::compact_stamp(std::time::SystemTime::now());
+    // The round under way finishes, then the best so far is written.
+    let interrupt = crate::interrupt::Interrupt::install("stopping after the round under way")?;
     let show = std::io::stderr().is_terminal();
     let wall = Instant::now();
     let mut progress = |p: &lab_plan::Progress| {
@@ -166,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 wall.elapsed().as_secs_f64()
             );
         }
-        !interrupted.load(Ordering::SeqCst)
+        !interrupt.requested()
     };
     let outcome = if args.exhaustive {
         lab_plan::exhaustive(&problem, &space, &mut progress)
@@ -185,14 +193,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         )));
     }
     let ranking = lab_plan::rank(&outcome, space.settings.nearest_failures);
-    let dir = args.out.clone().unwrap_or_else(|| {
-        let stamp = lab_results::rfc3339(std::time::SystemTime::now())
-            .replace([':', '-'], "")
-            .replace('T', "-")
-            .trim_end_matches('Z')
-            .to_string();
-        PathBuf::from("plans").join(format!("{}-{stamp}", base.name))
-    });
+    let dir = match named {
+        Some(dir) => dir,
+        None => super::fresh_dir(&PathBuf::from("plans").join(format!("{}-{stamp}", base.name)))?,
+    };
     lab_plan::write_outputs(
         &dir,
         &problem,
@@ -214,7 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(if outcome.interrupted {
-        exit::INTERRUPTED
+        interrupt.exit_code()
     } else if outcome.winner.is_some() {
         exit::PASS
     } else {

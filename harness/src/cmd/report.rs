@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 fetched from the network): the SLO verdict, a summary, and charts over time of traffic, \
 latency, replicas, queue depth, nodes, GPU busy and cost. With several results files the \
 same charts are overlaid, one colour per run, with a table of the differences in the key \
-figures (e.g. sim vs local vs cluster, or time-slicing vs MIG)."
+figures (e.g. sim vs local vs cluster, or time-slicing vs MIG).",
+    after_help = exit::REPORT_HELP
 )]
 pub struct Args {
     /// Results files written by `lab run`, `lab load` or `lab merge`. One gives a

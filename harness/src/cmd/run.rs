@@ -7,33 +7,39 @@ use clap::ValueEnum;
 use lab_results::rfc3339;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LevelArg {
-    /// Discrete-event simulation (seconds for a simulated day).
+    /// Discrete-event simulation, seconds for a simulated day (built).
     Sim,
-    /// Real predictor processes, gateway, controller and Prometheus on this machine.
+    /// Real predictor processes, gateway, controller and Prometheus on this
+    /// machine (not built yet: exits 2).
     Local,
-    /// kind or a real cluster with KServe, KEDA and Prometheus.
+    /// kind or a real cluster with KServe, KEDA and Prometheus (not built yet: exits 2).
     Cluster,
 }
 
 #[derive(clap::Args)]
+#[command(after_help = exit::RUN_HELP)]
 pub struct Args {
     /// Scenario file (TOML).
     pub scenario: PathBuf,
-    /// Level of truth to run at.
+    /// Level of truth to run at. Three exist; only sim is built so far, local and
+    /// cluster exit 2 saying so.
     #[arg(long, value_enum, default_value = "sim")]
     pub level: LevelArg,
     /// Seed for arrivals, service times and routing; defaults to the scenario's `run.seed`.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Output directory [default: runs/<scenario-name>-<timestamp>/].
-    #[arg(long)]
+    /// Output folder [default: runs/<scenario-name>-<timestamp>/, with -2, -3, ...
+    /// added when that is taken]. A folder that already holds a results.json is
+    /// refused unless --force.
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Overwrite the results in an existing --out DIR.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Override a scenario value by key path, e.g. `--set services.0.maxReplicas=8`
     /// or `--set 'node_pools.a100.sharing={ strategy = "mig", layout = ["3g.20gb", "3g.20gb"] }'`.
     /// Repeatable; applied in order.
@@ -79,13 +85,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let seed = args.seed.unwrap_or(scenario.run.seed);
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // A second Ctrl-C while results are written falls through to the default.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
     let started = std::time::SystemTime::now();
+    // A named folder is checked before the run, not after it.
+    let named = match &args.out {
+        Some(dir) => Some(super::named_dir(dir, "results.json", args.force)?),
+        None => None,
+    };
+    let interrupt =
+        crate::interrupt::Interrupt::install("stopping, partial results will be written")?;
     let wall = Instant::now();
     let show_progress = match args.progress {
         ProgressArg::Auto => std::io::stderr().is_terminal(),
@@ -114,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 rate / 1e6
             );
         }
-        if interrupted.load(Ordering::SeqCst) {
+        if interrupt.requested() {
             lab_sim::Control::Stop
         } else {
             lab_sim::Control::Continue
@@ -152,10 +159,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .unwrap_or_default(),
     };
 
-    let dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("{}-{}", scenario.name, compact_stamp(started)))
-    });
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = match named {
+        Some(dir) => dir,
+        None => super::fresh_dir(&PathBuf::from("runs").join(format!(
+            "{}-{}",
+            scenario.name,
+            compact_stamp(started)
+        )))?,
+    };
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&results)?;
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
@@ -169,7 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         print!("{}", summary::human(&results, &dir));
     }
     Ok(if !results.complete {
-        exit::INTERRUPTED
+        interrupt.exit_code()
     } else if results.passed() {
         exit::PASS
     } else {
@@ -184,7 +195,7 @@ fn write_report(results: &lab_results::Results, dir: &std::path::Path) -> anyhow
 }
 
 /// `20261124-153136` for directory names.
-fn compact_stamp(t: std::time::SystemTime) -> String {
+pub(super) fn compact_stamp(t: std::time::SystemTime) -> String {
     rfc3339(t)
         .split('.')
         .next()

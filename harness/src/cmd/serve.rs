@@ -5,6 +5,7 @@
 /// and SIGTERM drain for Kubernetes, Prometheus metrics on /metrics, and optional
 /// GPU emulation from a calibration profile.
 #[derive(clap::Args)]
+#[command(after_help = crate::exit::SERVE_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub options: lab_predictor::ServeOptions,

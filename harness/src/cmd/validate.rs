@@ -4,6 +4,7 @@ use crate::exit;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(after_help = crate::exit::VALIDATE_HELP)]
 pub struct Args {
     /// Scenario file (TOML).
     pub scenario: PathBuf,
