@@ -615,3 +615,29 @@ fn readme_installs_lab_then_uses_flags_that_exist() {
         assert!(readme.contains(&format!("| {code} |")), "exit code {code}");
     }
 }
+
+#[test]
+fn plan_refuses_a_named_out_folder_that_holds_a_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.json"), "{}").unwrap();
+    let out = dir.path().to_str().unwrap();
+    let vary = "services.0.maxReplicas=1,2";
+    let o = lab(&[
+        "plan",
+        "scenarios/oracles/mmc.toml",
+        "--vary",
+        vary,
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already holds plan.json") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("plan.json")).unwrap(),
+        "{}"
+    );
+}
