@@ -10,10 +10,11 @@ mod diagnostic;
 mod load;
 mod overrides;
 mod spec;
+mod typed;
 mod validate;
 
 pub use diagnostic::{Diagnostic, ScenarioError};
-pub use load::{load, parse};
+pub use load::{load, load_checked, parse};
 pub use overrides::apply_all as apply_overrides;
 pub use spec::*;
 pub use validate::{profile_for, GpuRequest, KeyPath, Seg, GPU_RESOURCE, MIG_RESOURCE_PREFIX};

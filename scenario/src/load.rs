@@ -2,9 +2,10 @@
 //! the files it references (traces, calibration profiles), then validation.
 //! File reads happen here and nowhere else in the crate.
 
-use crate::diagnostic::{line_col, suggest, Diagnostic, ScenarioError};
+use crate::diagnostic::{line_col, plain_words, Diagnostic, ScenarioError};
 use crate::spec::Scenario;
-use crate::validate::{validate, KeyPath, Seg};
+use crate::typed::{first_line, typed_parse};
+use crate::validate::{placement_problems, validate, KeyPath, Seg};
 use lab_gpu::{BatchPoint, CalibrationProfile, LatencyProfile, CALIBRATION_FORMAT};
 use lab_traffic::{parse_trace_csv, Phase, TraceOffsets};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,27 @@ use std::sync::Arc;
 
 /// Reads, overrides, parses and validates the scenario at `path`.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    read_and_parse(path, overrides, Checks::Run)
+}
+
+/// Everything [`load`] checks, and also that the node pools at `max_nodes` hold
+/// every service's `minReplicas` (`lab validate`; `lab run` goes on instead and
+/// records the pods it could not schedule as a warning).
+pub fn load_checked(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    read_and_parse(path, overrides, Checks::Placement)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    Run,
+    Placement,
+}
+
+fn read_and_parse(
+    path: &Path,
+    overrides: &[String],
+    checks: Checks,
+) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
         diagnostics: vec![Diagnostic {
@@ -23,7 +45,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError
         }],
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, &file, &base, overrides)
+    parse_with(&text, &file, &base, overrides, checks)
 }
 
 /// Parses scenario text; `base_dir` resolves the relative paths it names.
@@ -33,114 +55,176 @@ pub fn parse(
     base_dir: &Path,
     overrides: &[String],
 ) -> Result<Scenario, ScenarioError> {
-    let diag = |line: Option<(usize, usize)>, key: String, message: String| Diagnostic {
-        file: file.to_string(),
-        line: line.map(|l| l.0),
-        column: line.map(|l| l.1),
-        key,
-        message,
-    };
-    // 1. Overrides, applied to the document so positions of untouched keys hold.
-    let text = if overrides.is_empty() {
-        text.to_string()
-    } else {
-        let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-            let pos = e.span().map(|s| line_col(text, s.start));
-            ScenarioError {
-                diagnostics: vec![diag(pos, String::new(), first_line(e.message()))],
-            }
-        })?;
-        let mut problems = Vec::new();
-        for spec in overrides {
-            if let Err(message) = crate::overrides::apply(&mut doc, spec) {
-                problems.push(Diagnostic {
-                    file: "--set".into(),
-                    line: None,
-                    column: None,
-                    key: spec.clone(),
-                    message,
-                });
-            }
-        }
-        if !problems.is_empty() {
-            return Err(ScenarioError {
-                diagnostics: problems,
-            });
-        }
-        doc.to_string()
-    };
+    parse_with(text, file, base_dir, overrides, Checks::Run)
+}
 
-    // 2. Typed parse; the first structural error stops here (later keys may
-    //    depend on it), with its key path and position.
-    let de = toml::Deserializer::parse(&text).map_err(|e| ScenarioError {
-        diagnostics: vec![diag(
-            e.span().map(|s| line_col(&text, s.start)),
-            String::new(),
-            first_line(e.message()),
-        )],
-    })?;
-    let mut scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner();
-        let pos = inner
-            .span()
-            .map(|s| unknown_key_offset(&text, s.start, inner.message()).unwrap_or(s.start))
-            .map(|off| line_col(&text, off));
+/// Where a problem came from: a value of the file (its line and column in the
+/// text as written) or a `--set` (named as given).
+struct Origin<'a> {
+    file: &'a str,
+    text: &'a str,
+    located: toml_edit::Document<String>,
+    /// Each applied override: the key path it set and the override as given.
+    overrides: Vec<(KeyPath, String)>,
+}
+
+impl Origin<'_> {
+    fn diagnostic(&self, path: &[Seg], at_key: bool, message: String) -> Diagnostic {
+        let key = KeyPath(path.to_vec()).to_string();
+        let set_here = self
+            .overrides
+            .iter()
+            .rev()
+            .find(|(o, _)| path.starts_with(&o.0));
+        if let Some((set, spec)) = set_here {
+            return Diagnostic {
+                file: format!("--set {spec}"),
+                line: None,
+                column: None,
+                key: if set.0 == path { String::new() } else { key },
+                message,
+            };
+        }
+        let pos = (!path.is_empty())
+            .then(|| locate(self.located.as_table(), path, at_key))
+            .flatten()
+            .map(|off| line_col(self.text, off));
+        // A value of the file judged together with an override inside it.
+        let inside: Vec<&str> = self
+            .overrides
+            .iter()
+            .filter(|(o, _)| !path.is_empty() && o.0.starts_with(path))
+            .map(|(_, spec)| spec.as_str())
+            .collect();
+        let message = if inside.is_empty() {
+            message
+        } else {
+            format!("{message} (with --set {})", inside.join(", --set "))
+        };
+        Diagnostic {
+            file: self.file.to_string(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            key,
+            message,
+        }
+    }
+}
+
+fn parse_with(
+    text: &str,
+    file: &str,
+    base_dir: &Path,
+    overrides: &[String],
+    checks: Checks,
+) -> Result<Scenario, ScenarioError> {
+    // 1. The file as written: positions are always computed on this text.
+    let located = toml_edit::Document::parse(text.to_string()).map_err(|e| {
+        let pos = e.span().map(|s| line_col(text, s.start));
         ScenarioError {
-            diagnostics: vec![diag(
-                pos,
-                if key == "." { String::new() } else { key },
-                suggest(&first_line(inner.message())),
-            )],
+            diagnostics: vec![Diagnostic {
+                file: file.to_string(),
+                line: pos.map(|p| p.0),
+                column: pos.map(|p| p.1),
+                key: String::new(),
+                message: first_line(e.message()),
+            }],
         }
     })?;
-
-    // 3. Files the scenario references, then 4. every semantic problem at once.
-    let mut problems = load_referenced_files(&mut scenario, base_dir);
-    problems.extend(validate(&scenario));
-    if problems.is_empty() {
-        return Ok(scenario);
+    let mut doc = located.clone().into_mut();
+    let mut origin = Origin {
+        file,
+        text,
+        located,
+        overrides: Vec::new(),
+    };
+    // 2. Overrides, applied to the document; each remembers the key path it set.
+    let mut diagnostics = Vec::new();
+    for spec in overrides {
+        match crate::overrides::apply(&mut doc, spec) {
+            Ok(path) => origin.overrides.push((path, spec.clone())),
+            Err(message) => diagnostics.push(Diagnostic {
+                file: format!("--set {spec}"),
+                line: None,
+                column: None,
+                key: String::new(),
+                message,
+            }),
+        }
     }
-    let located = toml_edit::Document::parse(text.clone()).ok();
-    let diagnostics = problems
-        .into_iter()
-        .map(|(path, message)| {
-            let pos = located
-                .as_ref()
-                .and_then(|d| locate(d.as_table(), &path.0))
-                .map(|off| line_col(&text, off));
-            diag(pos, path.to_string(), message)
-        })
-        .collect();
-    Err(ScenarioError { diagnostics })
+
+    // 3. Typed parse, every structural problem collected.
+    let service = first_service(&origin.located);
+    let typed = typed_parse(&mut doc, &|parent, key| {
+        missing_hint(service.as_deref(), parent, key)
+    });
+    diagnostics.extend(
+        typed
+            .problems
+            .iter()
+            .map(|p| origin.diagnostic(&p.path, p.at_key, p.message.clone())),
+    );
+    let Some(mut scenario) = typed.scenario else {
+        return Err(ScenarioError { diagnostics });
+    };
+
+    // 4. Files the scenario references, then every semantic problem at once,
+    //    less those about stand-ins for values already reported.
+    if !typed.missing_section {
+        let mut problems = load_referenced_files(&mut scenario, base_dir);
+        problems.extend(validate(&scenario));
+        if checks == Checks::Placement {
+            problems.extend(placement_problems(&scenario));
+        }
+        diagnostics.extend(
+            problems
+                .into_iter()
+                .filter(|(path, _)| {
+                    // At, under or around a stand-in: a judgement of the stand-in.
+                    !typed.neutralised.iter().any(|n| {
+                        path.0.starts_with(n) || (!path.0.is_empty() && n.starts_with(&path.0))
+                    })
+                })
+                .map(|(path, message)| origin.diagnostic(&path.0, false, plain_words(&message))),
+        );
+    }
+    if diagnostics.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(ScenarioError { diagnostics })
+    }
 }
 
-/// serde points an unknown field at its table; point at the key itself.
-fn unknown_key_offset(text: &str, from: usize, message: &str) -> Option<usize> {
-    let key = message.split("unknown field `").nth(1)?.split('`').next()?;
-    let rest = text.get(from..)?;
-    let mut offset = from;
-    for line in rest.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if let Some(after) = trimmed.strip_prefix(key) {
-            if after.trim_start().starts_with('=') || after.trim_start().starts_with('.') {
-                return Some(offset + (line.len() - trimmed.len()));
-            }
-        }
-        // Inline tables: `{ ..., key = ...}` on this line.
-        if let Some(i) = line
-            .find(&format!(" {key} ="))
-            .or_else(|| line.find(&format!("{{{key} =")))
-        {
-            return Some(offset + i + 1);
-        }
-        offset += line.len();
-    }
-    None
+/// The file's first service, for the examples in hints.
+fn first_service(doc: &toml_edit::Document<String>) -> Option<String> {
+    doc.get("services")?
+        .as_array_of_tables()?
+        .get(0)?
+        .get("name")?
+        .as_str()
+        .map(str::to_string)
 }
 
-fn first_line(s: &str) -> String {
-    s.trim().lines().next().unwrap_or("").to_string()
+/// What to add for a missing required key, in the file's own syntax.
+fn missing_hint(service: Option<&str>, parent: &[Seg], key: &str) -> String {
+    let service = service.unwrap_or("resnet");
+    let parent_key = parent.iter().rev().find_map(|s| match s {
+        Seg::Key(k) => Some(k.as_str()),
+        Seg::Index(_) => None,
+    });
+    match (parent.len(), parent_key, key) {
+        (0, _, "traffic") => format!(
+            "missing [[traffic]]: add a traffic section, e.g. [[traffic]] service = \"{service}\" phases = [{{ kind = \"constant\", rate = 100, duration = \"10m\" }}]"
+        ),
+        (0, _, "services") => "missing [[services]]: add a service, e.g. [[services]] name = \"resnet\" resources = { cpu = \"2\" } with its [[services.latency]] gpu = \"cpu\" batch_latency = { \"1\" = \"20ms\" }".into(),
+        (0, _, "name") => "missing `name`: add name = \"...\" at the top of the file, before any [section]".into(),
+        (_, Some("services"), "latency") => "missing [[services.latency]]: add the service time per batch size on the pool's GPU, e.g. [[services.latency]] gpu = \"T4\" batch_latency = { \"1\" = \"5ms\", \"8\" = \"12ms\" }".into(),
+        (_, Some("traffic"), "phases") => "missing `phases`: add e.g. phases = [{ kind = \"constant\", rate = 100, duration = \"10m\" }]".into(),
+        (_, Some("node_pools"), "max_nodes") => "missing `max_nodes`: add the most nodes the cluster autoscaler may run, e.g. max_nodes = 4".into(),
+        (_, Some("node_pools"), "price_per_hour") => "missing `price_per_hour`: add the price of one node per hour in USD, e.g. price_per_hour = 0.53".into(),
+        (_, Some("phases"), "kind") => "missing `kind`: add the phase's kind (constant, ramp, spike, diurnal, idle or trace)".into(),
+        _ => format!("missing `{key}`"),
+    }
 }
 
 fn load_referenced_files(s: &mut Scenario, base: &Path) -> Vec<(KeyPath, String)> {
@@ -270,46 +354,54 @@ fn resolve_latency(
     }
 }
 
-/// Byte offset of the item at `path`, or of its nearest enclosing item.
-fn locate(table: &toml_edit::Table, path: &[Seg]) -> Option<usize> {
-    let here = table.span().map(|s| s.start);
-    match path.split_first() {
-        None => here,
-        Some((Seg::Key(k), rest)) => table.get(k).and_then(|i| locate_item(i, rest)).or(here),
-        Some((Seg::Index(_), _)) => here,
+/// Byte offset of the key (`at_key`) or value at `path` in the file as written,
+/// or of its nearest enclosing item when the path is not in the file.
+fn locate(root: &toml_edit::Table, path: &[Seg], at_key: bool) -> Option<usize> {
+    use toml_edit::{Item, TableLike, Value};
+    enum Node<'a> {
+        Item(&'a Item),
+        Value(&'a Value),
+        Table(&'a toml_edit::Table),
     }
-}
-
-fn locate_item(item: &toml_edit::Item, path: &[Seg]) -> Option<usize> {
-    use toml_edit::{Item, Value};
-    let here = item.span().map(|s| s.start);
-    let Some((seg, rest)) = path.split_first() else {
-        return here;
+    let start = |n: &Node| match n {
+        Node::Item(i) => i.span(),
+        Node::Value(v) => v.span(),
+        Node::Table(t) => t.span(),
     };
-    let deeper = match (item, seg) {
-        (Item::ArrayOfTables(a), Seg::Index(n)) => a.get(*n).and_then(|t| locate(t, rest)),
-        (Item::Value(Value::Array(a)), Seg::Index(n)) => {
-            a.get(*n).and_then(|v| match rest.split_first() {
-                None => v.span().map(|s| s.start),
-                Some((Seg::Key(k), r)) => v
-                    .as_inline_table()
-                    .and_then(|t| t.get(k))
-                    .and_then(|v2| {
-                        if r.is_empty() {
-                            v2.span().map(|s| s.start)
-                        } else {
-                            v.span().map(|s| s.start)
+    let mut node = Node::Table(root);
+    let mut best = None;
+    for (depth, seg) in path.iter().enumerate() {
+        let last = depth + 1 == path.len();
+        let next = match (&node, seg) {
+            (Node::Item(Item::ArrayOfTables(a)), Seg::Index(i)) => a.get(*i).map(Node::Table),
+            (Node::Item(Item::Value(Value::Array(a))), Seg::Index(i))
+            | (Node::Value(Value::Array(a)), Seg::Index(i)) => a.get(*i).map(Node::Value),
+            (n, Seg::Key(k)) => {
+                let table: Option<&dyn TableLike> = match n {
+                    Node::Item(i) => i.as_table_like(),
+                    Node::Value(v) => v.as_inline_table().map(|t| t as &dyn TableLike),
+                    Node::Table(t) => Some(*t as &dyn TableLike),
+                };
+                match table.and_then(|t| t.get_key_value(k)) {
+                    Some((key, item)) => {
+                        if let Some(span) = key.span() {
+                            if at_key && last {
+                                return Some(span.start);
+                            }
+                            best = Some(span.start);
                         }
-                    })
-                    .or(v.span().map(|s| s.start)),
-                _ => v.span().map(|s| s.start),
-            })
+                        Some(Node::Item(item))
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let Some(next) = next else { break };
+        if let Some(span) = start(&next) {
+            best = Some(span.start);
         }
-        (i, Seg::Key(k)) => i
-            .as_table_like()
-            .and_then(|t| t.get(k))
-            .and_then(|child| locate_item(child, rest)),
-        _ => None,
-    };
-    deeper.or(here)
+        node = next;
+    }
+    best
 }

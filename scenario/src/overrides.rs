@@ -3,29 +3,73 @@
 //!
 //! Path segments are TOML keys (quote keys that contain dots:
 //! `services.0.resources."nvidia.com/gpu"=2`); an array element is chosen by
-//! index or by its `name` (`services.resnet.minReplicas=3`). The value is read as
-//! a TOML value (`3`, `"x"`, `[1, 2]`, `{ strategy = "mig", layout = [...] }`),
-//! and as a plain string when it is not one.
+//! index or by its `name` (`services.resnet.minReplicas=3`), also in Helm's
+//! brackets (`services[0].maxReplicas=4`, `services[resnet].minReplicas=2`). The
+//! value is read as a TOML value (`3`, `"x"`, `[1, 2]`,
+//! `{ strategy = "mig", layout = [...] }`), and as a plain string when it is not one.
 
+use crate::validate::{KeyPath, Seg};
 use toml_edit::{DocumentMut, Item, TableLike, Value};
 
-/// Applies one override; the error says what is wrong with it.
-pub fn apply(doc: &mut DocumentMut, spec: &str) -> Result<(), String> {
+/// Applies one override and returns the key path it set, array entries resolved
+/// to their index (`services[0].maxReplicas`); the error says what is wrong.
+pub fn apply(doc: &mut DocumentMut, spec: &str) -> Result<KeyPath, String> {
     let (path, raw) = spec
         .split_once('=')
         .ok_or_else(|| format!("`{spec}` is not KEY.PATH=VALUE"))?;
-    let keys = toml_edit::Key::parse(path.trim())
+    let dotted = brackets_to_dots(path.trim())?;
+    let keys = toml_edit::Key::parse(&dotted)
         .map_err(|e| format!("`{path}` is not a key path: {}", e.to_string().trim()))?;
     let segments: Vec<String> = keys.iter().map(|k| k.get().to_string()).collect();
     if segments.is_empty() {
         return Err(format!("`{spec}` has an empty key path"));
     }
+    let mut walked = KeyPath::new();
     set_in_table(
         doc.as_table_mut(),
         &segments,
         parse_value(raw.trim()),
-        &mut Vec::new(),
-    )
+        &mut walked,
+    )?;
+    Ok(walked)
+}
+
+/// Helm's `services[0].maxReplicas` (or `services[resnet]`) as TOML's dotted
+/// `services.0.maxReplicas`; quoted keys pass through untouched.
+fn brackets_to_dots(path: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(path.len());
+    let mut chars = path.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                out.push(c);
+                let mut escaped = false;
+                for q in chars.by_ref() {
+                    out.push(q);
+                    if q == c && !escaped {
+                        break;
+                    }
+                    escaped = c == '"' && q == '\\' && !escaped;
+                }
+            }
+            '[' => {
+                let inner: String = chars.by_ref().take_while(|&q| q != ']').collect();
+                let inner = inner.trim();
+                if inner.is_empty() {
+                    return Err(format!("`{path}` has an empty `[]`"));
+                }
+                if !out.is_empty() && !out.ends_with('.') {
+                    out.push('.');
+                }
+                out.push_str(inner);
+                if matches!(chars.peek(), Some(n) if *n != '.' && *n != '[') {
+                    out.push('.');
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
 }
 
 /// Applies `KEY.PATH=VALUE` overrides to scenario text and returns the edited
@@ -48,11 +92,11 @@ fn parse_value(raw: &str) -> Value {
         .unwrap_or_else(|| Value::from(raw))
 }
 
-fn where_(walked: &[String]) -> String {
-    if walked.is_empty() {
+fn where_(walked: &KeyPath) -> String {
+    if walked.0.is_empty() {
         "the top level".to_string()
     } else {
-        format!("`{}`", walked.join("."))
+        format!("`{walked}`")
     }
 }
 
@@ -60,9 +104,10 @@ fn set_in_table(
     table: &mut dyn TableLike,
     path: &[String],
     value: Value,
-    walked: &mut Vec<String>,
+    walked: &mut KeyPath,
 ) -> Result<(), String> {
     let seg = &path[0];
+    walked.0.push(Seg::Key(seg.clone()));
     if path.len() == 1 {
         // Keep the replaced value's comments: the text may be written back out.
         match table.get_mut(seg) {
@@ -80,7 +125,6 @@ fn set_in_table(
     if !table.contains_key(seg) {
         table.insert(seg, Item::Table(toml_edit::Table::new()));
     }
-    walked.push(seg.clone());
     let child = table.get_mut(seg).expect("present");
     set_in_item(child, &path[1..], value, walked)
 }
@@ -89,7 +133,7 @@ fn set_in_item(
     item: &mut Item,
     path: &[String],
     value: Value,
-    walked: &mut Vec<String>,
+    walked: &mut KeyPath,
 ) -> Result<(), String> {
     let seg = &path[0];
     match item {
@@ -99,7 +143,7 @@ fn set_in_item(
                 name_of(arr.get(i).and_then(|t| t.get("name")))
             })
             .ok_or_else(|| no_entry(walked, seg, len))?;
-            walked.push(seg.clone());
+            walked.0.push(Seg::Index(idx));
             let t = arr.get_mut(idx).expect("index checked");
             if path.len() == 1 {
                 return Err(format!(
@@ -119,7 +163,7 @@ fn set_in_item(
                     .map(str::to_string)
             })
             .ok_or_else(|| no_entry(walked, seg, len))?;
-            walked.push(seg.clone());
+            walked.0.push(Seg::Index(idx));
             let slot = arr.get_mut(idx).expect("index checked");
             if path.len() == 1 {
                 *slot = value;
@@ -144,7 +188,7 @@ fn name_of(item: Option<&Item>) -> Option<String> {
     item.and_then(|i| i.as_str()).map(str::to_string)
 }
 
-fn no_entry(walked: &[String], seg: &str, len: usize) -> String {
+fn no_entry(walked: &KeyPath, seg: &str, len: usize) -> String {
     format!(
         "{} has {len} entries and none is `{seg}` (use an index from 0 to {} or an entry's `name`)",
         where_(walked),

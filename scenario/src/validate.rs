@@ -745,3 +745,293 @@ fn check_fit(
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// Whether the node pools, grown to `max_nodes`, hold every service's
+/// `minReplicas` (each version's, as each version is its own deployment), and
+/// whether co-tenants' models fit the GPU memory time-slicing shares.
+///
+/// Pods are placed as the simulator binds its initial ones: service by service,
+/// first fit over the pool's nodes in order; a node has its `cpu`, `memory` and
+/// one slot per GPU for each time-slicing or MPS replica (one for exclusive
+/// GPUs, one per instance of a MIG layout); `nvidia.com/gpu: k` takes one free
+/// slot on each of k GPUs, least used first, and `nvidia.com/mig-<profile>` one
+/// instance of that profile. Pods that never fit one empty node are reported by
+/// [`validate`] already.
+pub fn placement_problems(s: &Scenario) -> Vec<(KeyPath, String)> {
+    struct Node {
+        cpu: f64,
+        memory: f64,
+        /// Per GPU: each slot's MIG profile ("" otherwise) and its tenant.
+        gpus: Vec<Vec<(String, Option<usize>)>>,
+    }
+    struct Deployment<'a> {
+        service: usize,
+        label: String,
+        model_memory: f64,
+        want: u32,
+        placed: u32,
+        svc: &'a ServiceSpec,
+    }
+    let mut out = Vec::new();
+    for pool in &s.node_pools {
+        let gpu = pool.gpu.as_deref().and_then(gpu_type);
+        let per_gpu: Vec<String> = match &pool.sharing {
+            Sharing::Mig { layout } => layout.clone(),
+            other => vec![String::new(); other.slots_per_gpu() as usize],
+        };
+        let empty_node = || Node {
+            cpu: pool.cpu.0,
+            memory: pool.memory.0,
+            gpus: match gpu {
+                Some(_) => (0..pool.gpus_per_node)
+                    .map(|_| per_gpu.iter().map(|p| (p.clone(), None)).collect())
+                    .collect(),
+                None => Vec::new(),
+            },
+        };
+        let mut nodes: Vec<Node> = (0..pool.max_nodes.min(LIMIT))
+            .map(|_| empty_node())
+            .collect();
+        let mut deployments: Vec<Deployment> = Vec::new();
+        for (si, svc) in s.services.iter().enumerate() {
+            if s.pool_for(svc).map(|p| p.name.as_str()) != Some(pool.name.as_str()) {
+                continue;
+            }
+            let req = svc.gpu_request();
+            if !fits_empty_node(svc, pool, &req) {
+                continue;
+            }
+            let versions: Vec<(String, f64)> = if svc.versions.is_empty() {
+                vec![(format!("`{}`", svc.name), svc.model_memory.0)]
+            } else {
+                svc.versions
+                    .iter()
+                    .map(|v| {
+                        (
+                            format!("`{}` version `{}`", svc.name, v.name),
+                            v.model_memory.map_or(svc.model_memory.0, |m| m.0),
+                        )
+                    })
+                    .collect()
+            };
+            for (label, model_memory) in versions {
+                let d = deployments.len();
+                let mut placed = 0;
+                for _ in 0..svc.min_replicas {
+                    let Some((n, slots)) = nodes.iter().enumerate().find_map(|(n, node)| {
+                        place(node.cpu, node.memory, &node.gpus, svc, &req).map(|s| (n, s))
+                    }) else {
+                        break;
+                    };
+                    let node = &mut nodes[n];
+                    node.cpu -= svc.cpu_request();
+                    node.memory -= svc.memory_request();
+                    for (g, slot) in slots {
+                        node.gpus[g][slot].1 = Some(d);
+                    }
+                    placed += 1;
+                }
+                deployments.push(Deployment {
+                    service: si,
+                    label,
+                    model_memory,
+                    want: svc.min_replicas,
+                    placed,
+                    svc,
+                });
+            }
+        }
+        let holders = |except: usize| {
+            let mut held: Vec<String> = Vec::new();
+            for (d, dep) in deployments.iter().enumerate() {
+                if d != except && dep.placed > 0 {
+                    held.push(format!("{} ({})", dep.label, count(dep.placed, "pod")));
+                }
+            }
+            held
+        };
+        for (d, dep) in deployments.iter().enumerate() {
+            if dep.placed == dep.want {
+                continue;
+            }
+            let why = limit(dep.svc, pool, &dep.svc.gpu_request(), &per_gpu);
+            let held = holders(d);
+            let held = if held.is_empty() {
+                String::new()
+            } else {
+                format!("; already held by {}", held.join(", "))
+            };
+            out.push((
+                KeyPath::new()
+                    .key("services")
+                    .index(dep.service)
+                    .key("minReplicas"),
+                format!(
+                    "only {} of the {} minReplicas of {} fit on pool `{}` at max_nodes = {}: {why}{held}",
+                    dep.placed, dep.want, dep.label, pool.name, pool.max_nodes
+                ),
+            ));
+        }
+        // Time-slicing shares the GPU's memory: co-tenants' models must fit together.
+        let (Some(gpu), Sharing::TimeSlicing { .. }) = (gpu, &pool.sharing) else {
+            continue;
+        };
+        let mut reported = BTreeSet::new();
+        for node in &nodes {
+            for slots in &node.gpus {
+                let tenants: Vec<usize> = slots.iter().filter_map(|(_, t)| *t).collect();
+                let used: f64 = tenants.iter().map(|t| deployments[*t].model_memory).sum();
+                if tenants.len() < 2 || used <= gpu.memory_gib * GIB + 1.0 {
+                    continue;
+                }
+                if !reported.insert(tenants.clone()) {
+                    continue;
+                }
+                let last = &deployments[*tenants.last().expect("two tenants")];
+                let names: Vec<String> = tenants
+                    .iter()
+                    .map(|t| {
+                        let dep = &deployments[*t];
+                        format!("{} ({:.1} GiB)", dep.label, dep.model_memory / GIB)
+                    })
+                    .collect();
+                out.push((
+                    KeyPath::new()
+                        .key("services")
+                        .index(last.service)
+                        .key("modelMemory"),
+                    format!(
+                        "the models time-sliced on one {} of pool `{}` need {:.1} GiB of its {:.1} GiB: {}; their pods would be OOM-killed",
+                        gpu.name,
+                        pool.name,
+                        used / GIB,
+                        gpu.memory_gib,
+                        names.join(" and ")
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Does one pod fit on an empty node of the pool? When it does not, [`validate`]
+/// has said why.
+fn fits_empty_node(svc: &ServiceSpec, pool: &NodePoolSpec, req: &GpuRequest) -> bool {
+    if !pool.offers(req) || svc.cpu_request() > pool.cpu.0 || svc.memory_request() > pool.memory.0 {
+        return false;
+    }
+    match req {
+        GpuRequest::Devices(n) => *n <= pool.gpus_per_node * pool.sharing.slots_per_gpu(),
+        _ => true,
+    }
+}
+
+/// Where a pod goes on a node with this much left: (GPU, slot) for each device.
+fn place(
+    cpu: f64,
+    memory: f64,
+    gpus: &[Vec<(String, Option<usize>)>],
+    svc: &ServiceSpec,
+    req: &GpuRequest,
+) -> Option<Vec<(usize, usize)>> {
+    if cpu + 1e-9 < svc.cpu_request() || memory + 1e-9 < svc.memory_request() {
+        return None;
+    }
+    match req {
+        GpuRequest::None => Some(Vec::new()),
+        GpuRequest::Devices(k) => {
+            // The device plugin hands out the least-used GPUs first, one slot each.
+            let mut order: Vec<usize> = (0..gpus.len()).collect();
+            order.sort_by_key(|g| gpus[*g].iter().filter(|s| s.1.is_some()).count());
+            let got: Vec<(usize, usize)> = order
+                .into_iter()
+                .filter_map(|g| gpus[g].iter().position(|s| s.1.is_none()).map(|s| (g, s)))
+                .take(*k as usize)
+                .collect();
+            (got.len() == *k as usize).then_some(got)
+        }
+        GpuRequest::Mig(profile) => gpus.iter().enumerate().find_map(|(g, slots)| {
+            slots
+                .iter()
+                .position(|(p, t)| t.is_none() && p == profile)
+                .map(|s| vec![(g, s)])
+        }),
+    }
+}
+
+fn count(n: u32, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Why the pool runs out for this pod: what it asks and what the pool has.
+fn limit(svc: &ServiceSpec, pool: &NodePoolSpec, req: &GpuRequest, per_gpu: &[String]) -> String {
+    let n = pool.max_nodes;
+    let gpus = pool.gpus_per_node;
+    let by_cpu = if svc.cpu_request() > 0.0 {
+        (pool.cpu.0 / svc.cpu_request()).floor() as u64 * u64::from(n)
+    } else {
+        u64::MAX
+    };
+    let by_memory = if svc.memory_request() > 0.0 {
+        (pool.memory.0 / svc.memory_request()).floor() as u64 * u64::from(n)
+    } else {
+        u64::MAX
+    };
+    let (by_gpu, gpu_why) = match req {
+        GpuRequest::None => (u64::MAX, String::new()),
+        GpuRequest::Devices(k) => {
+            let slots = per_gpu.len() as u64;
+            let how = match &pool.sharing {
+                Sharing::Mig { .. } => format!(
+                    "under MIG's single strategy each is one {} instance (nvidia.com/mig-{}), and the layout {per_gpu:?} has {slots} per GPU",
+                    per_gpu.first().map_or("", String::as_str),
+                    per_gpu.first().map_or("", String::as_str)
+                ),
+                Sharing::None => "each is a whole GPU".to_string(),
+                other => format!("{} advertises each GPU {slots} times", other.label()),
+            };
+            (
+                slots * u64::from(gpus) * u64::from(n) / u64::from((*k).max(1)),
+                format!(
+                    "each pod asks for {GPU_RESOURCE}: {k}; {how}, {} per node, {} in the pool",
+                    count(gpus, "GPU"),
+                    slots * u64::from(gpus) * u64::from(n)
+                ),
+            )
+        }
+        GpuRequest::Mig(p) => {
+            let here = per_gpu.iter().filter(|x| *x == p).count() as u64;
+            (
+                here * u64::from(gpus) * u64::from(n),
+                format!(
+                    "each pod asks for {MIG_RESOURCE_PREFIX}{p}: 1; the layout {per_gpu:?} has {} per GPU, {} per node, {} in the pool",
+                    count(here as u32, "such instance"),
+                    count(gpus, "GPU"),
+                    here * u64::from(gpus) * u64::from(n)
+                ),
+            )
+        }
+    };
+    if by_gpu <= by_cpu && by_gpu <= by_memory && by_gpu != u64::MAX {
+        gpu_why
+    } else if by_cpu <= by_memory {
+        format!(
+            "each pod asks for cpu: {}; a node has {}, {} in the pool",
+            svc.cpu_request(),
+            pool.cpu.0,
+            count(n, "node")
+        )
+    } else {
+        format!(
+            "each pod asks for memory: {:.1} GiB; a node has {:.1} GiB, {} in the pool",
+            svc.memory_request() / GIB,
+            pool.memory.0 / GIB,
+            count(n, "node")
+        )
+    }
+}
