@@ -14,7 +14,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let s = lab_scenario::load(&args.scenario, &args.overrides)
+    // Also checks that the pools at max_nodes hold every minReplicas.
+    let s = lab_scenario::load_checked(&args.scenario, &args.overrides)
         .map_err(|e| exit::bad_input(e.to_string()))?;
     println!(
         "ok: {} ({} service(s), {} node pool(s), {} traffic stream(s), {} SLO(s), {} simulated)",
