@@ -113,6 +113,9 @@ pub fn plain_words(message: &str) -> String {
             _ => "this value has none of the forms allowed here".into(),
         };
     }
+    if message == "wanted string or table" {
+        return "expected one of the names allowed here, as a string".into();
+    }
     if let Some((head, expected)) = message.split_once(", expected ") {
         if head.starts_with("invalid length") {
             return format!("{head}, expected {}", expected_words(expected, true));
@@ -146,6 +149,7 @@ fn expected_words(expected: &str, strict: bool) -> String {
         "a sequence" | "sequence" => "a list".into(),
         "a map" | "map" => "a table".into(),
         "unit" => "nothing".into(),
+        "variant identifier" | "field identifier" => "one of the names allowed here".into(),
         _ if e.starts_with("struct ")
             || e.starts_with("internally tagged enum ")
             || e.starts_with("adjacently tagged enum ") =>

@@ -155,9 +155,9 @@ fn parse_with(
 
     // 3. Typed parse, every structural problem collected.
     let service = first_service(&origin.located);
-    let typed = typed_parse(&mut doc, &|parent, key| {
-        missing_hint(service.as_deref(), parent, key)
-    });
+    let hint = |parent: &[Seg], key: &str| missing_hint(service.as_deref(), parent, key);
+    let unparsed = doc.clone();
+    let typed = typed_parse(&mut doc, &hint, true);
     diagnostics.extend(
         typed
             .problems
@@ -168,23 +168,38 @@ fn parse_with(
         return Err(ScenarioError { diagnostics });
     };
 
-    // 4. Files the scenario references, then every semantic problem at once,
-    //    less those about stand-ins for values already reported.
-    if !typed.missing_section {
-        let mut problems = load_referenced_files(&mut scenario, base_dir);
-        problems.extend(validate(&scenario));
+    // 4. Files the scenario references, then every semantic problem at once.
+    //    With stand-ins for bad values, only the problems found with two
+    //    different sets of stand-ins are real ones, less those about the
+    //    stand-ins themselves.
+    let semantic = |s: &mut Scenario, neutralised: &[Vec<Seg>]| {
+        let mut problems = load_referenced_files(s, base_dir);
+        problems.extend(validate(s));
         if checks == Checks::Placement {
-            problems.extend(placement_problems(&scenario));
+            problems.extend(placement_problems(s));
+        }
+        problems.retain(|(path, _)| {
+            // At, under or around a stand-in: a judgement of the stand-in.
+            !neutralised
+                .iter()
+                .any(|n| path.0.starts_with(n) || (!path.0.is_empty() && n.starts_with(&path.0)))
+        });
+        problems
+    };
+    if !typed.missing_section {
+        let mut problems = semantic(&mut scenario, &typed.neutralised);
+        if !typed.problems.is_empty() {
+            let mut other_doc = unparsed;
+            let other = typed_parse(&mut other_doc, &hint, false);
+            let confirmed = match other.scenario {
+                Some(mut s) => semantic(&mut s, &other.neutralised),
+                None => Vec::new(),
+            };
+            problems.retain(|p| confirmed.contains(p));
         }
         diagnostics.extend(
             problems
                 .into_iter()
-                .filter(|(path, _)| {
-                    // At, under or around a stand-in: a judgement of the stand-in.
-                    !typed.neutralised.iter().any(|n| {
-                        path.0.starts_with(n) || (!path.0.is_empty() && n.starts_with(&path.0))
-                    })
-                })
                 .map(|(path, message)| origin.diagnostic(&path.0, false, plain_words(&message))),
         );
     }

@@ -238,6 +238,26 @@ name = "bert"
     }
 
     #[test]
+    fn helm_brackets_read_as_dotted_keys() {
+        assert_eq!(
+            brackets_to_dots("services[0].maxReplicas").unwrap(),
+            "services.0.maxReplicas"
+        );
+        assert_eq!(
+            brackets_to_dots(r#"services[resnet].resources."nvidia.com/gpu""#).unwrap(),
+            r#"services.resnet.resources."nvidia.com/gpu""#
+        );
+        assert_eq!(brackets_to_dots(r#"a."b[0]".c"#).unwrap(), r#"a."b[0]".c"#);
+        let mut d: DocumentMut = DOC.parse().unwrap();
+        let at = apply(&mut d, "services[bert].minReplicas=2").unwrap();
+        assert_eq!(at.to_string(), "services[1].minReplicas");
+        assert!(set("services[1].minReplicas=4")
+            .unwrap()
+            .contains("minReplicas = 4"));
+        assert!(set("services[].x=1").unwrap_err().contains("empty `[]`"));
+    }
+
+    #[test]
     fn bad_paths_say_why() {
         assert!(set("services.7.minReplicas=1")
             .unwrap_err()

@@ -75,7 +75,12 @@ pub fn first_line(s: &str) -> String {
 
 /// Parses `doc` (changing it), collecting every structural problem.
 /// `hint` words the message for a missing required key at a path.
-pub fn typed_parse(doc: &mut DocumentMut, hint: &dyn Fn(&[Seg], &str) -> String) -> Typed {
+/// `removal_first`: try leaving a bad key out before other stand-ins.
+pub fn typed_parse(
+    doc: &mut DocumentMut,
+    hint: &dyn Fn(&[Seg], &str) -> String,
+    removal_first: bool,
+) -> Typed {
     let mut t = Typed {
         scenario: None,
         problems: Vec::new(),
@@ -157,7 +162,7 @@ pub fn typed_parse(doc: &mut DocumentMut, hint: &dyn Fn(&[Seg], &str) -> String)
                 p.starts_with(&path)
                     && quoted_after(m, "missing field `").is_none_or(|other| other == k)
             };
-            if !fix(doc, &full, &still, &[], &mut attempts) {
+            if !fix(doc, &full, &still, &[], removal_first, &mut attempts) {
                 return t;
             }
             t.neutralised.push(full);
@@ -189,7 +194,7 @@ pub fn typed_parse(doc: &mut DocumentMut, hint: &dyn Fn(&[Seg], &str) -> String)
                         && matches!(path.last(), Some(Seg::Key(k))
                             if quoted_after(m, "missing field `").as_deref() == Some(k.as_str())))
             };
-            if !fix(doc, &path, &still, &extra, &mut attempts) {
+            if !fix(doc, &path, &still, &extra, removal_first, &mut attempts) {
                 return t;
             }
             t.neutralised.push(path);
@@ -232,7 +237,7 @@ pub fn typed_parse(doc: &mut DocumentMut, hint: &dyn Fn(&[Seg], &str) -> String)
             let mut at = path.clone();
             at.push(Seg::Key(k.clone()));
             let still = |p: &[Seg], _: &str| p.starts_with(&path);
-            if fix(doc, &at, &still, &[], &mut attempts) {
+            if fix(doc, &at, &still, &[], removal_first, &mut attempts) {
                 culprit = Some(at);
                 break;
             }
@@ -282,12 +287,12 @@ fn fix(
     at: &[Seg],
     still: &dyn Fn(&[Seg], &str) -> bool,
     extra: &[String],
+    removal_first: bool,
     attempts: &mut usize,
 ) -> bool {
     let saved = get(doc, at);
-    // Leaving the key out first: its default is the most neutral stand-in.
     let mut stand_ins: Vec<Option<Value>> = Vec::new();
-    if saved.is_some() {
+    if saved.is_some() && removal_first {
         stand_ins.push(None);
     }
     stand_ins.extend(extra.iter().map(|v| Some(Value::from(v.as_str()))));
@@ -303,6 +308,9 @@ fn fix(
         ]
         .map(Some),
     );
+    if saved.is_some() && !removal_first {
+        stand_ins.push(None);
+    }
     for v in stand_ins {
         if *attempts > MAX_ATTEMPTS {
             break;

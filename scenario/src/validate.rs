@@ -888,11 +888,20 @@ pub fn placement_problems(s: &Scenario) -> Vec<(KeyPath, String)> {
                     continue;
                 }
                 let last = &deployments[*tenants.last().expect("two tenants")];
-                let names: Vec<String> = tenants
+                let mut kinds = tenants.clone();
+                kinds.dedup();
+                let names: Vec<String> = kinds
                     .iter()
                     .map(|t| {
                         let dep = &deployments[*t];
-                        format!("{} ({:.1} GiB)", dep.label, dep.model_memory / GIB)
+                        match tenants.iter().filter(|x| *x == t).count() {
+                            1 => format!("{} ({:.1} GiB)", dep.label, dep.model_memory / GIB),
+                            n => format!(
+                                "{n} pods of {} ({:.1} GiB each)",
+                                dep.label,
+                                dep.model_memory / GIB
+                            ),
+                        }
                     })
                     .collect();
                 out.push((
