@@ -1,7 +1,24 @@
 //! Numbers with their units, the same way in the page, the terminal, JUnit and
 //! Markdown.
 
-use lab_results::SloThreshold;
+use lab_results::{Level, Results, SloThreshold};
+
+/// What `requests_delayed` counts, in the simulator's terms: requests the
+/// activator held because their service had no ready pod (requests queued at
+/// a pod behind a starting one are not among them).
+pub const BUFFERED_AT_ACTIVATOR: &str = "buffered at the activator while no pod was ready";
+
+/// What the run's goodput counts, to print beside it.
+pub fn goodput_meaning(r: &Results) -> &'static str {
+    if r.level != Level::Sim {
+        // The load generator judges no SLO per request (loadgen's summary_of).
+        "every completed request: no SLO is judged per request at this level"
+    } else if r.slo.iter().any(|s| s.metric.quantile().is_some()) {
+        "completed within every latency SLO"
+    } else {
+        "every completed request: no percentile or max latency SLO to meet"
+    }
+}
 
 /// A value in one of the units results files use (`seconds`, `ratio`,
 /// `requests`, `usd`, `rps`).
@@ -39,10 +56,14 @@ pub fn bound_ascii(b: SloThreshold, threshold: f64, unit: &str) -> String {
     format!("{op} {}", value(threshold, unit))
 }
 
-/// Latency: µs, ms or s with three significant digits.
+/// Latency: µs, ms or s with three significant digits; from two minutes up,
+/// minutes and hours as [`duration`] writes them (`4 min 3 s`, not `243 s`).
 pub fn seconds(v: f64) -> String {
     if !v.is_finite() {
         "n/a".into()
+    } else if v.abs() >= 119.5 {
+        let sign = if v < 0.0 { "-" } else { "" };
+        format!("{sign}{}", duration(v.abs()))
     } else if v == 0.0 {
         "0 s".into()
     } else if v.abs() < 1e-3 {
@@ -67,6 +88,36 @@ pub fn duration(v: f64) -> String {
         _ if (s % 3600) / 60 == 0 => format!("{} h", s / 3600),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
+}
+
+/// A duration the way the terminal prints it, Go-style and rounded to whole
+/// seconds from a minute up: `1h0m23s` (not `3804.836493s`), `4m3s`, `2h`;
+/// below a minute three significant digits: `45.2s`, `250ms`.
+pub fn clock(v: f64) -> String {
+    if !v.is_finite() || v < 0.0 {
+        return "n/a".into();
+    }
+    if v < 59.5 {
+        return if v == 0.0 {
+            "0s".into()
+        } else if v < 1e-3 {
+            format!("{}us", sig3(v * 1e6))
+        } else if v < 1.0 {
+            format!("{}ms", sig3(v * 1e3))
+        } else {
+            format!("{}s", sig3(v))
+        };
+    }
+    let s = v.round() as u64;
+    let parts = [(s / 3600, "h"), ((s % 3600) / 60, "m"), (s % 60, "s")];
+    // Leading and trailing zero parts go; a zero between two others stays,
+    // as Go writes it (`1h0m23s`).
+    let first = parts.iter().position(|p| p.0 > 0).unwrap_or(2);
+    let last = parts.iter().rposition(|p| p.0 > 0).unwrap_or(2);
+    parts[first..=last]
+        .iter()
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect()
 }
 
 pub fn percent(ratio: f64) -> String {
@@ -168,5 +219,22 @@ mod tests {
         assert_eq!(duration(86_400.0), "24 h");
         assert_eq!(duration(900.0), "15 min");
         assert_eq!(sig3(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn long_durations_read_as_people_write_them() {
+        assert_eq!(clock(3804.836493), "1h3m25s");
+        assert_eq!(clock(3623.2), "1h0m23s");
+        assert_eq!(clock(3600.0), "1h");
+        assert_eq!(clock(86_400.0), "24h");
+        assert_eq!(clock(243.4), "4m3s");
+        assert_eq!(clock(120.0), "2m");
+        assert_eq!(clock(59.7), "1m");
+        assert_eq!(clock(45.23), "45.2s");
+        assert_eq!(clock(0.25), "250ms");
+        assert_eq!(clock(0.0), "0s");
+        assert_eq!(seconds(3804.836493), "1 h 3 min");
+        assert_eq!(seconds(243.4), "4 min 3 s");
+        assert_eq!(seconds(90.0), "90 s");
     }
 }

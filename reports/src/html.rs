@@ -51,6 +51,7 @@ pub fn single(r: &Results) -> Result<String, ReportError> {
     );
     incomplete_note(&mut b, r);
     verdict_banner(&mut b, &v);
+    warnings(&mut b, None, r);
     summary(&mut b, r);
     let axis = TimeAxis {
         end_seconds: r.run.end_seconds.max(r.run.interval_seconds),
@@ -127,12 +128,17 @@ fn verdict_banner(b: &mut String, v: &RunVerdict) {
             let c = if s.slo.passed { "pass" } else { "fail" };
             let _ = writeln!(
                 b,
-                "<tr class=\"slo {c}\" data-passed=\"{}\"><td><span class=\"badge {c}\">{}</span></td>\
-                 <td class=\"name\">{}</td><td class=\"opt\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                "<tr class=\"slo {c}\" data-slo-verdict=\"{}\" data-passed=\"{}\"><td><span class=\"badge {c}\">{}</span></td>\
+                 <td class=\"name\">{}{}</td><td class=\"opt\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num opt\">{}</td></tr>",
+                verdict_key(&s.slo),
                 s.slo.passed,
-                if s.slo.passed { "PASS" } else { "FAIL" },
+                s.label(),
                 esc(&s.slo.name),
+                s.slo.reason.as_deref().map_or(String::new(), |why| format!(
+                    "<span class=\"why\">{}</span>",
+                    esc(why)
+                )),
                 esc(s.scope()),
                 esc(&s.observed_text()),
                 esc(&s.threshold_text()),
@@ -151,6 +157,43 @@ fn verdict_banner(b: &mut String, v: &RunVerdict) {
         );
     }
     b.push_str("</section>\n");
+}
+
+/// A run's label inside running text or a row header: long ones (a whole
+/// `--set` MIG layout) wrap within a bounded width. Column headers carry the
+/// `run-label` class themselves.
+fn run_label(l: &str) -> String {
+    format!("<span class=\"run-label\">{}</span>", esc(l))
+}
+
+/// `pass`, `fail` or `no_data`, as results.json spells the verdict.
+fn verdict_key(s: &lab_results::SloResult) -> &'static str {
+    match s.verdict() {
+        lab_results::SloVerdict::Pass => "pass",
+        lab_results::SloVerdict::Fail => "fail",
+        lab_results::SloVerdict::NoData => "no_data",
+    }
+}
+
+/// What makes a run's answer suspect, as recorded in its `warnings`.
+fn warnings(b: &mut String, label: Option<&str>, r: &Results) {
+    if r.warnings.is_empty() {
+        return;
+    }
+    b.push_str("<div class=\"warn warnings\"><strong>Warnings</strong>");
+    if let Some(l) = label {
+        let _ = write!(b, " {}", run_label(l));
+    }
+    b.push_str("<ul>");
+    for w in &r.warnings {
+        let _ = write!(
+            b,
+            "<li data-kind=\"{0}\"><code>{0}</code> {1}</li>",
+            w.kind.as_str(),
+            esc(&w.message)
+        );
+    }
+    b.push_str("</ul></div>\n");
 }
 
 /// Room left under a limit, or how far past it: `18 % headroom`, `25 % over`.
@@ -195,14 +238,22 @@ fn summary(b: &mut String, r: &Results) {
         b,
         "Throughput",
         &format::rps(s.throughput_rps),
-        &format!("goodput {}", format::rps(s.goodput_rps)),
+        &format!(
+            "goodput {}: {}",
+            format::rps(s.goodput_rps),
+            format::goodput_meaning(r)
+        ),
     );
-    card(
-        b,
-        "p99 latency",
-        &format::seconds(s.latency_seconds.p99),
-        &format!("p50 {}", format::seconds(s.latency_seconds.p50)),
-    );
+    if s.latency_seconds.count == 0 {
+        card(b, "p99 latency", "none", "no request completed");
+    } else {
+        card(
+            b,
+            "p99 latency",
+            &format::seconds(s.latency_seconds.p99),
+            &format!("p50 {}", format::seconds(s.latency_seconds.p50)),
+        );
+    }
     card(
         b,
         "Error rate",
@@ -220,10 +271,11 @@ fn summary(b: &mut String, r: &Results) {
     card(
         b,
         "Cold starts",
-        &format::count(r.cold_starts.count),
+        &count_or_none(r.cold_starts.count),
         &format!(
-            "{} requests waited",
-            format::count(r.cold_starts.requests_delayed)
+            "{} requests {}",
+            format::count(r.cold_starts.requests_delayed),
+            format::BUFFERED_AT_ACTIVATOR
         ),
     );
     card(
@@ -245,6 +297,7 @@ fn summary(b: &mut String, r: &Results) {
     if reasons.is_empty() {
         reasons.push("none".into());
     }
+    let goodput = format!("Goodput ({})", format::goodput_meaning(r));
     b.push_str("<div class=\"table-wrap\"><table><caption>Requests</caption><tbody>\n");
     for (k, v) in [
         ("Arrived", format::count(q.arrived)),
@@ -253,7 +306,7 @@ fn summary(b: &mut String, r: &Results) {
         ("Failed by reason", reasons.join(", ")),
         ("In flight at the end", format::count(q.in_flight)),
         ("Throughput", format::rps(s.throughput_rps)),
-        ("Goodput (within latency SLOs)", format::rps(s.goodput_rps)),
+        (goodput.as_str(), format::rps(s.goodput_rps)),
         ("Error rate", format::percent(s.error_rate)),
     ] {
         let _ = writeln!(b, "<tr><th>{k}</th><td class=\"num\">{}</td></tr>", esc(&v));
@@ -263,30 +316,37 @@ fn summary(b: &mut String, r: &Results) {
     let c = &r.cold_starts;
     let p = &c.phases_seconds;
     b.push_str("<div class=\"table-wrap\"><table><caption>Cold starts</caption><tbody>\n");
+    let none = c.count == 0;
+    let buffered = format!("Requests {}", format::BUFFERED_AT_ACTIVATOR);
     for (k, v) in [
-        ("Pods started during the run", format::count(c.count)),
+        ("Pods started during the run", count_or_none(c.count)),
         (
             "Creation to ready, p50 / p95 / max",
-            format!(
-                "{} / {} / {}",
-                format::seconds(c.duration_seconds.p50),
-                format::seconds(c.duration_seconds.p95),
-                format::seconds(c.duration_seconds.max)
-            ),
+            if none {
+                "none".into()
+            } else {
+                format!(
+                    "{} / {} / {}",
+                    format::seconds(c.duration_seconds.p50),
+                    format::seconds(c.duration_seconds.p95),
+                    format::seconds(c.duration_seconds.max)
+                )
+            },
         ),
-        (
-            "Requests that waited for a pod",
-            format::count(c.requests_delayed),
-        ),
+        (buffered.as_str(), format::count(c.requests_delayed)),
         (
             "Mean phases: node, image, model, ready",
-            format!(
-                "{} + {} + {} + {}",
-                format::seconds(p.node_provisioning),
-                format::seconds(p.image_pull),
-                format::seconds(p.model_load),
-                format::seconds(p.readiness)
-            ),
+            if none {
+                "none".into()
+            } else {
+                format!(
+                    "{} + {} + {} + {}",
+                    format::seconds(p.node_provisioning),
+                    format::seconds(p.image_pull),
+                    format::seconds(p.model_load),
+                    format::seconds(p.readiness)
+                )
+            },
         ),
     ] {
         let _ = writeln!(b, "<tr><th>{k}</th><td class=\"num\">{}</td></tr>", esc(&v));
@@ -294,21 +354,54 @@ fn summary(b: &mut String, r: &Results) {
     b.push_str("</tbody></table></div>\n</div>\n");
 
     b.push_str(
-        "<div class=\"table-wrap wide\"><table><caption>Latency after warm-up</caption><thead><tr><th></th>\
+        "<div class=\"table-wrap wide\"><table id=\"latency\"><caption>Latency of requests that arrived after warm-up</caption>\
+         <thead><tr><th></th><th class=\"num\">Requests</th>\
          <th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p95</th><th class=\"num\">p99</th>\
          <th class=\"num\">p99.9</th><th class=\"num\">max</th><th class=\"num\">mean</th></tr></thead><tbody>\n",
     );
-    for (k, l) in [
-        ("End to end", &s.latency_seconds),
-        ("Queue wait", &s.queue_seconds),
+    let sim = r.level == lab_results::Level::Sim;
+    for (key, k, l) in [
+        (
+            "end-to-end",
+            "End to end: arrival to answer, completed requests",
+            &s.latency_seconds,
+        ),
+        (
+            "queue-wait",
+            "Queue wait: arrival to the start of the batch, requests that reached the model",
+            &s.queue_seconds,
+        ),
     ] {
-        let _ = write!(b, "<tr><th>{k}</th>");
-        for v in [l.p50, l.p90, l.p95, l.p99, l.p999, l.max, l.mean] {
-            let _ = write!(b, "<td class=\"num\">{}</td>", esc(&format::seconds(v)));
+        let _ = write!(
+            b,
+            "<tr data-row=\"{key}\"><th>{k}</th><td class=\"num\">{}</td>",
+            format::count(l.count)
+        );
+        if l.count == 0 {
+            let why = if key == "queue-wait" && !sim {
+                "not measured: the load generator does not see the server's queues"
+            } else {
+                "none"
+            };
+            let _ = write!(b, "<td class=\"num none\" colspan=\"7\">{why}</td>");
+        } else {
+            for v in [l.p50, l.p90, l.p95, l.p99, l.p999, l.max, l.mean] {
+                let _ = write!(b, "<td class=\"num\">{}</td>", esc(&format::seconds(v)));
+            }
         }
         b.push_str("</tr>\n");
     }
-    b.push_str("</tbody></table></div>\n");
+    b.push_str("</tbody></table>");
+    if sim {
+        // The simulator records queue wait as a batch starts (engine.rs).
+        b.push_str(
+            "<p class=\"note table-note\">The rows count different requests. Queue wait is recorded \
+             when a request's batch starts: it includes requests that then failed (a timeout during \
+             execution, a pod killed) and leaves out those that gave up while queued or were still \
+             queued at the end.</p>",
+        );
+    }
+    b.push_str("</div>\n");
 
     if !r.services.is_empty() {
         // Batch fill only where some service batches (simulator runs).
@@ -331,8 +424,8 @@ fn summary(b: &mut String, r: &Results) {
                 esc(&sv.name),
                 format::count(sv.requests.arrived),
                 esc(&format::rps(sv.throughput_rps)),
-                esc(&format::seconds(sv.latency_seconds.p50)),
-                esc(&format::seconds(sv.latency_seconds.p99)),
+                esc(&latency_or_none(&sv.latency_seconds, sv.latency_seconds.p50)),
+                esc(&latency_or_none(&sv.latency_seconds, sv.latency_seconds.p99)),
                 esc(&format::percent(sv.error_rate)),
                 sv.replicas.min_ready,
                 format::sig3(sv.replicas.mean_ready),
@@ -341,6 +434,7 @@ fn summary(b: &mut String, r: &Results) {
             );
             if batches {
                 match &sv.batching {
+                    Some(bs) if bs.batches == 0 => b.push_str("<td class=\"num\">none</td>"),
                     Some(bs) => {
                         let _ = write!(
                             b,
@@ -358,6 +452,25 @@ fn summary(b: &mut String, r: &Results) {
         b.push_str("</tbody></table></div>\n");
     }
     b.push_str("</section>\n");
+}
+
+/// A count, or `none` for zero.
+fn count_or_none(n: u64) -> String {
+    if n == 0 {
+        "none".into()
+    } else {
+        format::count(n)
+    }
+}
+
+/// A latency figure of `l`, or `none` when it counts no request (a zero there
+/// would read as instant answers).
+fn latency_or_none(l: &lab_results::LatencySummary, v: f64) -> String {
+    if l.count == 0 {
+        "none".into()
+    } else {
+        format::seconds(v)
+    }
 }
 
 fn cost_breakdown(b: &mut String, r: &Results) {
@@ -962,7 +1075,7 @@ pub fn compare(runs: &[(&str, &Results)]) -> Result<String, ReportError> {
              <td><span class=\"badge {c}\">{}</span> {}</td></tr>",
             v.passed,
             swatch(color(i), Dash::Solid, 3),
-            esc(label),
+            run_label(label),
             esc(&r.scenario.name),
             r.level.as_str(),
             r.seed,
@@ -974,6 +1087,9 @@ pub fn compare(runs: &[(&str, &Results)]) -> Result<String, ReportError> {
     }
     b.push_str("</tbody></table></div>\n");
     slo_matrix(&mut b, &labels, &verdicts);
+    for (label, r) in runs {
+        warnings(&mut b, Some(label), r);
+    }
     b.push_str("</section>\n");
 
     differences(&mut b, &labels, &results);
@@ -1022,7 +1138,7 @@ fn slo_matrix(b: &mut String, labels: &[&str], verdicts: &[RunVerdict]) {
         "<div class=\"table-wrap\"><table class=\"slos\"><thead><tr><th>SLO</th><th>Scope</th>",
     );
     for l in labels {
-        let _ = write!(b, "<th class=\"num\">{}</th>", esc(l));
+        let _ = write!(b, "<th class=\"num run-label\">{}</th>", esc(l));
     }
     b.push_str("</tr></thead><tbody>\n");
     for (name, scope) in &keys {
@@ -1037,10 +1153,11 @@ fn slo_matrix(b: &mut String, labels: &[&str], verdicts: &[RunVerdict]) {
                     let c = if s.slo.passed { "pass" } else { "fail" };
                     let _ = write!(
                         b,
-                        "<td class=\"num cell-{c}\" title=\"threshold {}\">{} <span class=\"badge {c}\">{}</span></td>",
+                        "<td class=\"num cell-{c}\" data-slo-verdict=\"{}\" title=\"threshold {}\">{} <span class=\"badge {c}\">{}</span></td>",
+                        verdict_key(&s.slo),
                         esc(&s.threshold_text()),
                         esc(&s.observed_text()),
-                        if s.slo.passed { "PASS" } else { "FAIL" }
+                        s.label()
                     );
                 }
                 None => b.push_str("<td class=\"num\">not set</td>"),
@@ -1051,79 +1168,113 @@ fn slo_matrix(b: &mut String, labels: &[&str], verdicts: &[RunVerdict]) {
     b.push_str("</tbody></table></div>\n");
 }
 
-#[derive(Clone, Copy, PartialEq)]
+/// Which way a figure is better. Only latency, errors, cost (lower) and
+/// throughput and goodput (higher) have one; arrivals, replicas, GPU busy and
+/// cold starts depend on the load and the design and stay uncoloured.
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Better {
     Lower,
     Higher,
     Neither,
 }
 
-/// The figures worth comparing between runs: (name, unit, which way is better, value).
-fn key_figures(r: &Results) -> Vec<(&'static str, &'static str, Better, f64)> {
+/// A figure worth comparing between runs; `value` is None where the run has
+/// nothing to measure it on (latency with no completed request).
+struct KeyFigure {
+    name: String,
+    unit: &'static str,
+    better: Better,
+    value: Option<f64>,
+}
+
+fn key_figures(r: &Results) -> Vec<KeyFigure> {
     let s = &r.summary;
     let l = &s.latency_seconds;
+    let q = &s.queue_seconds;
     let gpu_hours: f64 = r.cost.by_pool.iter().map(|p| p.gpu_hours).sum();
-    let gpu_busy = if r.timeseries.is_empty() {
-        f64::NAN
-    } else {
+    let gpu_busy = (!r.timeseries.is_empty()).then(|| {
         r.timeseries
             .iter()
             .map(|p| p.gpu_busy_fraction)
             .sum::<f64>()
             / r.timeseries.len() as f64
+    });
+    let lat = |v: f64| (l.count > 0).then_some(v);
+    let f = |name: &str, unit, better, value: Option<f64>| KeyFigure {
+        name: name.to_string(),
+        unit,
+        better,
+        value,
     };
     vec![
-        (
+        f(
             "Arrived requests",
             "count",
             Better::Neither,
-            s.requests.arrived as f64,
+            Some(s.requests.arrived as f64),
         ),
-        ("Throughput", "rps", Better::Higher, s.throughput_rps),
-        ("Goodput", "rps", Better::Higher, s.goodput_rps),
-        ("Error rate", "ratio", Better::Lower, s.error_rate),
-        ("p50 latency", "seconds", Better::Lower, l.p50),
-        ("p95 latency", "seconds", Better::Lower, l.p95),
-        ("p99 latency", "seconds", Better::Lower, l.p99),
-        ("p99.9 latency", "seconds", Better::Lower, l.p999),
-        (
-            "p99 queue wait",
+        f("Throughput", "rps", Better::Higher, Some(s.throughput_rps)),
+        f(
+            &format!("Goodput ({})", format::goodput_meaning(r)),
+            "rps",
+            Better::Higher,
+            Some(s.goodput_rps),
+        ),
+        f("Error rate", "ratio", Better::Lower, Some(s.error_rate)),
+        f("p50 latency", "seconds", Better::Lower, lat(l.p50)),
+        f("p95 latency", "seconds", Better::Lower, lat(l.p95)),
+        f("p99 latency", "seconds", Better::Lower, lat(l.p99)),
+        f("p99.9 latency", "seconds", Better::Lower, lat(l.p999)),
+        f(
+            "p99 queue wait (requests that reached the model)",
             "seconds",
             Better::Lower,
-            s.queue_seconds.p99,
+            (q.count > 0).then_some(q.p99),
         ),
-        (
+        f(
             "Cold starts",
             "count",
-            Better::Lower,
-            r.cold_starts.count as f64,
+            Better::Neither,
+            Some(r.cold_starts.count as f64),
         ),
-        (
-            "Requests delayed by cold starts",
+        f(
+            &format!("Requests {}", format::BUFFERED_AT_ACTIVATOR),
             "count",
             Better::Lower,
-            r.cold_starts.requests_delayed as f64,
+            Some(r.cold_starts.requests_delayed as f64),
         ),
-        (
+        f(
             "Peak ready replicas",
             "count",
             Better::Neither,
-            r.services
-                .iter()
-                .map(|x| f64::from(x.replicas.max_ready))
-                .sum(),
+            Some(
+                r.services
+                    .iter()
+                    .map(|x| f64::from(x.replicas.max_ready))
+                    .sum(),
+            ),
         ),
-        (
+        f(
             "Mean ready replicas",
             "replicas",
             Better::Neither,
-            r.services.iter().map(|x| x.replicas.mean_ready).sum(),
+            Some(r.services.iter().map(|x| x.replicas.mean_ready).sum()),
         ),
-        ("Mean GPU busy", "ratio", Better::Higher, gpu_busy),
-        ("GPU-hours", "gpu_hours", Better::Lower, gpu_hours),
-        ("Cost of the run", "usd", Better::Lower, r.cost.total_usd),
-        ("Monthly cost", "usd", Better::Lower, r.cost.monthly_usd),
-        ("Idle cost", "usd", Better::Lower, r.cost.idle_usd),
+        f("Mean GPU busy", "ratio", Better::Neither, gpu_busy),
+        f("GPU-hours", "gpu_hours", Better::Lower, Some(gpu_hours)),
+        f(
+            "Cost of the run",
+            "usd",
+            Better::Lower,
+            Some(r.cost.total_usd),
+        ),
+        f(
+            "Monthly cost",
+            "usd",
+            Better::Lower,
+            Some(r.cost.monthly_usd),
+        ),
+        f("Idle cost", "usd", Better::Lower, Some(r.cost.idle_usd)),
     ]
 }
 
@@ -1132,34 +1283,50 @@ fn differences(b: &mut String, labels: &[&str], results: &[&Results]) {
     b.push_str("<section id=\"differences\">\n<h2>Key figures</h2>\n");
     let _ = writeln!(
         b,
-        "<p class=\"lead\">Differences are against <strong>{}</strong>; green is better, red is worse.</p>",
+        "<p class=\"lead\">Differences are against <strong>{}</strong>; green is better, \
+         red is worse. Figures with no better direction (arrivals, replicas, GPU busy, cold starts) \
+         stay uncoloured.</p>",
         esc(base)
     );
     b.push_str("<div class=\"table-wrap\"><table class=\"diff\"><thead><tr><th>Figure</th>");
     for l in labels {
-        let _ = write!(b, "<th class=\"num\">{}</th>", esc(l));
+        let _ = write!(b, "<th class=\"num run-label\">{}</th>", esc(l));
     }
     for l in &labels[1..] {
-        let _ = write!(b, "<th class=\"num\">Δ {}</th>", esc(l));
+        let _ = write!(b, "<th class=\"num run-label\">Δ {}</th>", esc(l));
     }
     b.push_str("</tr></thead><tbody>\n");
     let figures: Vec<_> = results.iter().map(|r| key_figures(r)).collect();
     for row in 0..figures[0].len() {
-        let (name, unit, better, base_v) = figures[0][row];
-        let _ = write!(b, "<tr><th>{name}</th>");
+        let KeyFigure {
+            name,
+            unit,
+            better,
+            value: base_v,
+        } = &figures[0][row];
+        // Goodput counts differently at the simulator and the load generator.
+        let name = if figures.iter().all(|f| &f[row].name == name) {
+            name.as_str()
+        } else {
+            "Goodput (counted differently by these runs: see each run's report)"
+        };
+        let _ = write!(b, "<tr><th>{}</th>", esc(name));
         for f in &figures {
             let _ = write!(
                 b,
                 "<td class=\"num\">{}</td>",
-                esc(&figure_value(f[row].3, unit))
+                esc(&figure_value(f[row].value, unit))
             );
         }
         for f in &figures[1..] {
-            let v = f[row].3;
-            let d = v - base_v;
-            let class = if !d.is_finite() || d.abs() < 1e-12 || better == Better::Neither {
+            let v = f[row].value;
+            let d = match (*base_v, v) {
+                (Some(a), Some(b)) => b - a,
+                _ => f64::NAN,
+            };
+            let class = if !d.is_finite() || d.abs() < 1e-12 || *better == Better::Neither {
                 ""
-            } else if (d < 0.0) == (better == Better::Lower) {
+            } else if (d < 0.0) == (*better == Better::Lower) {
                 " better"
             } else {
                 " worse"
@@ -1167,7 +1334,10 @@ fn differences(b: &mut String, labels: &[&str], results: &[&Results]) {
             let _ = write!(
                 b,
                 "<td class=\"num delta{class}\">{}</td>",
-                esc(&delta(base_v, v, unit))
+                esc(&match (*base_v, v) {
+                    (Some(a), Some(v)) => delta(a, v, unit),
+                    _ => "n/a".into(),
+                })
             );
         }
         b.push_str("</tr>\n");
@@ -1189,10 +1359,11 @@ fn differences(b: &mut String, labels: &[&str], results: &[&Results]) {
     b.push_str("</tr>\n</tbody></table></div>\n</section>\n");
 }
 
-fn figure_value(v: f64, unit: &str) -> String {
-    match unit {
-        "replicas" => format::sig3(v),
-        _ => format::value(v, unit),
+fn figure_value(v: Option<f64>, unit: &str) -> String {
+    match (v, unit) {
+        (None, _) => "none".into(),
+        (Some(v), "replicas") => format::sig3(v),
+        (Some(v), _) => format::value(v, unit),
     }
 }
 

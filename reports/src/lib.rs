@@ -20,7 +20,7 @@
 mod charts;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
-mod format;
+pub mod format;
 mod html;
 pub mod junit;
 pub mod load;
@@ -147,16 +147,12 @@ pub fn auto_labels(results: &[&Results]) -> Vec<String> {
     }
 }
 
-/// `--set` overrides as a label: `no overrides` when there are none, and cut
-/// short so a long inline table does not swamp table headers.
+/// `--set` overrides as a label: `no overrides` when there are none. Whole,
+/// never cut: two MIG layouts differ only at the end of a long inline table
+/// (the page wraps long labels instead).
 fn overrides_label(overrides: &[String]) -> String {
     if overrides.is_empty() {
         return "no overrides".into();
     }
-    let full = overrides.join(" ");
-    if full.chars().count() <= 48 {
-        full
-    } else {
-        format!("{}…", full.chars().take(47).collect::<String>())
-    }
+    overrides.join(" ")
 }
