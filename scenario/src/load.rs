@@ -164,6 +164,13 @@ fn parse_with(
             .iter()
             .map(|p| origin.diagnostic(&p.path, p.at_key, p.message.clone())),
     );
+    // Read as written: overrides in the order given, then the file top to bottom.
+    diagnostics.sort_by_key(|d| {
+        let set = overrides
+            .iter()
+            .position(|o| d.file == format!("--set {o}"));
+        (set.unwrap_or(usize::MAX), d.line, d.column)
+    });
     let Some(mut scenario) = typed.scenario else {
         return Err(ScenarioError { diagnostics });
     };
