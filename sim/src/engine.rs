@@ -8,6 +8,8 @@ use crate::world::*;
 use lab_autoscale::{
     Autoscaler, Bounds, MetricError, Observation, PodPhase, PodSample, SignalValues, Time,
 };
+use lab_decide::metrics::{clamp_replicas, cpu_usage_milli, RateWindow};
+use lab_decide::{binding, binding::NodeFit, cluster_autoscaler, lifecycle, reconcile};
 use lab_gpu::{sample_service_seconds, tenant_speed, ServiceDistribution, Sharing};
 use lab_results::{ScalingEvent, TimePoint};
 use lab_scenario::{profile_for, CapacityType, GpuRequest, Scenario};
@@ -53,14 +55,6 @@ pub enum Control {
 }
 
 /// Progress reported every so many events.
-/// What an empty node of a pool holds of one deployment's pods.
-pub(crate) struct NodeFit {
-    /// 0 when no node of the pool can ever hold one.
-    pub per_node: u32,
-    /// The limiting resource, in words (`nvidia.com/mig-3g.20gb: ...`).
-    pub limit: String,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
     pub sim_ns: u64,
@@ -367,7 +361,7 @@ impl<'s> Engine<'s> {
             outstanding_since: 0,
             last_record: 0,
             completed_total: 0,
-            rate_samples: VecDeque::new(),
+            rate: RateWindow::new(),
             last_totals: SignalValues::default(),
         });
         self.dep_stats.push(ServiceStats::default());
@@ -1131,34 +1125,30 @@ impl<'s> Engine<'s> {
         // Start-up: container start, image pull (once per node), model load,
         // readiness seen at the next probe.
         let dep = &self.deployments[d];
-        let start = self.now + dep.pod_start_ns;
-        let pulled = match self.nodes[n as usize]
+        let image = self.nodes[n as usize]
             .images
             .iter()
             .find(|(s, _)| *s == svc)
-        {
-            Some((_, done)) => (*done).max(start),
-            None => {
-                let done = start + dep.pull_ns;
-                self.nodes[n as usize].images.push((svc, done));
-                done
-            }
-        };
-        let loaded = pulled + dep.load_ns;
-        let probe = dep.probe_ns.max(1);
-        let since_start = loaded - start;
-        let ready = start + since_start.div_ceil(probe) * probe;
-        let pod = &mut self.pods[p as usize];
-        pod.cold_phases = [
-            self.now - pod.created,
-            pulled - start,
-            loaded - pulled,
-            ready - loaded + (start - self.now),
-        ];
+            .map(|(_, done)| *done);
+        let up = lifecycle::startup(
+            self.pods[p as usize].created,
+            self.now,
+            image,
+            lifecycle::StartupTimes {
+                pod_start_ns: dep.pod_start_ns,
+                image_pull_ns: dep.pull_ns,
+                model_load_ns: dep.load_ns,
+                probe_period_ns: dep.probe_ns,
+            },
+        );
+        if let Some(done) = up.node_image_ready {
+            self.nodes[n as usize].images.push((svc, done));
+        }
+        self.pods[p as usize].cold_phases = up.phases_ns;
         if oom {
-            self.q.push(loaded, Event::PodOom { pod: p, gen });
+            self.q.push(up.model_loaded, Event::PodOom { pod: p, gen });
         } else {
-            self.q.push(ready, Event::PodReady { pod: p, gen });
+            self.q.push(up.ready, Event::PodReady { pod: p, gen });
         }
         true
     }
@@ -1370,41 +1360,39 @@ impl<'s> Engine<'s> {
 
     /// Keeps a deployment's pod count at its desired replicas.
     fn reconcile(&mut self, d: usize) {
-        let live: Vec<u32> = self.deployments[d]
+        let live: Vec<reconcile::LivePod<u32>> = self.deployments[d]
             .pods
             .iter()
-            .copied()
-            .filter(|p| {
-                !matches!(
-                    self.pods[*p as usize].state,
-                    PodState::Draining | PodState::Terminated
-                )
+            .filter_map(|p| {
+                let pod = &self.pods[*p as usize];
+                let phase = match pod.state {
+                    PodState::Draining | PodState::Terminated => return None,
+                    PodState::Pending => reconcile::LivePhase::Unscheduled,
+                    PodState::Starting => reconcile::LivePhase::Starting,
+                    PodState::Failed => reconcile::LivePhase::Failed,
+                    PodState::Ready => reconcile::LivePhase::Ready,
+                };
+                Some(reconcile::LivePod {
+                    id: *p,
+                    phase,
+                    outstanding: u64::from(pod.outstanding),
+                    created: pod.created,
+                })
             })
             .collect();
-        let want = self.deployments[d].desired as usize;
-        if live.len() < want {
-            for _ in live.len()..want {
-                let p = self.create_pod(d as u32);
-                self.try_bind(p, false);
+        match reconcile::reconcile(&live, self.deployments[d].desired as usize) {
+            reconcile::Reconcile::Create(n) => {
+                for _ in 0..n {
+                    let p = self.create_pod(d as u32);
+                    self.try_bind(p, false);
+                }
             }
-        } else if live.len() > want {
-            // ReplicaSet deletion order: unscheduled, then starting, then
-            // crash-looping, then ready pods with the least work, newest first.
-            let mut order = live;
-            order.sort_by_key(|p| {
-                let pod = &self.pods[*p as usize];
-                let rank = match pod.state {
-                    PodState::Pending => 0,
-                    PodState::Starting => 1,
-                    PodState::Failed => 2,
-                    _ => 3,
-                };
-                (rank, pod.outstanding, u64::MAX - pod.created)
-            });
-            let excess = order.len() - want;
-            for p in order.into_iter().take(excess) {
-                self.delete_pod(p);
+            reconcile::Reconcile::Delete(pods) => {
+                for p in pods {
+                    self.delete_pod(p);
+                }
             }
+            reconcile::Reconcile::Nothing => {}
         }
     }
 
@@ -1572,11 +1560,14 @@ impl<'s> Engine<'s> {
                 .count() as u32;
             if pending > 0 {
                 let per_node = self.pods_per_node(pool).max(1);
-                let need = pending.div_ceil(per_node).saturating_sub(provisioning);
-                let room = self.pools[pool]
-                    .max_nodes
-                    .saturating_sub(self.live_nodes(pool));
-                let add = need.min(room);
+                let add = cluster_autoscaler::nodes_to_add(cluster_autoscaler::PoolView {
+                    unschedulable: pending,
+                    pods_per_node: per_node,
+                    provisioning,
+                    live: self.live_nodes(pool),
+                    min_nodes: self.pools[pool].min_nodes,
+                    max_nodes: self.pools[pool].max_nodes,
+                });
                 if add > 0 {
                     let before = self.live_nodes(pool);
                     for _ in 0..add {
@@ -1604,16 +1595,17 @@ impl<'s> Engine<'s> {
                     n.pool == pool
                         && n.state == NodeState::Ready
                         && n.pods == 0
-                        && n.empty_since
-                            .is_some_and(|s| self.now.saturating_sub(s) >= unneeded)
+                        && cluster_autoscaler::is_unneeded(n.empty_since, self.now, unneeded)
                 })
                 .map(|(i, _)| i as u32)
                 .collect();
             let mut live = self.live_nodes(pool);
-            for n in removable {
-                if live <= self.pools[pool].min_nodes {
-                    break;
-                }
+            let allowed = cluster_autoscaler::removable(
+                removable.len() as u32,
+                live,
+                self.pools[pool].min_nodes,
+            );
+            for n in removable.into_iter().take(allowed as usize) {
                 self.remove_node(n);
                 self.scaling_events.push(ScalingEvent {
                     t_seconds: self.now as f64 / NS,
@@ -1641,78 +1633,14 @@ impl<'s> Engine<'s> {
     /// resource that limits it.
     pub(crate) fn node_fit(&self, d: usize, pool: usize) -> NodeFit {
         let dep = &self.deployments[d];
-        let spec = &self.sc.node_pools[pool];
-        let by_cpu = if dep.cpu_milli > 0 {
-            (spec.cpu.0 / (dep.cpu_milli as f64 / 1000.0)) as u32
-        } else {
-            u32::MAX
-        };
-        let by_mem = if dep.memory_bytes > 0 {
-            (spec.memory.0 / dep.memory_bytes as f64) as u32
-        } else {
-            u32::MAX
-        };
-        let (by_gpu, gpu_limit) = match &dep.gpu_request {
-            GpuRequest::None => (u32::MAX, String::new()),
-            GpuRequest::Devices(k) => {
-                let slots = spec.gpus_per_node * spec.sharing.slots_per_gpu();
-                let devices = match &spec.sharing {
-                    Sharing::Mig { layout } => format!(
-                        "the MIG layout {layout:?} exposes {} device(s) per GPU",
-                        layout.len()
-                    ),
-                    Sharing::None => "one device per GPU".to_string(),
-                    other => format!(
-                        "{} exposes {} device(s) per GPU",
-                        other.label(),
-                        other.slots_per_gpu()
-                    ),
-                };
-                (
-                    slots / (*k).max(1),
-                    format!(
-                        "nvidia.com/gpu: {k} per pod; {devices}, {} GPU(s) per node",
-                        spec.gpus_per_node
-                    ),
-                )
-            }
-            GpuRequest::Mig(profile) => match &spec.sharing {
-                Sharing::Mig { layout } => {
-                    let per_gpu = layout.iter().filter(|l| *l == profile).count() as u32;
-                    (
-                        spec.gpus_per_node * per_gpu,
-                        format!(
-                            "nvidia.com/mig-{profile}: the MIG layout {layout:?} has {per_gpu} such instance(s) per GPU, {} GPU(s) per node",
-                            spec.gpus_per_node
-                        ),
-                    )
-                }
-                _ => (
-                    0,
-                    format!(
-                        "nvidia.com/mig-{profile}: the pool's GPUs are not partitioned with MIG (sharing {})",
-                        spec.sharing.label()
-                    ),
-                ),
+        binding::node_fit(
+            &self.sc.node_pools[pool],
+            &binding::PodRequest {
+                cpu_milli: dep.cpu_milli,
+                memory_bytes: dep.memory_bytes,
+                gpu: dep.gpu_request.clone(),
             },
-        };
-        let per_node = by_cpu.min(by_mem).min(by_gpu);
-        let limit = if per_node == by_gpu && !gpu_limit.is_empty() {
-            gpu_limit
-        } else if per_node == by_cpu {
-            format!(
-                "cpu: {} per pod, {} per node",
-                dep.cpu_milli as f64 / 1000.0,
-                spec.cpu.0
-            )
-        } else {
-            format!(
-                "memory: {:.1} GiB per pod, {:.1} GiB per node",
-                dep.memory_bytes as f64 / GIB,
-                spec.memory.0 / GIB
-            )
-        };
-        NodeFit { per_node, limit }
+        )
     }
 
     // ----- metrics and autoscalers ---------------------------------------
@@ -1736,7 +1664,7 @@ impl<'s> Engine<'s> {
             let dep = &self.deployments[pod.deployment as usize];
             pod.scraped = Some(SignalValues {
                 // CPU tracks request handling: a baseline plus a share while busy.
-                cpu_milli: dep.cpu_milli as f64 * (0.1 + 0.9 * busy_frac),
+                cpu_milli: cpu_usage_milli(dep.cpu_milli as f64, busy_frac),
                 memory_bytes: dep.memory_bytes as f64,
                 concurrency: pod.area as f64 / elapsed,
                 rps: pod.completed_since_scrape as f64 / (elapsed / NS),
@@ -1750,17 +1678,7 @@ impl<'s> Engine<'s> {
         let window = self.sc.metrics.rate_window.nanos().max(interval);
         for d in 0..self.deployments.len() {
             let total = self.deployments[d].completed_total;
-            let samples = &mut self.deployments[d].rate_samples;
-            samples.push_back((now, total));
-            while samples.len() > 2 && samples[1].0 + window <= now {
-                samples.pop_front();
-            }
-            let (t0, c0) = samples[0];
-            let rps = if now > t0 {
-                (total - c0) as f64 / ((now - t0) as f64 / NS)
-            } else {
-                0.0
-            };
+            let rps = self.deployments[d].rate.scrape(now, total, window);
             let mut totals = SignalValues {
                 rps,
                 ..Default::default()
@@ -1805,7 +1723,7 @@ impl<'s> Engine<'s> {
         dep.outstanding_area = 0;
         dep.last_record = self.now;
         let completed = dep.completed_total;
-        let last = dep.rate_samples.back().map_or(0, |s| s.1);
+        let last = dep.rate.last_total().unwrap_or(0);
         let totals = SignalValues {
             concurrency,
             rps: completed.saturating_sub(last) as f64,
@@ -1882,11 +1800,7 @@ impl<'s> Engine<'s> {
         };
         let dep = &mut self.deployments[d];
         let from = dep.desired;
-        let to = decision.desired.min(dep.max.max(1)).max(if dep.min == 0 {
-            0
-        } else {
-            dep.min.min(decision.desired)
-        });
+        let to = clamp_replicas(decision.desired, dep.min, dep.max);
         let next = (dep.autoscaler.next_decision().as_nanos() as u64).max(self.now + 1);
         self.schedule_decide(d, next);
         if to != from {

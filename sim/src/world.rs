@@ -71,8 +71,8 @@ pub struct Deployment {
     pub outstanding_since: u64,
     pub last_record: u64,
     pub completed_total: u64,
-    /// (scrape time, completed_total) for `rate()` windows.
-    pub rate_samples: VecDeque<(u64, u64)>,
+    /// Scrapes of completed_total for `rate()` windows.
+    pub rate: lab_decide::metrics::RateWindow,
     pub last_totals: SignalValues,
 }
 
