@@ -274,3 +274,61 @@ fn comparison_renders_in_chromium() {
             .unwrap();
     check_page(&html, "compare", 8, "fail", 3000);
 }
+
+#[test]
+fn long_override_labels_wrap_in_chromium() {
+    // The default labels of two MIG layouts: the whole `--set`, 60-80 characters.
+    let layout = |l: &str| {
+        spike_run(&Spike {
+            name: "timeslice-vs-mig".into(),
+            overrides: vec![format!(
+                "node_pools.a100.sharing={{ strategy = \"mig\", layout = [{l}] }}"
+            )],
+            ..Spike::default()
+        })
+    };
+    let two = layout("\"3g.20gb\", \"3g.20gb\"");
+    let one = layout("\"7g.40gb\"");
+    let html = lab_reports::render_html(&[&two, &one]).unwrap();
+    // A copy of the page measures its own layout (the report has no script).
+    let probe = "<script>\
+        const box = e => e.getBoundingClientRect();\
+        const lines = e => box(e).height / parseFloat(getComputedStyle(e).lineHeight);\
+        const labels = [...document.querySelectorAll('th.run-label, span.run-label')];\
+        const items = [...document.querySelectorAll('.legend li')];\
+        document.body.setAttribute('data-measure', JSON.stringify({\
+          page_overflow: document.documentElement.scrollWidth - innerWidth,\
+          labels: labels.length,\
+          one_line_labels: labels.filter(e => lines(e) < 1.5).map(e => e.textContent),\
+          cut_labels: labels.filter(e => e.scrollWidth > e.clientWidth + 1).length,\
+          long_items: items.filter(e => e.textContent.length > 60).length,\
+          overflowing_items: items.filter(e => box(e).right > box(e.parentElement).right + 1\
+            || e.scrollWidth > e.clientWidth + 1).map(e => e.textContent),\
+        }));</script></body>";
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("labels.html");
+    std::fs::write(&page, html.replace("</body>", probe)).unwrap();
+    let out = headless(
+        &page,
+        &["--dump-dom".into(), "--window-size=1280,2400".into()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let attr = dom
+        .split("data-measure=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the probe ran");
+    let m: serde_json::Value = serde_json::from_str(&attr.replace("&quot;", "\"")).unwrap();
+    assert!(m["page_overflow"].as_f64().unwrap() <= 0.0, "{m}");
+    // The runs table (2), the SLO matrix (2) and the key figures (3).
+    assert!(m["labels"].as_u64().unwrap() >= 7, "{m}");
+    assert_eq!(m["one_line_labels"], serde_json::json!([]), "{m}");
+    assert_eq!(m["cut_labels"], 0, "{m}");
+    assert!(m["long_items"].as_u64().unwrap() >= 8, "{m}");
+    assert_eq!(m["overflowing_items"], serde_json::json!([]), "{m}");
+}
