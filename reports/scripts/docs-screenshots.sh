@@ -26,6 +26,6 @@ shot() {
     --user-data-dir="$(mktemp -d)" --window-size="1280,$3" \
     --screenshot="$2" "file://$1" 2>/dev/null
 }
-shot "$out/spike.html" "$PWD/docs/report-spike.png" 3080
-shot "$out/compare.html" "$PWD/docs/report-compare.png" 2930
+shot "$out/spike.html" "$PWD/docs/report-spike.png" 3200
+shot "$out/compare.html" "$PWD/docs/report-compare.png" 2940
 echo "wrote docs/report-spike.png and docs/report-compare.png"
