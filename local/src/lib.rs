@@ -16,6 +16,6 @@ pub use prometheus::{
     PrometheusError, QueryError, Sample, StaticJob,
 };
 pub use supervisor::{
-    Lifecycle, Phase, PodEvent, PodHandle, PodRecord, PodSpec, Start, Supervisor,
-    SupervisorError, Termination,
+    Lifecycle, Phase, PodEvent, PodHandle, PodRecord, PodSpec, Start, Supervisor, SupervisorError,
+    Termination,
 };

@@ -39,7 +39,9 @@ impl Spawner {
     /// Must be called inside a tokio runtime: children are reaped by its driver.
     pub fn new(name: &str) -> io::Result<Spawner> {
         let handle = tokio::runtime::Handle::try_current().map_err(|e| {
-            io::Error::other(format!("the {name} must be created inside a tokio runtime: {e}"))
+            io::Error::other(format!(
+                "the {name} must be created inside a tokio runtime: {e}"
+            ))
         })?;
         let (tx, rx) = std_mpsc::channel::<(StdCommand, Group, Reply)>();
         let thread = thread::Builder::new()

@@ -224,20 +224,24 @@ impl Prometheus {
             let log_file = std::fs::File::create(&log).map_err(io_err(&log))?;
             let mut cmd = StdCommand::new(binary);
             cmd.arg(format!("--config.file={}", config_file.display()))
-                .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--log.level=warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log_file);
             let began = Instant::now();
-            let child = spawner
-                .spawn(cmd, Group::New)
-                .await
-                .map_err(|source| PrometheusError::Spawn {
-                    binary: binary.to_path_buf(),
-                    source,
-                })?;
+            let child =
+                spawner
+                    .spawn(cmd, Group::New)
+                    .await
+                    .map_err(|source| PrometheusError::Spawn {
+                        binary: binary.to_path_buf(),
+                        source,
+                    })?;
             let mut p = Prometheus {
                 url: format!("http://127.0.0.1:{port}"),
                 sd_file: Some(sd_file.clone()),
@@ -382,7 +386,10 @@ impl Prometheus {
         if let Some(pid) = child.id() {
             let _ = process::signal(pid, libc::SIGTERM);
         }
-        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+        if tokio::time::timeout(STOP_GRACE, child.wait())
+            .await
+            .is_err()
+        {
             let _ = child.start_kill();
             let _ = child.wait().await;
         }
@@ -474,14 +481,14 @@ impl PromClient {
             self.base,
             encode_query_value(query)
         );
-        let (code, body) =
-            self.http
-                .get(&url, QUERY_TIMEOUT)
-                .await
-                .map_err(|message| QueryError::Transport {
-                    query: query.into(),
-                    message,
-                })?;
+        let (code, body) = self
+            .http
+            .get(&url, QUERY_TIMEOUT)
+            .await
+            .map_err(|message| QueryError::Transport {
+                query: query.into(),
+                message,
+            })?;
         parse_response(query, code, &body)
     }
 }

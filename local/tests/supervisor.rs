@@ -6,9 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lab_local::{
-    free_port, BackOffPolicy, Lifecycle, Phase, PodEvent, PodSpec, Supervisor,
-};
+use lab_local::{free_port, BackOffPolicy, Lifecycle, Phase, PodEvent, PodSpec, Supervisor};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const FAKE_POD: &str = env!("CARGO_BIN_EXE_fake-pod");
@@ -51,7 +49,10 @@ async fn next_event(events: &mut UnboundedReceiver<PodEvent>) -> PodEvent {
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
-        Ok(stat) => !matches!(stat.rsplit_once(") ").map(|(_, r)| &r[..1]), Some("Z" | "X")),
+        Ok(stat) => !matches!(
+            stat.rsplit_once(") ").map(|(_, r)| &r[..1]),
+            Some("Z" | "X")
+        ),
         Err(_) => false,
     }
 }
@@ -143,7 +144,9 @@ async fn sigterm_honours_the_grace_period_then_sigkill() {
         )
         .unwrap();
     // A prompt pod with a long grace period: it must not be waited on.
-    let mut prompt = sup.start(pod("prompt", &[]), lifecycle(20, 20_000)).unwrap();
+    let mut prompt = sup
+        .start(pod("prompt", &[]), lifecycle(20, 20_000))
+        .unwrap();
     stubborn.ready().await.unwrap();
     prompt.ready().await.unwrap();
 
@@ -154,7 +157,11 @@ async fn sigterm_honours_the_grace_period_then_sigkill() {
         .unwrap()
         .unwrap();
     assert!(t.killed);
-    assert!(t.exited - t.signalled >= grace, "{:?}", t.exited - t.signalled);
+    assert!(
+        t.exited - t.signalled >= grace,
+        "{:?}",
+        t.exited - t.signalled
+    );
     assert_eq!(t.exit.as_deref(), Some("signal: 9 (SIGKILL)"));
     assert_eq!(stubborn.record().phase, Phase::Terminated);
 
@@ -221,8 +228,11 @@ async fn dropping_the_supervisor_leaves_no_process() {
     let (sup, _events) = Supervisor::new(BackOffPolicy::default()).unwrap();
     let mut handles: Vec<_> = (0..3)
         .map(|i| {
-            sup.start(pod(&format!("p{i}"), &["--ignore-sigterm"]), lifecycle(20, 30_000))
-                .unwrap()
+            sup.start(
+                pod(&format!("p{i}"), &["--ignore-sigterm"]),
+                lifecycle(20, 30_000),
+            )
+            .unwrap()
         })
         .collect();
     for h in &mut handles {
@@ -249,8 +259,11 @@ async fn helper_parent() {
     let (sup, _events) = Supervisor::new(BackOffPolicy::default()).unwrap();
     let mut handles: Vec<_> = (0..2)
         .map(|i| {
-            sup.start(pod(&format!("h{i}"), &["--ignore-sigterm"]), lifecycle(20, 30_000))
-                .unwrap()
+            sup.start(
+                pod(&format!("h{i}"), &["--ignore-sigterm"]),
+                lifecycle(20, 30_000),
+            )
+            .unwrap()
         })
         .collect();
     for h in &mut handles {
@@ -271,7 +284,12 @@ async fn helper_parent() {
 /// pids it printed.
 fn spawn_helper(mode: &str) -> (std::process::Child, i32, Vec<u32>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_parent", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "helper_parent",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("LAB_LOCAL_HELPER", mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -328,5 +346,8 @@ async fn a_missing_program_fails_the_pod_with_its_name() {
         err,
         "pod nope failed: could not start /nonexistent/lab: No such file or directory (os error 2)"
     );
-    assert!(matches!(next_event(&mut events).await, PodEvent::Failed { .. }));
+    assert!(matches!(
+        next_event(&mut events).await,
+        PodEvent::Failed { .. }
+    ));
 }
