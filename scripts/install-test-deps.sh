@@ -24,3 +24,8 @@ pip_install "onnxruntime==1.32.0" skl2onnx scikit-learn numpy "tritonclient[http
 # reporters do (reports/tests/check.rs).
 apt_install chromium
 pip_install xmlschema junitparser
+
+# local: Debian's Prometheus 2.42, which the local level starts for each run;
+# local/tests/prometheus.rs starts its own on a free loopback port (the
+# package's system service is neither needed nor relied on).
+apt_install prometheus
