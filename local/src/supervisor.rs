@@ -35,6 +35,9 @@ pub struct PodSpec {
     pub port: u16,
     /// The readiness probe's `httpGet.path`.
     pub readiness_path: String,
+    /// Where the pod's stdout and stderr go (appended, across restarts, like
+    /// `kubectl logs --previous` would want); `None` inherits `lab`'s.
+    pub log: Option<PathBuf>,
 }
 
 impl PodSpec {
@@ -68,6 +71,7 @@ impl PodSpec {
             env: Vec::new(),
             port: http_port,
             readiness_path: "/v2/health/ready".into(),
+            log: None,
         }
     }
 
@@ -634,6 +638,16 @@ impl Shared {
         cmd.args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null());
+        if let Some(log) = &spec.log {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("its log {}: {e}", log.display()))
+                })?;
+            cmd.stdout(f.try_clone()?).stderr(f);
+        }
         let group = {
             let g = self.group.lock().expect("group lock");
             match g.pgid {

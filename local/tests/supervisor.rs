@@ -24,6 +24,7 @@ fn pod(name: &str, flags: &[&str]) -> PodSpec {
         env: Vec::new(),
         port,
         readiness_path: "/v2/health/ready".into(),
+        log: None,
     }
 }
 
@@ -350,4 +351,46 @@ async fn a_missing_program_fails_the_pod_with_its_name() {
         next_event(&mut events).await,
         PodEvent::Failed { .. }
     ));
+}
+
+/// The real predictor as a pod: `LAB_BIN=target/debug/lab cargo test -p
+/// lab-local --test supervisor -- --ignored` (lab-local does not build the
+/// `lab` binary, so cargo cannot hand its path over; ONNX Runtime must load as
+/// for `lab serve`).
+#[tokio::test]
+#[ignore = "needs LAB_BIN, the path of a built `lab`"]
+async fn lab_serve_becomes_ready_and_drains_on_sigterm() {
+    let lab = std::env::var_os("LAB_BIN").expect("LAB_BIN");
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../predictor/models/iris.onnx");
+    let (sup, mut events) = Supervisor::new(BackOffPolicy::default()).unwrap();
+    let spec = PodSpec::lab_serve(
+        "iris-0",
+        lab,
+        free_port().unwrap(),
+        None,
+        [
+            format!("--model=iris={model}"),
+            "--grace-period-secs=5".into(),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spec = PodSpec {
+        log: Some(dir.path().join("iris-0.log")),
+        ..spec
+    };
+    let mut h = sup.start(spec, lifecycle(100, 10_000)).unwrap();
+    let PodEvent::Ready { at, .. } = next_event(&mut events).await else {
+        panic!("the first event is Ready")
+    };
+    let r = h.record();
+    eprintln!("lab serve: start to ready {:?}", at - r.starts[0].spawned);
+    sup.terminate("iris-0").unwrap();
+    let t = h.terminated().await.unwrap();
+    assert!(
+        !t.killed,
+        "lab serve drains and exits 0 within its grace period"
+    );
+    assert_eq!(t.exit.as_deref(), Some("exit status: 0"));
+    let log = std::fs::read_to_string(dir.path().join("iris-0.log")).unwrap();
+    assert!(log.contains("shutting down"), "{log}");
 }
