@@ -119,10 +119,15 @@ async fn scrapes_file_sd_pods_and_answers_with_keda_semantics() {
         labels: vec![("pod".into(), "p0".into()), ("service".into(), "s".into())],
     }])
     .unwrap();
+    let added = Instant::now();
     poll_until(&client, r#"up{job="lab-pods",pod="p0",service="s"}"#, |v| {
         v == 1.0
     })
     .await;
+    eprintln!(
+        "file_sd pod scraped {:?} after it was written",
+        added.elapsed()
+    );
     poll_until(&client, r#"up{job="lab-gateway"}"#, |v| v == 1.0).await;
     // A 2 s rate() reads low until the series is older than its window
     // (rate() extrapolates only half an interval past the first sample): wait
@@ -195,7 +200,12 @@ async fn scrapes_file_sd_pods_and_answers_with_keda_semantics() {
 
     // A pod that goes away leaves the targets file; its series go stale.
     prom.set_pod_targets(&[]).unwrap();
+    let removed = Instant::now();
     poll_until(&client, r#"count(up{job="lab-pods"})"#, |v| v == 0.0).await;
+    eprintln!(
+        "file_sd pod gone {:?} after it was removed",
+        removed.elapsed()
+    );
 
     let pid = prom.pid().unwrap();
     prom.stop().await;
