@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -436,16 +436,18 @@ impl PromClient {
     /// default `ignoreNullValues: true`: no series is 0, NaN or ±Inf is 0, more
     /// than one series is an error.
     pub async fn query_value(&self, query: &str) -> Result<f64, QueryError> {
-        self.query_value_with(query, true).await
+        self.query_value_with(query, true, None).await
     }
 
-    /// As `query_value`, with KEDA's `ignoreNullValues` given.
+    /// As `query_value`, with KEDA's `ignoreNullValues` given, evaluated at
+    /// `at` (Prometheus' own now when `None`; KEDA sends its now).
     pub async fn query_value_with(
         &self,
         query: &str,
         ignore_null_values: bool,
+        at: Option<SystemTime>,
     ) -> Result<f64, QueryError> {
-        let samples = self.query(query).await?;
+        let samples = self.query_at(query, at).await?;
         let value = match samples.as_slice() {
             [] if ignore_null_values => return Ok(0.0),
             [] => {
@@ -476,11 +478,26 @@ impl PromClient {
     /// Every series of an instant query evaluated now. A scalar result is one
     /// series without labels.
     pub async fn query(&self, query: &str) -> Result<Vec<Sample>, QueryError> {
-        let url = format!(
+        self.query_at(query, None).await
+    }
+
+    /// Every series of an instant query evaluated at `at` (to the
+    /// millisecond: an evaluation time offset from the scrapes avoids the
+    /// window-edge samples 2.x and 3.x count differently).
+    pub async fn query_at(
+        &self,
+        query: &str,
+        at: Option<SystemTime>,
+    ) -> Result<Vec<Sample>, QueryError> {
+        let mut url = format!(
             "{}/api/v1/query?query={}",
             self.base,
             encode_query_value(query)
         );
+        if let Some(t) = at {
+            let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+            let _ = write!(url, "&time={}.{:03}", ms / 1000, ms % 1000);
+        }
         let (code, body) = self
             .http
             .get(&url, QUERY_TIMEOUT)

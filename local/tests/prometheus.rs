@@ -154,12 +154,25 @@ async fn scrapes_file_sd_pods_and_answers_with_keda_semantics() {
     assert!(later >= value);
     assert!(later - value <= RATE * (before.elapsed() + SCRAPE * 2).as_secs_f64());
 
+    // Evaluated before the target existed, the counter has no series.
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    assert!(client
+        .query_at(counter, Some(past))
+        .await
+        .unwrap()
+        .is_empty());
+    let now = std::time::SystemTime::now();
+    assert_eq!(client.query_at(counter, Some(now)).await.unwrap().len(), 1);
+
     // KEDA's prometheus trigger: no series is 0 ...
     let absent = "lab_test_absent_metric";
     assert!(client.query(absent).await.unwrap().is_empty());
     assert_eq!(client.query_value(absent).await.unwrap(), 0.0);
     assert_eq!(
-        client.query_value_with(absent, false).await.unwrap_err(),
+        client
+            .query_value_with(absent, false, None)
+            .await
+            .unwrap_err(),
         QueryError::Empty {
             query: absent.into()
         }

@@ -327,13 +327,16 @@ fn sigkill_of_the_parent_leaves_no_process() {
     assert_all_gone(pgid, &pids);
 }
 
+/// SIGTERM and Ctrl-C's SIGINT, which a parent without handlers dies of.
 #[test]
-fn sigterm_of_the_parent_leaves_no_process() {
-    let (mut child, pgid, pids) = spawn_helper("wait");
-    // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    child.wait().unwrap();
-    assert_all_gone(pgid, &pids);
+fn sigterm_or_sigint_of_the_parent_leaves_no_process() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let (mut child, pgid, pids) = spawn_helper("wait");
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        child.wait().unwrap();
+        assert_all_gone(pgid, &pids);
+    }
 }
 
 #[tokio::test]
