@@ -92,6 +92,9 @@ pub struct Lifecycle {
     pub readiness_period: Duration,
     /// The readiness probe's `timeoutSeconds` (Kubernetes' default is 1 s).
     pub probe_timeout: Duration,
+    /// The readiness probe's `failureThreshold`: consecutive failures before a
+    /// ready pod is marked not ready (Kubernetes' default is 3).
+    pub failure_threshold: u32,
     /// `terminationGracePeriodSeconds`: SIGTERM, then SIGKILL this much later.
     pub grace_period: Duration,
 }
@@ -541,6 +544,7 @@ async fn supervise(
     let mut probes = tokio::time::interval(lc.readiness_period.max(Duration::from_millis(1)));
     probes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ready = false;
+    let mut failures = 0u32;
     let record_exit = |status: &std::io::Result<ExitStatus>| {
         let exit = match status {
             Ok(s) => s.to_string(),
@@ -591,7 +595,9 @@ async fn supervise(
                     shared.http.get(&url, lc.probe_timeout).await,
                     Ok((code, _)) if (200..400).contains(&code)
                 );
-                if ok != ready {
+                failures = if ok { 0 } else { failures + 1 };
+                let flips = if ready { failures >= lc.failure_threshold.max(1) } else { ok };
+                if flips {
                     ready = ok;
                     let at = Instant::now();
                     rec.send_modify(|r| {

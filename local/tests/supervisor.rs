@@ -34,6 +34,7 @@ fn lifecycle(period_ms: u64, grace_ms: u64) -> Lifecycle {
         image_pull: Duration::ZERO,
         readiness_period: Duration::from_millis(period_ms),
         probe_timeout: Duration::from_secs(1),
+        failure_threshold: 3,
         grace_period: Duration::from_millis(grace_ms),
     }
 }
@@ -131,6 +132,30 @@ async fn a_pod_becomes_ready_and_the_event_fires_with_measured_phases() {
         "{to_ready:?}"
     );
     assert_eq!(r.restarts, 0);
+    sup.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_ready_pod_is_not_ready_after_failure_threshold_failed_probes() {
+    let (sup, mut events) = Supervisor::new(BackOffPolicy::default()).unwrap();
+    let lc = lifecycle(50, 1000);
+    let h = sup
+        .start(pod("flaky", &["--unready-after-ms", "400"]), lc)
+        .unwrap();
+    let PodEvent::Ready { .. } = next_event(&mut events).await else {
+        panic!("the first event is Ready")
+    };
+    let PodEvent::NotReady { at, .. } = next_event(&mut events).await else {
+        panic!("then NotReady")
+    };
+    let r = h.record();
+    assert_eq!(r.phase, Phase::Starting);
+    // Three failed probes, 50 ms apart, the first one after 400 ms.
+    let since_spawn = at - r.starts[0].spawned;
+    assert!(
+        since_spawn >= Duration::from_millis(400) + 2 * lc.readiness_period,
+        "{since_spawn:?}"
+    );
     sup.shutdown().await;
 }
 

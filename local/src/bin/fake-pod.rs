@@ -1,6 +1,6 @@
 //! A stand-in pod for the supervisor's tests: listens on 127.0.0.1 at once, like
 //! `lab serve`, and answers `GET /v2/health/ready` 503 until `--ready-after-ms`
-//! has passed, then 200. `--ignore-sigterm` models a pod that outlives its grace
+//! has passed, then 200 (503 again from `--unready-after-ms`). `--ignore-sigterm` models a pod that outlives its grace
 //! period; `--exit-after-ms` with `--exit-code` models a crash. Standard library
 //! only, so it builds in a moment.
 
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 struct Opts {
     port: u16,
     ready_after: Duration,
+    unready_after: Option<Duration>,
     ignore_sigterm: bool,
     exit_after: Option<Duration>,
     exit_code: i32,
@@ -20,6 +21,7 @@ fn parse() -> Result<Opts, String> {
     let mut o = Opts {
         port: 0,
         ready_after: Duration::ZERO,
+        unready_after: None,
         ignore_sigterm: false,
         exit_after: None,
         exit_code: 1,
@@ -35,6 +37,7 @@ fn parse() -> Result<Opts, String> {
         match a.as_str() {
             "--port" => o.port = value("--port")? as u16,
             "--ready-after-ms" => o.ready_after = Duration::from_millis(value(&a)?),
+            "--unready-after-ms" => o.unready_after = Some(Duration::from_millis(value(&a)?)),
             "--exit-after-ms" => o.exit_after = Some(Duration::from_millis(value(&a)?)),
             "--exit-code" => o.exit_code = value(&a)? as i32,
             "--ignore-sigterm" => o.ignore_sigterm = true,
@@ -74,7 +77,8 @@ fn main() {
         }
     };
     for stream in listener.incoming().flatten() {
-        let ready = started.elapsed() >= o.ready_after;
+        let age = started.elapsed();
+        let ready = age >= o.ready_after && o.unready_after.is_none_or(|u| age < u);
         std::thread::spawn(move || answer(stream, ready));
     }
 }
