@@ -286,3 +286,54 @@ fn the_generated_config() {
         Path::new("/run/x/prometheus/pods.json")
     ));
 }
+
+/// Runs only as a child of the test below (LAB_LOCAL_HELPER set): starts
+/// Prometheus, prints `PID pid`, and waits to be killed.
+#[tokio::test]
+async fn helper_parent() {
+    if std::env::var_os("LAB_LOCAL_HELPER").is_none() {
+        return;
+    }
+    // It dies by SIGKILL and cannot clean up: leave the folder under target/.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let prom = Prometheus::start(&binary(), &config(dir.path(), "127.0.0.1:9"))
+        .await
+        .unwrap();
+    println!("PID {}", prom.pid().unwrap());
+    std::future::pending::<()>().await;
+}
+
+#[test]
+fn sigkill_of_the_parent_leaves_no_prometheus() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_parent",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LAB_LOCAL_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let pid: u32 = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        // libtest's "test helper_parent ... " precedes it on the same line.
+        .find_map(|l| l.split_once("PID ").map(|(_, p)| p.trim().parse().unwrap()))
+        .expect("the helper prints Prometheus' pid");
+    assert!(alive(pid));
+    child.kill().unwrap(); // SIGKILL: PR_SET_PDEATHSIG must take Prometheus down
+    child.wait().unwrap();
+    let began = Instant::now();
+    while alive(pid) {
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "prometheus {pid} outlived its SIGKILLed parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
