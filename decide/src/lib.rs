@@ -10,6 +10,12 @@
 //!   to remove.
 //! - [`metrics`]: observations from scraped metrics (`rate()` windows, CPU
 //!   use, the replicas an autoscaler's recommendation becomes).
+//! - [`routing`]: the request path's choices (canary version by
+//!   `trafficPercent`, least-request pod of two random picks, the activator's
+//!   Proxy/Serve mode), shared by the simulator's engine and the local gateway.
+//!
+//! Further decisions of issue 15 that both clocks need (spot interruptions,
+//! cost accounting, drain with grace period) move here from the engine too.
 //!
 //! Architecture invariant: no I/O, no threads, no clock. Instants and
 //! durations are integer nanoseconds the caller passes in; the same inputs
@@ -20,3 +26,4 @@ pub mod cluster_autoscaler;
 pub mod lifecycle;
 pub mod metrics;
 pub mod reconcile;
+pub mod routing;

@@ -9,6 +9,7 @@ use lab_autoscale::{
     Autoscaler, Bounds, MetricError, Observation, PodPhase, PodSample, SignalValues, Time,
 };
 use lab_decide::metrics::{clamp_replicas, cpu_usage_milli, RateWindow};
+use lab_decide::routing;
 use lab_decide::{binding, binding::NodeFit, cluster_autoscaler, lifecycle, reconcile};
 use lab_gpu::{sample_service_seconds, tenant_speed, ServiceDistribution, Sharing};
 use lab_results::{ScalingEvent, TimePoint};
@@ -520,17 +521,8 @@ impl<'s> Engine<'s> {
             .iter()
             .take_while(|d| d.service == svc)
             .count();
-        if count == 1 {
-            return first;
-        }
-        let mut x = uniform(&mut self.rng_route) * 100.0;
-        for i in first..first + count {
-            x -= self.deployments[i].traffic_percent;
-            if x <= 0.0 {
-                return i;
-            }
-        }
-        first + count - 1
+        let (rng, deployments) = (&mut self.rng_route, &self.deployments[first..]);
+        first + routing::pick_version(count, || uniform(rng), |i| deployments[i].traffic_percent)
     }
 
     // Inlined down to the pod queue's push, so a new request goes from
@@ -539,28 +531,14 @@ impl<'s> Engine<'s> {
     #[inline(always)]
     fn route(&mut self, d: usize, arrival: u64, rows: u32, cold: bool) {
         let ready = &self.deployments[d].ready;
-        let pod = match ready.len() {
-            0 => None,
-            1 => Some(ready[0]),
-            n => {
-                // Envoy's LEAST_REQUEST: the less loaded of two random picks. One
-                // 64-bit draw gives both, by multiply-shift rather than division.
-                let x = rand::RngCore::next_u64(&mut self.rng_route);
-                let a = (((x & 0xFFFF_FFFF) * n as u64) >> 32) as usize;
-                let mut b = (((x >> 32) * (n - 1) as u64) >> 32) as usize;
-                if b >= a {
-                    b += 1;
-                }
-                let (pa, pb) = (ready[a], ready[b]);
-                Some(
-                    if self.pods[pb as usize].outstanding < self.pods[pa as usize].outstanding {
-                        pb
-                    } else {
-                        pa
-                    },
-                )
-            }
-        };
+        // Envoy's LEAST_REQUEST: the less loaded of two random picks.
+        let (rng, pods) = (&mut self.rng_route, &self.pods);
+        let pod = routing::least_request(
+            ready.len(),
+            || rand::RngCore::next_u64(rng),
+            |i| pods[ready[i] as usize].outstanding,
+        )
+        .map(|i| ready[i]);
         match pod {
             Some(p) => self.enqueue(p, arrival, rows, cold),
             None => self.buffer_at_activator(
