@@ -67,15 +67,7 @@ pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 pub const MIG_RESOURCE_PREFIX: &str = "nvidia.com/mig-";
 const KNOWN_RESOURCES: &[&str] = &["cpu", "memory", "ephemeral-storage", GPU_RESOURCE];
 
-/// What a pod asks of a GPU.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GpuRequest {
-    None,
-    /// `nvidia.com/gpu: n` (one time-slice or MPS replica each on a shared pool).
-    Devices(u32),
-    /// `nvidia.com/mig-<profile>: 1`.
-    Mig(String),
-}
+pub use lab_decide::binding::GpuRequest;
 
 impl ServiceSpec {
     pub fn gpu_request(&self) -> GpuRequest {
@@ -944,29 +936,10 @@ fn place(
     svc: &ServiceSpec,
     req: &GpuRequest,
 ) -> Option<Vec<(usize, usize)>> {
-    if cpu + 1e-9 < svc.cpu_request() || memory + 1e-9 < svc.memory_request() {
+    if !lab_decide::binding::has_room(cpu, memory, svc.cpu_request(), svc.memory_request()) {
         return None;
     }
-    match req {
-        GpuRequest::None => Some(Vec::new()),
-        GpuRequest::Devices(k) => {
-            // The device plugin hands out the least-used GPUs first, one slot each.
-            let mut order: Vec<usize> = (0..gpus.len()).collect();
-            order.sort_by_key(|g| gpus[*g].iter().filter(|s| s.1.is_some()).count());
-            let got: Vec<(usize, usize)> = order
-                .into_iter()
-                .filter_map(|g| gpus[g].iter().position(|s| s.1.is_none()).map(|s| (g, s)))
-                .take(*k as usize)
-                .collect();
-            (got.len() == *k as usize).then_some(got)
-        }
-        GpuRequest::Mig(profile) => gpus.iter().enumerate().find_map(|(g, slots)| {
-            slots
-                .iter()
-                .position(|(p, t)| t.is_none() && p == profile)
-                .map(|s| vec![(g, s)])
-        }),
-    }
+    lab_decide::binding::choose_slots(gpus, req)
 }
 
 fn count(n: u32, what: &str) -> String {

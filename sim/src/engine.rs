@@ -1135,48 +1135,23 @@ impl<'s> Engine<'s> {
         let dep = &self.deployments[d];
         let cpu = dep.cpu_milli as f64 / 1000.0;
         let mem = dep.memory_bytes as f64;
-        for (ni, node) in self.nodes.iter().enumerate() {
-            if node.pool != pool || node.state != NodeState::Ready {
-                continue;
+        self.nodes.iter().enumerate().find_map(|(ni, node)| {
+            if node.pool != pool
+                || node.state != NodeState::Ready
+                || !binding::has_room(node.cpu_free, node.memory_free, cpu, mem)
+            {
+                return None;
             }
-            if node.cpu_free + 1e-9 < cpu || node.memory_free + 1e-9 < mem {
-                continue;
-            }
-            match &dep.gpu_request {
-                GpuRequest::None => return Some((ni as u32, Vec::new())),
-                GpuRequest::Devices(k) => {
-                    // On a MIG pool (single strategy) every slot is a device too.
-                    let mut got = Vec::new();
-                    // Spread over GPUs first: the device plugin hands out replicas
-                    // of the least-used GPU.
-                    let mut order: Vec<usize> = (0..node.gpus.len()).collect();
-                    order.sort_by_key(|g| {
-                        node.gpus[*g].slots.iter().filter(|s| s.is_some()).count()
-                    });
-                    for g in order {
-                        for (s, occ) in node.gpus[g].slots.iter().enumerate() {
-                            if occ.is_none() && got.len() < *k as usize {
-                                got.push((g as u32, s as u32));
-                                break;
-                            }
-                        }
-                    }
-                    if got.len() == *k as usize {
-                        return Some((ni as u32, got));
-                    }
-                }
-                GpuRequest::Mig(profile) => {
-                    for (g, gpu) in node.gpus.iter().enumerate() {
-                        for (s, occ) in gpu.slots.iter().enumerate() {
-                            if occ.is_none() && &gpu.slot_profile[s] == profile {
-                                return Some((ni as u32, vec![(g as u32, s as u32)]));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        None
+            // On a MIG pool (single strategy) every instance is a device too.
+            let slots = binding::choose_slots(&node.gpus, &dep.gpu_request)?;
+            Some((
+                ni as u32,
+                slots
+                    .into_iter()
+                    .map(|(g, s)| (g as u32, s as u32))
+                    .collect(),
+            ))
+        })
     }
 
     fn pod_ready(&mut self, p: u32, warm: bool) {
@@ -1611,8 +1586,14 @@ impl<'s> Engine<'s> {
     /// resource that limits it.
     pub(crate) fn node_fit(&self, d: usize, pool: usize) -> NodeFit {
         let dep = &self.deployments[d];
+        let spec = &self.sc.node_pools[pool];
         binding::node_fit(
-            &self.sc.node_pools[pool],
+            binding::NodeShape {
+                cpu: spec.cpu.0,
+                memory_bytes: spec.memory.0,
+                gpus_per_node: spec.gpus_per_node,
+                sharing: &spec.sharing,
+            },
             &binding::PodRequest {
                 cpu_milli: dep.cpu_milli,
                 memory_bytes: dep.memory_bytes,

@@ -146,6 +146,18 @@ pub struct PhysGpu {
     pub util: f64,
 }
 
+impl lab_decide::binding::GpuSlots for PhysGpu {
+    fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+    fn is_free(&self, slot: usize) -> bool {
+        self.slots[slot].is_none()
+    }
+    fn profile(&self, slot: usize) -> &str {
+        self.slot_profile.get(slot).map_or("", String::as_str)
+    }
+}
+
 pub struct Node {
     pub pool: usize,
     pub state: NodeState,
