@@ -56,14 +56,14 @@ max_lab() { cpu run_max_lab "$@"; }
 run_max_lab() {
   # Open loop far above capacity; completions per second is the ceiling.
   taskset -c "$GEN_CPU" "$LAB" load --protocol http --target "$URL" --rate "$1" "${THREADS[@]}" \
-    --duration "${SECS}s" --max-in-flight "$CONN" --timeout 5s --json --out "$OUT/lab.json" \
+    --duration "${SECS}s" --max-in-flight "$CONN" --timeout 5s --json -o "$OUT/lab.json" \
     | python3 "$HERE/summarize.py" lab
 }
 max_base() { cpu run_max_base "$@"; }
 run_max_base() {
   # The same as max_lab with another build (LAB_BASE), for before/after figures.
   taskset -c "$GEN_CPU" "$LAB_BASE" load --protocol http --target "$URL" --rate "$1" \
-    --duration "${SECS}s" --max-in-flight "$CONN" --timeout 5s --json --out "$OUT/base.json" \
+    --duration "${SECS}s" --max-in-flight "$CONN" --timeout 5s --json -o "$OUT/base.json" \
     | python3 "$HERE/summarize.py" lab
 }
 max_oha() { cpu run_max_oha; }
@@ -78,7 +78,7 @@ run_max_wrk() {
 fixed_lab() {
   # rate, then: achieved rps, refused, send-lag p50/p99/max (ms), % late > 1 ms
   taskset -c "$GEN_CPU" "$LAB" load --protocol http --target "$URL" --rate "$1" "${THREADS[@]}" \
-    --duration "${SECS}s" --max-in-flight 1024 --timeout 5s --json --out "$OUT/lab.json" \
+    --duration "${SECS}s" --max-in-flight 1024 --timeout 5s --json -o "$OUT/lab.json" \
     | python3 "$HERE/summarize.py" lab
 }
 fixed_oha() {

@@ -227,8 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         },
     );
     let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
-    std::fs::write(&args.out, text + "\n")
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    super::write_atomically(&args.out, &(text + "\n"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&output.report)?);
     } else {

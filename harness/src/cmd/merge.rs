@@ -41,8 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let merged = lab_loadgen::merge(&parts).map_err(bad_input)?;
     let text = serde_json::to_string_pretty(&merged).context("serializing results")?;
-    std::fs::write(&args.out, text + "\n")
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    super::write_atomically(&args.out, &(text + "\n"))?;
     let s = &merged.summary;
     println!(
         "merged {} parts: {} arrived, {} completed, {} failed; latency p50 {:.2}ms p99 {:.2}ms max {:.2}ms -> {}",

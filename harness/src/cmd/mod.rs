@@ -54,3 +54,14 @@ pub fn named_dir(dir: &Path, marker: &str, force: bool) -> anyhow::Result<PathBu
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     Ok(dir.to_path_buf())
 }
+
+/// Writes `text` to `path` through a temporary file beside it and a rename, so
+/// a reader (or a second Ctrl-C mid-write) never sees half a results file.
+pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| anyhow::anyhow!("moving {} to {}: {e}", tmp.display(), path.display()))
+}

@@ -169,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&results)?;
-    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    super::write_atomically(&path, &text)?;
     if !args.no_report {
         write_report(&results, &dir)?;
     }
