@@ -18,7 +18,8 @@ pub enum SloMetric {
     MaxLatency,
     /// Failed / arrived.
     ErrorRate,
-    /// Requests that waited on a cold start.
+    /// Requests buffered at the activator while no pod was ready, over the
+    /// whole run (warm-up included).
     ColdStartRequests,
     MonthlyCostUsd,
     GoodputRps,
