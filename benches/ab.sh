@@ -11,9 +11,9 @@ out=$(mktemp -d)
 for i in $(seq "$rounds"); do
   for bin in "$a" "$b"; do
     tag=$([ "$bin" = "$a" ] && echo A || echo B)
-    user=$( { /usr/bin/time -f "%U" "$bin" run benches/mmc-1m.toml --no-report --out "$out/r" \
+    user=$( { /usr/bin/time -f "%U" "$bin" run benches/mmc-1m.toml --no-report --out "$out/r-$i-$tag" \
       --set run.duration='"15625s"' --set 'traffic.0.phases.0.duration="15625s"' >/dev/null; } 2>&1 | tail -1)
-    wall=$(python3 -c "import json; print(json.load(open('$out/r/results.json'))['wall_clock']['elapsed_seconds'])")
+    wall=$(python3 -c "import json; print(json.load(open('$out/r-$i-$tag/results.json'))['wall_clock']['elapsed_seconds'])")
     echo "$user $wall" >>"$out/$tag"
   done
 done

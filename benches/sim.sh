@@ -16,6 +16,8 @@ for i in 1 2 3; do
   # tens of percent where SimPy's 10 s run averages it out: the median of 5.
   lab_sims=(); lab_users=()
   for _ in 1 2 3 4 5; do
+    # lab refuses to overwrite a folder's results: a fresh one each run.
+    rm -rf "$out/mmc"
     lab_users+=( $( { /usr/bin/time -f "%U" "$LAB" run benches/mmc-1m.toml --no-report --out "$out/mmc" >/dev/null; } 2>&1 | tail -1) )
     lab_sims+=( $(python3 -c "import json; print(json.load(open('$out/mmc/results.json'))['wall_clock']['elapsed_seconds'])") )
   done
@@ -27,4 +29,5 @@ s,l,su,lu=$simpy_sim,$lab_sim,$simpy_user,$lab_user
 print(f'simulation: simpy {s:.2f} s ({1.25e6/s:,.0f} req/s), lab median {l:.3f} s ({1.25e6/l:,.0f} req/s), ratio {s/l:.0f}x;  process user CPU: simpy {su:.2f} s, lab {lu:.2f} s, ratio {su/max(lu,0.01):.0f}x')"
 done
 echo "# 24 h at 10k req/s (864 M requests), full model"
+rm -rf "$out/day"
 /usr/bin/time -f "wall %e s, user %U s, peak RSS %M KiB" "$LAB" run benches/day-10k.toml --no-report --out "$out/day" | head -3
