@@ -64,7 +64,7 @@ fn least_request_equals_the_engines_previous_rule() {
         let pods = 1 + (r.next() % 64) as usize;
         // Small loads so ties are frequent: the tie rule matters.
         let outstanding: Vec<u32> = (0..pods).map(|_| (r.next() % 4) as u32).collect();
-        let ready: Vec<u32> = (0..pods as u32).filter(|_| r.next() % 3 != 0).collect();
+        let ready: Vec<u32> = (0..pods as u32).filter(|_| r.next() % 3 < 2).collect();
         let x = r.next();
         let new =
             least_request(ready.len(), || x, |i| outstanding[ready[i] as usize]).map(|i| ready[i]);
@@ -82,7 +82,7 @@ fn version_pick_equals_the_engines_previous_rule() {
     for _ in 0..200_000 {
         let count = 1 + (r.next() % 4) as usize;
         // Whole percentages summing to 100 as in scenarios, and arbitrary ones.
-        let percents: Vec<f64> = if r.next() % 2 == 0 {
+        let percents: Vec<f64> = if r.next() & 1 == 0 {
             let mut left = 100u64;
             let mut v: Vec<f64> = (0..count - 1)
                 .map(|_| {
