@@ -88,8 +88,9 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-#[test]
-fn sigterm_writes_partial_results_and_exits_143() {
+/// `lab run` on a long scenario, stopped by `signal` once its first progress
+/// line shows it under way: the exit code and the partial results.
+fn interrupted_run(signal: &str) -> (Option<i32>, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("partial");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
@@ -110,14 +111,32 @@ fn sigterm_writes_partial_results_and_exits_143() {
     let mut err = Lines::new(child.stderr.take().unwrap());
     // A progress line: the run is under way, its handlers installed.
     err.wait_for("simulated", Duration::from_secs(60));
-    kill(&child, "TERM");
+    kill(&child, signal);
     let (code, _) = exit_within(&mut child, Duration::from_secs(60));
-    assert_eq!(code, Some(143), "{}", err.seen.join("\n"));
     let v = read_json(&out.join("results.json"));
-    assert_eq!(v["complete"], false);
+    assert_eq!(v["complete"], false, "{}", err.seen.join("\n"));
     assert!(
         v["run"]["end_seconds"].as_f64().unwrap() < v["run"]["duration_seconds"].as_f64().unwrap()
     );
+    let req = &v["summary"]["requests"];
+    assert_eq!(
+        req["arrived"].as_u64().unwrap(),
+        req["completed"].as_u64().unwrap()
+            + req["failed"].as_u64().unwrap()
+            + req["in_flight"].as_u64().unwrap(),
+        "requests are conserved in partial results"
+    );
+    (code, v)
+}
+
+#[test]
+fn sigterm_writes_partial_results_and_exits_143() {
+    assert_eq!(interrupted_run("TERM").0, Some(143));
+}
+
+#[test]
+fn ctrl_c_writes_partial_results_and_exits_130() {
+    assert_eq!(interrupted_run("INT").0, Some(130));
 }
 
 /// A server that accepts connections and reads requests but never answers,

@@ -6,7 +6,6 @@ mod common;
 use common::{spike_run, Spike};
 use lab_reports::{junit, load_results, markdown, parse_results, verdict, ReportError, RunVerdict};
 use std::path::Path;
-use std::process::Command;
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -159,21 +158,7 @@ fn junit_is_schema_valid_and_read_by_junitparser() {
         "{xml}"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let report = write(dir.path(), "junit.xml", &xml);
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let out = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
-        .arg(here.join("junit_consumer.py"))
-        .arg(&report)
-        .arg(here.join("data/junit-ant.xsd"))
-        .output()
-        .expect("python3 runs (install the test tools: scripts/install-test-deps.sh)");
-    assert!(
-        out.status.success(),
-        "JUnit XML rejected (or xmlschema/junitparser missing: scripts/install-test-deps.sh):\n{}\n{xml}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = common::junit_as_ci_reads_it(&xml);
     let suites = seen["suites"].as_array().unwrap();
     assert_eq!(suites.len(), 2, "one testsuite per run");
     assert_eq!(suites[0]["name"], "resnet-spike (sim)");

@@ -286,23 +286,7 @@ fn junit_for_incomplete_and_no_data_runs_is_schema_valid_and_read_as_failures() 
             },
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("junit.xml");
-    std::fs::write(&report, junit::render(&runs)).unwrap();
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let out =
-        std::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
-            .arg(here.join("junit_consumer.py"))
-            .arg(&report)
-            .arg(here.join("data/junit-ant.xsd"))
-            .output()
-            .expect("python3 runs (scripts/install-test-deps.sh)");
-    assert!(
-        out.status.success(),
-        "JUnit XML rejected:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = common::junit_as_ci_reads_it(&junit::render(&runs));
     let cut = &seen["suites"][0];
     assert_eq!(cut["tests"], 3, "two SLOs and the run itself");
     assert_eq!(cut["failures"], 2, "the incomplete run and the no-data SLO");
