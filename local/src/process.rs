@@ -112,21 +112,18 @@ fn spawn_guarded(cmd: StdCommand, group: Group) -> io::Result<Child> {
 /// Sends `signal` to one process. ESRCH (already gone) is not an error.
 pub fn signal(pid: u32, signal: i32) -> io::Result<()> {
     // SAFETY: kill(2) with a pid we spawned and have not yet reaped.
-    if unsafe { libc::kill(pid as libc::pid_t, signal) } == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ESRCH) {
-        Ok(())
-    } else {
-        Err(e)
-    }
+    unless_gone(unsafe { libc::kill(pid as libc::pid_t, signal) })
 }
 
 /// Sends `signal` to a whole process group. ESRCH (group empty) is not an error.
 pub fn signal_group(pgid: i32, signal: i32) -> io::Result<()> {
     // SAFETY: killpg(2) on a group whose leader we spawned.
-    if unsafe { libc::killpg(pgid, signal) } == 0 {
+    unless_gone(unsafe { libc::killpg(pgid, signal) })
+}
+
+/// A kill(2)-style return code as a result; ESRCH (nobody left to signal) is fine.
+fn unless_gone(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
         return Ok(());
     }
     let e = io::Error::last_os_error();

@@ -429,15 +429,8 @@ async fn run_pod(
     rec: watch::Sender<PodRecord>,
 ) {
     let set_phase = |p: Phase| rec.send_modify(|r| r.phase = p);
-    let stopped_while_waiting = |rec: &watch::Sender<PodRecord>| {
-        let now = Instant::now();
-        let t = Termination {
-            signalled: now,
-            exited: now,
-            grace_period: lc.grace_period,
-            killed: false,
-            exit: None,
-        };
+    // Recorded and announced the same way whether the pod ran or not.
+    let terminated = |rec: &watch::Sender<PodRecord>, t: Termination| {
         rec.send_modify(|r| {
             r.phase = Phase::Terminated;
             r.termination = Some(t.clone());
@@ -446,6 +439,19 @@ async fn run_pod(
             pod: spec.name.clone(),
             termination: t,
         });
+    };
+    let stopped_while_waiting = |rec: &watch::Sender<PodRecord>| {
+        let now = Instant::now();
+        terminated(
+            rec,
+            Termination {
+                signalled: now,
+                exited: now,
+                grace_period: lc.grace_period,
+                killed: false,
+                exit: None,
+            },
+        )
     };
 
     let waited = Instant::now();
@@ -493,14 +499,7 @@ async fn run_pod(
         });
         match supervise(&shared, &spec, &lc, child, &mut stop, &rec).await {
             Outcome::Terminated(t) => {
-                rec.send_modify(|r| {
-                    r.phase = Phase::Terminated;
-                    r.termination = Some(t.clone());
-                });
-                let _ = shared.events.send(PodEvent::Terminated {
-                    pod: spec.name.clone(),
-                    termination: t,
-                });
+                terminated(&rec, t);
                 return;
             }
             Outcome::Crashed(status) => {
