@@ -277,18 +277,7 @@ fn comparison_renders_in_chromium() {
 
 #[test]
 fn long_override_labels_wrap_in_chromium() {
-    // The default labels of two MIG layouts: the whole `--set`, 60-80 characters.
-    let layout = |l: &str| {
-        spike_run(&Spike {
-            name: "timeslice-vs-mig".into(),
-            overrides: vec![format!(
-                "node_pools.a100.sharing={{ strategy = \"mig\", layout = [{l}] }}"
-            )],
-            ..Spike::default()
-        })
-    };
-    let two = layout("\"3g.20gb\", \"3g.20gb\"");
-    let one = layout("\"7g.40gb\"");
+    let (two, one) = common::mig_layout_runs();
     let html = lab_reports::render_html(&[&two, &one]).unwrap();
     // A copy of the page measures its own layout (the report has no script).
     let probe = "<script>\

@@ -214,17 +214,7 @@ fn only_figures_with_a_direction_are_coloured() {
 
 #[test]
 fn long_override_labels_are_whole_and_wrap() {
-    let layout = |l: &str| {
-        spike_run(&Spike {
-            name: "timeslice-vs-mig".into(),
-            overrides: vec![format!(
-                "node_pools.a100.sharing={{ strategy = \"mig\", layout = [{l}] }}"
-            )],
-            ..Spike::default()
-        })
-    };
-    let two = layout("\"3g.20gb\", \"3g.20gb\"");
-    let one = layout("\"7g.40gb\"");
+    let (two, one) = common::mig_layout_runs();
     let labels = lab_reports::auto_labels(&[&two, &one]);
     assert_eq!(
         labels,

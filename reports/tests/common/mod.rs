@@ -26,3 +26,18 @@ pub fn junit_as_ci_reads_it(xml: &str) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Two runs labelled by their default `--set` labels, the two MIG layouts of
+/// the README's comparison (60-80 characters each).
+pub fn mig_layout_runs() -> (lab_results::Results, lab_results::Results) {
+    let layout = |l: &str| {
+        spike_run(&Spike {
+            name: "timeslice-vs-mig".into(),
+            overrides: vec![format!(
+                "node_pools.a100.sharing={{ strategy = \"mig\", layout = [{l}] }}"
+            )],
+            ..Spike::default()
+        })
+    };
+    (layout("\"3g.20gb\", \"3g.20gb\""), layout("\"7g.40gb\""))
+}
