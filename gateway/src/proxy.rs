@@ -36,10 +36,9 @@ pub(crate) async fn serve(
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     if let Some(period) = stats_period {
-        let handle = crate::GatewayHandle(shared.clone());
+        // Weak: the ticker ends with the gateway.
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
-            drop(handle);
             let mut tick = tokio::time::interval(period);
             tick.tick().await;
             loop {
