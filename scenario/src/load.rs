@@ -245,6 +245,7 @@ fn missing_hint(service: Option<&str>, parent: &[Seg], key: &str) -> String {
         (_, Some("node_pools"), "max_nodes") => "missing `max_nodes`: add the most nodes the cluster autoscaler may run, e.g. max_nodes = 4".into(),
         (_, Some("node_pools"), "price_per_hour") => "missing `price_per_hour`: add the price of one node per hour in USD, e.g. price_per_hour = 0.53".into(),
         (_, Some("phases"), "kind") => "missing `kind`: add the phase's kind (constant, ramp, spike, diurnal, idle or trace)".into(),
+        (_, Some("arrivals"), "cv") => "missing `cv`: process = \"gamma\" needs the gaps' coefficient of variation, e.g. { process = \"gamma\", cv = 2.0 }".into(),
         _ => format!("missing `{key}`"),
     }
 }

@@ -187,7 +187,19 @@ pub fn typed_parse(
                 at_key: false,
                 message: plain_words(&suggest(&message)),
             });
-            let extra = if is_variant { variants } else { Vec::new() };
+            // The closest name first: the stand-in most likely meant, so what
+            // the rest of the table says is judged against it.
+            let extra = if is_variant {
+                let bad = quoted_after(&message, "unknown variant `").unwrap_or_default();
+                let mut v = variants;
+                if let Some(near) = closest(&bad, &v) {
+                    v.retain(|x| *x != near);
+                    v.insert(0, near);
+                }
+                v
+            } else {
+                Vec::new()
+            };
             let still = |p: &[Seg], m: &str| {
                 p.starts_with(&path)
                     || (Some(p) == path.split_last().map(|(_, parent)| parent)

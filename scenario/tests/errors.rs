@@ -378,3 +378,32 @@ fn every_example_passes_the_placement_check() {
         }
     }
 }
+
+#[test]
+fn a_cv_only_gamma_uses_is_refused_elsewhere_and_required_there() {
+    let e = errors(
+        MIG_EXAMPLE,
+        &[r#"traffic.0.arrivals={ process = "poisson", cv = 1 }"#],
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("`cv` applies only to process = \"gamma\""),
+        "{text}"
+    );
+    let e = errors(
+        MIG_EXAMPLE,
+        &[r#"traffic.1.arrivals={ process = "gamma" }"#],
+    );
+    assert!(
+        e.to_string()
+            .contains("missing `cv`: process = \"gamma\" needs"),
+        "{e}"
+    );
+    // A misspelt process is read as the closest one, so `cv` is not blamed too.
+    let e = errors(
+        MIG_EXAMPLE,
+        &[r#"traffic.1.arrivals={ process = "gama", cv = 2 }"#],
+    );
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    assert!(e.to_string().contains("did you mean `gamma`?"), "{e}");
+}

@@ -28,7 +28,12 @@ fn one() -> u32 {
 
 /// Inter-arrival process, shaped by the phases' rate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "process", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(
+    tag = "process",
+    rename_all = "lowercase",
+    deny_unknown_fields,
+    try_from = "ArrivalsAsWritten"
+)]
 pub enum Arrivals {
     /// Exponential gaps (CV 1).
     #[default]
@@ -37,6 +42,54 @@ pub enum Arrivals {
     Gamma { cv: f64 },
     /// Evenly spaced arrivals (CV 0), as fixed-rate load tools send.
     Uniform,
+}
+
+/// `arrivals` as written. serde lets an internally tagged unit variant
+/// ignore extra keys, so `{ process = "poisson", cv = 2 }` would pass in
+/// silence; reading the keys first lets a misplaced `cv` be refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArrivalsAsWritten {
+    process: ProcessName,
+    #[serde(default)]
+    cv: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ProcessName {
+    Poisson,
+    Gamma,
+    Uniform,
+}
+
+impl TryFrom<ArrivalsAsWritten> for Arrivals {
+    type Error = String;
+
+    fn try_from(a: ArrivalsAsWritten) -> Result<Arrivals, String> {
+        match (a.process, a.cv) {
+            (ProcessName::Gamma, Some(cv)) => Ok(Arrivals::Gamma { cv }),
+            (ProcessName::Gamma, None) => {
+                Err("missing field `cv`: process = \"gamma\" needs it, e.g. { process = \"gamma\", cv = 2.0 }".into())
+            }
+            (ProcessName::Poisson, None) => Ok(Arrivals::Poisson),
+            (ProcessName::Uniform, None) => Ok(Arrivals::Uniform),
+            (p, Some(_)) => Err(format!(
+                "`cv` applies only to process = \"gamma\" ({} gaps have a CV of {}); \
+                 write {{ process = \"gamma\", cv = ... }} for bursty arrivals",
+                if matches!(p, ProcessName::Poisson) {
+                    "poisson"
+                } else {
+                    "uniform"
+                },
+                if matches!(p, ProcessName::Poisson) {
+                    1
+                } else {
+                    0
+                },
+            )),
+        }
+    }
 }
 
 /// One phase of a traffic stream. Rates are requests per second.
