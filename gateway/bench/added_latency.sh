@@ -37,21 +37,22 @@ done
 cpu_of() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 
 run() { # label, target, rate
-  local before; before=$(cpu_of "$GATEWAY_PID")
+  local before pod_before; before=$(cpu_of "$GATEWAY_PID"); pod_before=$(cpu_of "$SERVER_PID")
   taskset -c "$GEN_CPU" "$LAB" load --threads 1 --protocol v2-rest --target "http://$2" --model m --rate "$3" \
     --duration "${SECS}s" --timeout 5s --json --out "$OUT/results.json" >"$OUT/r.json" 2>/dev/null
   rm -rf "$OUT/results.json"
-  python3 - "$1" "$3" "$OUT/r.json" "$before" "$(cpu_of "$GATEWAY_PID")" <<'PY'
+  python3 - "$1" "$3" "$OUT/r.json" "$before" "$(cpu_of "$GATEWAY_PID")" "$pod_before" "$(cpu_of "$SERVER_PID")" <<'PY'
 import json, sys
-label, rate, path, before, after = sys.argv[1:]
+label, rate, path, before, after, pod_before, pod_after = sys.argv[1:]
 r = json.load(open(path))
 l, s = r["latency_seconds"], r["service_time_seconds"]
 print(f"  {label:8} {rate:>5}/s: {r['throughput_rps']:.0f} rps, failed {r['failed']}, "
       f"latency p50 {l['p50']*1e3:.3f} p99 {l['p99']*1e3:.3f} ms, "
       f"service time p50 {s['p50']*1e3:.3f} p99 {s['p99']*1e3:.3f} ms", end="")
-cpu = float(after) - float(before)
-n = r["completed"] + r["failed"]
-print(f", gateway CPU {cpu / n * 1e6:.1f} us/request" if label == "gateway" and n else "")
+n = max(r["completed"] + r["failed"], 1)
+pod = (float(pod_after) - float(pod_before)) / n * 1e6
+gw = (float(after) - float(before)) / n * 1e6
+print(f", CPU per request: pod {pod:.1f} us" + (f", gateway {gw:.1f} us" if label == "gateway" else ""))
 PY
 }
 
