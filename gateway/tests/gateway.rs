@@ -405,3 +405,31 @@ async fn a_dead_pod_is_502_counted_by_reason() {
         .metrics_text()
         .contains("lab_gateway_errors_total{reason=\"connect\"} 1"));
 }
+
+#[tokio::test]
+async fn draining_and_removed_pods_get_no_new_requests() {
+    let (a, b) = (
+        pod("a", Duration::ZERO).await,
+        pod("b", Duration::ZERO).await,
+    );
+    let gw = gateway(vec![service("m", &[("default", 100.0)], 0, 10)]).await;
+    let h = gw.handle();
+    let ida = ready(&h, "m", "default", &a);
+    let idb = ready(&h, "m", "default", &b);
+    let c = h1();
+    for _ in 0..50 {
+        assert_eq!(post(&c, &gw, "/v2/models/m/infer").await.0, 200);
+    }
+    // Least-request over two idle pods still spreads: both got some.
+    assert!(a.requests.load(Ordering::SeqCst) > 0 && b.requests.load(Ordering::SeqCst) > 0);
+    h.set_draining(ida).unwrap();
+    let before = a.requests.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        assert_eq!(post(&c, &gw, "/v2/models/m/infer").await, (200, "b".into()));
+    }
+    assert_eq!(a.requests.load(Ordering::SeqCst), before);
+    h.remove_endpoint(ida).unwrap();
+    assert!(h.remove_endpoint(ida).is_err());
+    assert_eq!(h.outstanding(idb).unwrap(), 0);
+    assert_eq!(h.report_stats().len(), 1);
+}
