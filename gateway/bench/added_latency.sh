@@ -46,7 +46,8 @@ import json, sys
 label, rate, path, before, after, pod_before, pod_after = sys.argv[1:]
 r = json.load(open(path))
 l, s = r["latency_seconds"], r["service_time_seconds"]
-print(f"  {label:8} {rate:>5}/s: {r['throughput_rps']:.0f} rps, failed {r['failed']}, "
+why = ",".join(f"{k}={v}" for k, v in r["failed_by_reason"].items())
+print(f"  {label:8} {rate:>5}/s: {r['throughput_rps']:.0f} rps, failed {r['failed']}{' (' + why + ')' if why else ''}, "
       f"latency p50 {l['p50']*1e3:.3f} p99 {l['p99']*1e3:.3f} ms, "
       f"service time p50 {s['p50']*1e3:.3f} p99 {s['p99']*1e3:.3f} ms", end="")
 n = max(r["completed"] + r["failed"], 1)
