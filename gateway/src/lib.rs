@@ -13,7 +13,9 @@
 //!   and are released the moment one is marked ready. It stays in the path
 //!   while the version's [`ActivatorMode`] is `Proxy`, which the controller
 //!   sets from the KPA's excess burst capacity; requests it proxies are
-//!   counted as proxied in the pods' stats.
+//!   counted as proxied in the pods' stats. Each buffered request ticks
+//!   [`GatewayHandle::activator_demand`], the poke the controller's KPA
+//!   decides on at zero.
 //! - The queue-proxy per pod: `containerConcurrency` (0 = unlimited) with a
 //!   queue of 10 × CC in front, and per-second stats ([`stats`]) as the KPA
 //!   scrapes them.

@@ -374,6 +374,7 @@ async fn forward(
                     format!("activator queue of {} is full ({limit})", svc.cfg.name),
                 ));
             }
+            version.buffered.send_modify(|n| *n += 1);
             let got = loop {
                 let notified = version.became_ready.notified();
                 tokio::pin!(notified);

@@ -63,6 +63,8 @@ pub(crate) struct Version {
     /// Wakes the requests buffered at the activator.
     pub became_ready: Notify,
     pub activator_queued: AtomicUsize,
+    /// Requests ever buffered at the activator: the controller's poke.
+    pub buffered: tokio::sync::watch::Sender<u64>,
     proxy_mode: AtomicBool,
 }
 
@@ -116,6 +118,7 @@ impl Shared {
                         ready: RwLock::new(Arc::new(Vec::new())),
                         became_ready: Notify::new(),
                         activator_queued: AtomicUsize::new(0),
+                        buffered: tokio::sync::watch::Sender::new(0),
                         proxy_mode: AtomicBool::new(true),
                     })
                     .collect(),
@@ -310,6 +313,19 @@ impl GatewayHandle {
     ) -> Result<usize, GatewayError> {
         let (svc, v) = self.0.version(service, version)?;
         Ok(svc.versions[v].activator_queued.load(Ordering::Relaxed))
+    }
+
+    /// Counts the requests ever buffered at a version's activator and
+    /// changes with each: Knative's activator pokes the autoscaler on the
+    /// first request at zero, so the KPA decides at once rather than at its
+    /// next tick; the controller awaits `changed()` on this.
+    pub fn activator_demand(
+        &self,
+        service: &str,
+        version: &str,
+    ) -> Result<tokio::sync::watch::Receiver<u64>, GatewayError> {
+        let (svc, v) = self.0.version(service, version)?;
+        Ok(svc.versions[v].buffered.subscribe())
     }
 
     /// Closes every pod's stats window now and returns what it held, as the

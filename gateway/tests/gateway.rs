@@ -257,12 +257,16 @@ async fn activator_holds_until_ready_and_refuses_past_its_limit() {
     let gw = Arc::new(gateway(vec![service("m", &[("default", 100.0)], 0, 3)]).await);
     let h = gw.handle();
     let id = h.add_endpoint("m", "default", "late", p.addr).unwrap();
+    let mut demand = h.activator_demand("m", "default").unwrap();
     let held: Vec<_> = (0..3)
         .map(|_| {
             let gw = gw.clone();
             tokio::spawn(async move { post(&h1(), &gw, "/v2/models/m/infer").await })
         })
         .collect();
+    // The poke: the controller hears of the first buffered request.
+    demand.changed().await.unwrap();
+    assert!(*demand.borrow_and_update() >= 1);
     until_queued(&h, "m", 3).await;
     // The fourth finds the buffer full: 503 at once, while three wait.
     let (code, body) = post(&h1(), &gw, "/v2/models/m/infer").await;
