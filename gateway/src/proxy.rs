@@ -335,7 +335,7 @@ async fn route(
         )
     })?;
     let name = svc.cfg.name.clone();
-    forward(sh, &svc, parts, body, start)
+    forward(sh, &svc, parts, body, proto, start)
         .await
         .map(|r| (r, name.clone()))
         .map_err(|r| (r, name))
@@ -346,6 +346,7 @@ async fn forward(
     svc: &Arc<Service>,
     parts: http::request::Parts,
     body: Bytes,
+    proto: Proto,
     start: Instant,
 ) -> Result<Response<GatewayBody>, Refusal> {
     let deadline = tokio::time::Instant::from_std(start + svc.cfg.timeout);
@@ -429,7 +430,11 @@ async fn forward(
             }
         }
     }
-    let upstream = upstream_request(parts, body, &ep, proxied).map_err(|m| {
+    let authority = match proto {
+        Proto::Rest => &ep.authority,
+        Proto::Grpc => &ep.grpc_authority,
+    };
+    let upstream = upstream_request(parts, body, authority, proxied).map_err(|m| {
         refusal(
             StatusCode::BAD_REQUEST,
             Code::InvalidArgument,
@@ -461,7 +466,7 @@ async fn forward(
                 StatusCode::BAD_GATEWAY,
                 Code::Unavailable,
                 reason,
-                format!("pod {} at {}: {}", ep.pod, ep.authority, error_chain(&e)),
+                format!("pod {} at {authority}: {}", ep.pod, error_chain(&e)),
             ))
         }
         Err(_) => Err(refusal(
@@ -522,7 +527,7 @@ fn strip_hop_by_hop(h: &mut http::HeaderMap) {
 fn upstream_request(
     parts: http::request::Parts,
     body: Bytes,
-    ep: &Endpoint,
+    authority: &str,
     proxied: bool,
 ) -> Result<Request<Full<Bytes>>, String> {
     let pq = parts
@@ -530,7 +535,7 @@ fn upstream_request(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let uri: http::Uri = format!("http://{}{pq}", ep.authority)
+    let uri: http::Uri = format!("http://{authority}{pq}")
         .parse()
         .map_err(|e| format!("bad request target {pq}: {e}"))?;
     let mut req = Request::new(Full::new(body));

@@ -73,7 +73,10 @@ pub(crate) struct Endpoint {
     pub pod: String,
     pub service: String,
     pub version: String,
+    /// `host:port` of its HTTP (REST) server.
     pub authority: String,
+    /// `host:port` of its gRPC server (`lab serve --grpc-port`).
+    pub grpc_authority: String,
     state: AtomicU8,
     /// Requests at this pod (queued at its queue-proxy or running): the
     /// least-request load signal.
@@ -209,13 +212,27 @@ impl Version {
 }
 
 impl GatewayHandle {
-    /// Adds a pod endpoint (not ready yet) to a service's version.
+    /// Adds a pod endpoint (not ready yet) to a service's version, serving
+    /// REST and gRPC on one port.
     pub fn add_endpoint(
         &self,
         service: &str,
         version: &str,
         pod: &str,
         addr: SocketAddr,
+    ) -> Result<EndpointId, GatewayError> {
+        self.add_endpoint_with_grpc(service, version, pod, addr, addr)
+    }
+
+    /// Adds a pod whose gRPC server has a port of its own (as `lab serve`'s
+    /// does); both count as one pod for routing, concurrency and stats.
+    pub fn add_endpoint_with_grpc(
+        &self,
+        service: &str,
+        version: &str,
+        pod: &str,
+        http: SocketAddr,
+        grpc: SocketAddr,
     ) -> Result<EndpointId, GatewayError> {
         let (svc, v) = self.0.version(service, version)?;
         let id = EndpointId(self.0.next_id.fetch_add(1, Ordering::Relaxed));
@@ -225,7 +242,8 @@ impl GatewayHandle {
             pod: pod.into(),
             service: svc.cfg.name.clone(),
             version: version.into(),
-            authority: addr.to_string(),
+            authority: http.to_string(),
+            grpc_authority: grpc.to_string(),
             state: AtomicU8::new(NOT_READY),
             outstanding: AtomicUsize::new(0),
             gate: (cc > 0).then(|| Arc::new(Semaphore::new(cc))),

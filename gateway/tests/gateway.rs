@@ -353,10 +353,21 @@ async fn container_concurrency_one_serialises_and_stats_add_up() {
 
 #[tokio::test]
 async fn grpc_routes_by_model_name_field() {
-    let p = pod("grpc-pod", Duration::ZERO).await;
+    // As `lab serve` runs them: REST and gRPC on ports of their own.
+    let (rest, p) = (
+        pod("rest-port", Duration::ZERO).await,
+        pod("grpc-pod", Duration::ZERO).await,
+    );
     let gw = gateway(vec![service("resnet", &[("default", 100.0)], 0, 10)]).await;
     let h = gw.handle();
-    ready(&h, "resnet", "default", &p);
+    let id = h
+        .add_endpoint_with_grpc("resnet", "default", "pod-0", rest.addr, p.addr)
+        .unwrap();
+    h.set_ready(id, true).unwrap();
+    assert_eq!(
+        post(&h2(), &gw, "/v2/models/resnet/infer").await,
+        (200, "rest-port".into())
+    );
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", gw.local_addr()))
         .unwrap()
         .connect()
@@ -389,6 +400,9 @@ async fn grpc_routes_by_model_name_field() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+    assert_eq!(p.requests.load(Ordering::SeqCst), 1);
+    let stats = h.report_stats();
+    assert_eq!(stats[0].requests, 2, "REST and gRPC count as one pod");
 }
 
 #[tokio::test]
