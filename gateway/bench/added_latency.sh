@@ -39,7 +39,7 @@ cpu_of() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 run() { # label, target, rate
   local before pod_before; before=$(cpu_of "$GATEWAY_PID"); pod_before=$(cpu_of "$SERVER_PID")
   taskset -c "$GEN_CPU" "$LAB" load --threads 1 --protocol v2-rest --target "http://$2" --model m --rate "$3" \
-    --duration "${SECS}s" --timeout 5s --json --out "$OUT/results.json" >"$OUT/r.json" 2>/dev/null
+    --duration "${SECS}s" --timeout 5s --json -o "$OUT/results.json" >"$OUT/r.json" 2>/dev/null
   rm -rf "$OUT/results.json"
   python3 - "$1" "$3" "$OUT/r.json" "$before" "$(cpu_of "$GATEWAY_PID")" "$pod_before" "$(cpu_of "$SERVER_PID")" <<'PY'
 import json, sys
