@@ -57,7 +57,12 @@ pub struct CalibrateOptions {
     pub measured_on: Option<String>,
 
     /// Where to write the profile (default: standard output).
-    #[arg(long = "output", alias = "out", short = 'o', value_name = "PROFILE.json")]
+    #[arg(
+        long = "output",
+        alias = "out",
+        short = 'o',
+        value_name = "PROFILE.json"
+    )]
     pub out: Option<PathBuf>,
 }
 
