@@ -2,6 +2,9 @@
 //! which scripts/install-test-deps.sh does; `PROMETHEUS=/path` overrides PATH).
 //! Each test starts its own server on a free loopback port with a 250 ms scrape.
 
+mod common;
+use common::alive;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,16 +87,6 @@ async fn poll_until(client: &PromClient, query: &str, done: impl Fn(f64) -> bool
             "{query} still {v} after 20 s"
         );
         tokio::time::sleep(SCRAPE / 2).await;
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(") ").map(|(_, r)| &r[..1]),
-            Some("Z" | "X")
-        ),
-        Err(_) => false,
     }
 }
 

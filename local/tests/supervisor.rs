@@ -2,6 +2,9 @@
 //! in for `lab serve`; it answers `/v2/health/ready` after a delay, and can
 //! ignore SIGTERM.
 
+mod common;
+use common::alive;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,19 +47,6 @@ async fn next_event(events: &mut UnboundedReceiver<PodEvent>) -> PodEvent {
         .await
         .expect("an event within the deadline")
         .expect("the supervisor is alive")
-}
-
-/// A process counts as alive unless it is gone or a zombie: a SIGKILLed child
-/// of a dead parent is reparented to pid 1, which here may never reap it.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => !matches!(
-            stat.rsplit_once(") ").map(|(_, r)| &r[..1]),
-            Some("Z" | "X")
-        ),
-        Err(_) => false,
-    }
 }
 
 /// Live processes whose process group is `pgid`.
