@@ -67,6 +67,13 @@ impl<T> GpuSlots for Vec<(String, Option<T>)> {
     }
 }
 
+/// Time-sliced tenants share one GPU's memory unisolated: their models
+/// together must fit (a byte of slack for float sums). A `total` of 0 means
+/// the memory is partitioned (MIG, MPS) and checked elsewhere.
+pub fn gpu_memory_overflows(used_bytes: f64, total_bytes: f64) -> bool {
+    total_bytes > 0.0 && used_bytes > total_bytes + 1.0
+}
+
 /// Room for cpu and memory on a node (a hair of tolerance for float sums).
 pub fn has_room(cpu_free: f64, memory_free: f64, cpu: f64, memory: f64) -> bool {
     cpu_free + 1e-9 >= cpu && memory_free + 1e-9 >= memory
@@ -121,10 +128,16 @@ pub fn node_fit(pool: NodeShape<'_>, pod: &PodRequest) -> NodeFit {
         GpuRequest::Devices(k) => {
             let slots = pool.gpus_per_node * pool.sharing.slots_per_gpu();
             let devices = match pool.sharing {
-                Sharing::Mig { layout } => format!(
-                    "the MIG layout {layout:?} exposes {} device(s) per GPU",
-                    layout.len()
-                ),
+                Sharing::Mig { layout } => {
+                    let mut kinds: Vec<String> =
+                        layout.iter().map(|p| format!("nvidia.com/mig-{p}")).collect();
+                    kinds.dedup();
+                    format!(
+                        "the MIG layout {layout:?} exposes {} device(s) per GPU, each an instance ({}) under the single strategy",
+                        layout.len(),
+                        kinds.join(", ")
+                    )
+                }
                 Sharing::None => "one device per GPU".to_string(),
                 other => format!(
                     "{} exposes {} device(s) per GPU",

@@ -68,6 +68,7 @@ pub const MIG_RESOURCE_PREFIX: &str = "nvidia.com/mig-";
 const KNOWN_RESOURCES: &[&str] = &["cpu", "memory", "ephemeral-storage", GPU_RESOURCE];
 
 pub use lab_decide::binding::GpuRequest;
+use lab_decide::binding::{node_fit, NodeShape, PodRequest};
 
 impl ServiceSpec {
     pub fn gpu_request(&self) -> GpuRequest {
@@ -81,6 +82,15 @@ impl ServiceSpec {
         match self.resources.get(GPU_RESOURCE) {
             Some(q) if q.0 > 0.0 => GpuRequest::Devices(q.0.round() as u32),
             _ => GpuRequest::None,
+        }
+    }
+
+    /// What one pod asks of its node, in the units binding counts.
+    pub fn pod_request(&self) -> PodRequest {
+        PodRequest {
+            cpu_milli: (self.cpu_request() * 1000.0) as u64,
+            memory_bytes: self.memory_request() as u64,
+            gpu: self.gpu_request(),
         }
     }
 
@@ -98,6 +108,16 @@ impl ServiceSpec {
 }
 
 impl NodePoolSpec {
+    /// One node of the pool as binding sees it.
+    pub fn node_shape(&self) -> NodeShape<'_> {
+        NodeShape {
+            cpu: self.cpu.0,
+            memory_bytes: self.memory.0,
+            gpus_per_node: self.gpus_per_node,
+            sharing: &self.sharing,
+        }
+    }
+
     /// Can a pod with this GPU request land on this pool at all?
     pub fn offers(&self, req: &GpuRequest) -> bool {
         match (req, &self.sharing) {
@@ -846,7 +866,7 @@ pub fn placement_problems(s: &Scenario) -> Vec<(KeyPath, String)> {
             if dep.placed == dep.want {
                 continue;
             }
-            let why = limit(dep.svc, pool, &dep.svc.gpu_request(), &per_gpu);
+            let why = limit(dep.svc, pool);
             let held = holders(d);
             let held = if held.is_empty() {
                 String::new()
@@ -873,7 +893,9 @@ pub fn placement_problems(s: &Scenario) -> Vec<(KeyPath, String)> {
             for slots in &node.gpus {
                 let tenants: Vec<usize> = slots.iter().filter_map(|(_, t)| *t).collect();
                 let used: f64 = tenants.iter().map(|t| deployments[*t].model_memory).sum();
-                if tenants.len() < 2 || used <= gpu.memory_gib * GIB + 1.0 {
+                if tenants.len() < 2
+                    || !lab_decide::binding::gpu_memory_overflows(used, gpu.memory_gib * GIB)
+                {
                     continue;
                 }
                 if !reported.insert(tenants.clone()) {
@@ -919,13 +941,7 @@ pub fn placement_problems(s: &Scenario) -> Vec<(KeyPath, String)> {
 /// Does one pod fit on an empty node of the pool? When it does not, [`validate`]
 /// has said why.
 fn fits_empty_node(svc: &ServiceSpec, pool: &NodePoolSpec, req: &GpuRequest) -> bool {
-    if !pool.offers(req) || svc.cpu_request() > pool.cpu.0 || svc.memory_request() > pool.memory.0 {
-        return false;
-    }
-    match req {
-        GpuRequest::Devices(n) => *n <= pool.gpus_per_node * pool.sharing.slots_per_gpu(),
-        _ => true,
-    }
+    pool.offers(req) && node_fit(pool.node_shape(), &svc.pod_request()).per_node > 0
 }
 
 /// Where a pod goes on a node with this much left: (GPU, slot) for each device.
@@ -950,70 +966,15 @@ fn count(n: u32, what: &str) -> String {
     }
 }
 
-/// Why the pool runs out for this pod: what it asks and what the pool has.
-fn limit(svc: &ServiceSpec, pool: &NodePoolSpec, req: &GpuRequest, per_gpu: &[String]) -> String {
-    let n = pool.max_nodes;
-    let gpus = pool.gpus_per_node;
-    let by_cpu = if svc.cpu_request() > 0.0 {
-        (pool.cpu.0 / svc.cpu_request()).floor() as u64 * u64::from(n)
-    } else {
-        u64::MAX
-    };
-    let by_memory = if svc.memory_request() > 0.0 {
-        (pool.memory.0 / svc.memory_request()).floor() as u64 * u64::from(n)
-    } else {
-        u64::MAX
-    };
-    let (by_gpu, gpu_why) = match req {
-        GpuRequest::None => (u64::MAX, String::new()),
-        GpuRequest::Devices(k) => {
-            let slots = per_gpu.len() as u64;
-            let how = match &pool.sharing {
-                Sharing::Mig { .. } => format!(
-                    "under MIG's single strategy each is one {} instance (nvidia.com/mig-{}), and the layout {per_gpu:?} has {slots} per GPU",
-                    per_gpu.first().map_or("", String::as_str),
-                    per_gpu.first().map_or("", String::as_str)
-                ),
-                Sharing::None => "each is a whole GPU".to_string(),
-                other => format!("{} advertises each GPU {slots} times", other.label()),
-            };
-            (
-                slots * u64::from(gpus) * u64::from(n) / u64::from((*k).max(1)),
-                format!(
-                    "each pod asks for {GPU_RESOURCE}: {k}; {how}, {} per node, {} in the pool",
-                    count(gpus, "GPU"),
-                    slots * u64::from(gpus) * u64::from(n)
-                ),
-            )
-        }
-        GpuRequest::Mig(p) => {
-            let here = per_gpu.iter().filter(|x| *x == p).count() as u64;
-            (
-                here * u64::from(gpus) * u64::from(n),
-                format!(
-                    "each pod asks for {MIG_RESOURCE_PREFIX}{p}: 1; the layout {per_gpu:?} has {} per GPU, {} per node, {} in the pool",
-                    count(here as u32, "such instance"),
-                    count(gpus, "GPU"),
-                    here * u64::from(gpus) * u64::from(n)
-                ),
-            )
-        }
-    };
-    if by_gpu <= by_cpu && by_gpu <= by_memory && by_gpu != u64::MAX {
-        gpu_why
-    } else if by_cpu <= by_memory {
-        format!(
-            "each pod asks for cpu: {}; a node has {}, {} in the pool",
-            svc.cpu_request(),
-            pool.cpu.0,
-            count(n, "node")
-        )
-    } else {
-        format!(
-            "each pod asks for memory: {:.1} GiB; a node has {:.1} GiB, {} in the pool",
-            svc.memory_request() / GIB,
-            pool.memory.0 / GIB,
-            count(n, "node")
-        )
-    }
+/// Why the pool runs out for this pod: the resource that limits a node (the
+/// same fit the simulator's cluster autoscaler uses) and what the whole pool
+/// holds at `max_nodes`.
+fn limit(svc: &ServiceSpec, pool: &NodePoolSpec) -> String {
+    let fit = node_fit(pool.node_shape(), &svc.pod_request());
+    format!(
+        "{}; at most {} in the pool ({})",
+        fit.limit,
+        count(fit.per_node.saturating_mul(pool.max_nodes), "such pod"),
+        count(pool.max_nodes, "node")
+    )
 }

@@ -275,7 +275,8 @@ impl<'s> Engine<'s> {
         let sc = self.sc;
         let svc = &sc.services[si];
         let pool_spec = &sc.node_pools[pool_idx];
-        let req = svc.gpu_request();
+        let pod = svc.pod_request();
+        let req = pod.gpu.clone();
         let profile = profile_for(latency, pool_spec, &req)
             .cloned()
             .expect("validated: a profile exists for the pool");
@@ -348,8 +349,8 @@ impl<'s> Engine<'s> {
             container_concurrency: svc.container_concurrency,
             timeout_ns: svc.timeout.nanos().max(1),
             model_memory: memory,
-            cpu_milli: (svc.cpu_request() * 1000.0) as u64,
-            memory_bytes: svc.memory_request() as u64,
+            cpu_milli: pod.cpu_milli,
+            memory_bytes: pod.memory_bytes,
             node_share,
             pod_start_ns: cs.pod_start.nanos(),
             pull_ns,
@@ -1083,7 +1084,7 @@ impl<'s> Engine<'s> {
             gpu.slots[*s as usize] = Some(p);
             gpu.memory_used += model_mem;
             // Time-slicing does not isolate memory: co-tenants can run it out.
-            if gpu.memory_used > gpu.memory_total + 1.0 && gpu.memory_total > 0.0 {
+            if binding::gpu_memory_overflows(gpu.memory_used, gpu.memory_total) {
                 oom = true;
             }
         }
@@ -1586,14 +1587,8 @@ impl<'s> Engine<'s> {
     /// resource that limits it.
     pub(crate) fn node_fit(&self, d: usize, pool: usize) -> NodeFit {
         let dep = &self.deployments[d];
-        let spec = &self.sc.node_pools[pool];
         binding::node_fit(
-            binding::NodeShape {
-                cpu: spec.cpu.0,
-                memory_bytes: spec.memory.0,
-                gpus_per_node: spec.gpus_per_node,
-                sharing: &spec.sharing,
-            },
+            self.sc.node_pools[pool].node_shape(),
             &binding::PodRequest {
                 cpu_milli: dep.cpu_milli,
                 memory_bytes: dep.memory_bytes,

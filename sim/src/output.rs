@@ -431,7 +431,7 @@ pub fn warnings(e: &Engine, r: &mut Results) {
     // fit its memory is only seen here.
     for node in e.nodes.iter().filter(|n| n.state == NodeState::Ready) {
         for gpu in &node.gpus {
-            if gpu.memory_total <= 0.0 || gpu.memory_used <= gpu.memory_total + 1.0 {
+            if !lab_decide::binding::gpu_memory_overflows(gpu.memory_used, gpu.memory_total) {
                 continue;
             }
             let mut tenants: Vec<usize> = gpu
