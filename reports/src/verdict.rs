@@ -130,39 +130,33 @@ impl RunVerdict {
     /// `PASS: all 3 SLOs met`, `FAIL: 1 of 3 SLOs missed`; an incomplete run
     /// that fails for it says so first.
     pub fn headline(&self) -> String {
-        let slos = self.slo_headline();
+        let slos = self.slo_summary();
         if self.incomplete_fails {
-            let rest = slos
-                .trim_start_matches("PASS: ")
-                .trim_start_matches("FAIL: ");
             return format!(
                 "FAIL: the run is incomplete (interrupted or cut short; --allow-incomplete \
-                 judges its partial figures); {rest}"
+                 judges its partial figures); {slos}"
             );
         }
-        slos
+        let all_passed = self.slos.iter().all(|s| s.slo.passed);
+        format!("{}: {slos}", if all_passed { "PASS" } else { "FAIL" })
     }
 
-    fn slo_headline(&self) -> String {
+    /// What the SLOs say, without the verdict word.
+    fn slo_summary(&self) -> String {
         let n = self.slos.len();
-        let all_passed = self.slos.iter().all(|s| s.slo.passed);
-        match (all_passed, n) {
-            (_, 0) => "PASS: no SLOs recorded, nothing to judge".into(),
-            (true, 1) => "PASS: the SLO is met".into(),
-            (true, _) => format!("PASS: all {n} SLOs met"),
-            (false, _) => {
-                let no_data = self
-                    .slos
-                    .iter()
-                    .filter(|s| s.slo.verdict() == lab_results::SloVerdict::NoData)
-                    .count();
-                let missed = self.failures() - no_data;
-                match (missed, no_data) {
-                    (m, 0) => format!("FAIL: {m} of {n} SLOs missed"),
-                    (0, d) => format!("FAIL: {d} of {n} SLOs with no data to judge"),
-                    (m, d) => format!("FAIL: {m} of {n} SLOs missed, {d} with no data to judge"),
-                }
-            }
+        let no_data = self
+            .slos
+            .iter()
+            .filter(|s| s.slo.verdict() == lab_results::SloVerdict::NoData)
+            .count();
+        let missed = self.failures() - no_data;
+        match (n, missed, no_data) {
+            (0, _, _) => "no SLOs recorded, nothing to judge".into(),
+            (1, 0, 0) => "the SLO is met".into(),
+            (_, 0, 0) => format!("all {n} SLOs met"),
+            (_, m, 0) => format!("{m} of {n} SLOs missed"),
+            (_, 0, d) => format!("{d} of {n} SLOs with no data to judge"),
+            (_, m, d) => format!("{m} of {n} SLOs missed, {d} with no data to judge"),
         }
     }
 
