@@ -354,7 +354,7 @@ async fn forward(
         let mut rng = sh.rng.lock().expect("gateway rng");
         routing::pick_version(
             svc.versions.len(),
-            || lab_traffic_uniform(&mut *rng),
+            || lab_traffic::uniform(&mut *rng),
             |i| svc.versions[i].traffic_percent,
         )
     };
@@ -476,12 +476,6 @@ async fn forward(
             format!("pod {} gave no response in {:?}", ep.pod, svc.cfg.timeout),
         )),
     }
-}
-
-/// Uniform in (0, 1], as the simulator draws its canary split
-/// (`lab_traffic::schedule::uniform`: 53 random bits, never 0).
-fn lab_traffic_uniform(rng: &mut impl rand::RngCore) -> f64 {
-    ((rng.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
