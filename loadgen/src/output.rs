@@ -225,6 +225,7 @@ pub fn results(rec: &mut Recorder, meta: &RunMeta) -> Results {
             warmup_seconds: meta.warmup_seconds,
             interval_seconds: rec.interval_ns() as f64 / 1e9,
             end_seconds: meta.end_seconds,
+            time_scale: 1.0,
         },
         summary: group(&rec.overall, meta.end_seconds),
         services,

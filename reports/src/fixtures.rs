@@ -313,6 +313,7 @@ pub fn spike_run(s: &Spike) -> Results {
             warmup_seconds: 120.0,
             interval_seconds: dt,
             end_seconds: s.duration_seconds,
+            time_scale: 1.0,
         },
         summary: Summary {
             requests: RequestCounts {

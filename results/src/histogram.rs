@@ -101,6 +101,25 @@ impl LatencyHistogram {
         self.sum_ns += other.sum_ns;
     }
 
+    /// Every value multiplied by `k` (finite, positive): what a run `k` times
+    /// faster measured, read back in the scenario's time. Each bucket moves as a
+    /// whole (its lowest value times `k`, clamped to the histogram's range), so
+    /// quantiles keep HdrHistogram's 0.1% resolution and may move by up to one
+    /// bucket more; the exact sum scales exactly.
+    pub fn scaled(&self, k: f64) -> LatencyHistogram {
+        let mut out = LatencyHistogram::new();
+        for v in self.h.iter_recorded() {
+            let lowest = self.h.lowest_equivalent(v.value_iterated_to());
+            let ns = ((lowest as f64) * k).round() as u64;
+            // Clamped into range, so recording cannot fail.
+            let _ = out
+                .h
+                .record_n(ns.clamp(1_000, HISTOGRAM_MAX_NS), v.count_at_value());
+        }
+        out.sum_ns = (self.sum_ns as f64 * k).round() as u128;
+        out
+    }
+
     /// HdrHistogram V2 encoding in base64; the exact sum rides along as a prefix
     /// so means survive a round trip.
     pub fn to_base64(&self) -> String {

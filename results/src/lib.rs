@@ -10,8 +10,10 @@
 
 mod histogram;
 mod slo;
+mod time_scale;
 
 pub use histogram::{HistogramBuffer, LatencyHistogram, HISTOGRAM_MAX_NS};
+pub use time_scale::to_scenario_time;
 pub use slo::{
     evaluate_slos, min_samples, observe, recheck, BoundValue, Judging, SloMetric, SloSpec,
     SloThreshold, SloVerdict,
@@ -131,6 +133,19 @@ pub struct RunInfo {
     pub interval_seconds: f64,
     /// Where the run stopped: `duration_seconds` when complete.
     pub end_seconds: f64,
+    /// How many times faster than the scenario the run was played
+    /// (`--time-scale`); its figures are read back in scenario time. 1, and
+    /// left out of the file, for a run at the scenario's own pace.
+    #[serde(default = "unit_time_scale", skip_serializing_if = "is_unit_time_scale")]
+    pub time_scale: f64,
+}
+
+fn unit_time_scale() -> f64 {
+    1.0
+}
+
+fn is_unit_time_scale(k: &f64) -> bool {
+    *k == 1.0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -311,6 +311,7 @@ pub fn results(e: &Engine) -> Results {
             warmup_seconds: e.warmup as f64 / NS,
             interval_seconds: e.sc.run.interval.secs_f64(),
             end_seconds: now as f64 / NS,
+            time_scale: 1.0,
         },
         summary: Summary {
             requests: total,
