@@ -17,7 +17,7 @@ pub mod spec;
 
 pub use autoscaler::{Autoscaler, Decision};
 pub use observe::{MetricError, Observation, PodPhase, PodSample};
-pub use signal::{Signal, SignalValues, KNOWN_METRIC_NAMES};
+pub use signal::{reading_for, Reading, Signal, SignalValues, KNOWN_METRIC_NAMES};
 pub use spec::{AutoscalerSpec, Bounds, FixedSpec, HpaSpec, KedaSpec, KpaSpec};
 
 /// Time since the start of the run (simulation) or of the controller (live).

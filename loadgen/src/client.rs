@@ -234,17 +234,24 @@ impl Client {
                 Payload::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
                     LoadError::BadInput(format!("body file {}: {e}", path.display()))
                 })?)),
-                Payload::FromMetadata(_) => None,
+                Payload::FromMetadata(_) | Payload::Inputs(..) => None,
             };
         let fill = match config.payload {
-            Payload::FromMetadata(f) => f,
+            Payload::FromMetadata(f) | Payload::Inputs(_, f) => f,
             Payload::File(_) => Fill::Zero,
+        };
+        let known = match &config.payload {
+            Payload::Inputs(specs, _) => Some(specs.clone()),
+            _ => None,
         };
         let mut headers = HeaderMap::new();
         let json = HeaderValue::from_static("application/json");
         let (method, url, body) = match config.protocol {
             Protocol::V2Grpc => {
-                let specs = self.grpc_metadata(&stream.model, config.timeout).await?;
+                let specs = match known {
+                    Some(s) => s,
+                    None => self.grpc_metadata(&stream.model, config.timeout).await?,
+                };
                 return Ok(Template::Grpc(grpc::infer_request(
                     &stream.model,
                     &tensors(&specs, fill),
@@ -288,9 +295,13 @@ impl Client {
                         b
                     }
                     None => {
-                        let specs = self
-                            .rest_metadata(base, &stream.model, config.timeout)
-                            .await?;
+                        let specs = match known {
+                            Some(s) => s,
+                            None => {
+                                self.rest_metadata(base, &stream.model, config.timeout)
+                                    .await?
+                            }
+                        };
                         let t = tensors(&specs, fill);
                         match config.protocol {
                             Protocol::V1 => payload::v1_json(&t),

@@ -59,6 +59,11 @@ pub enum Payload {
     FromMetadata(Fill),
     /// A file sent as the body of every request, unchanged.
     File(PathBuf),
+    /// Tensors built for inputs known in advance, without asking the target for
+    /// metadata: the local level knows its pods' inputs, and a metadata request
+    /// through an activator would wake a service scaled to zero before the
+    /// schedule starts.
+    Inputs(Vec<crate::TensorSpec>, Fill),
 }
 
 /// What a tensor built from metadata holds.

@@ -48,6 +48,7 @@ pub use config::{
 pub use error::LoadError;
 pub use merge::merge;
 pub use output::{LoadReport, LATE_NS};
+pub use payload::TensorSpec;
 pub use plan::{arrivals, end_ns, Planned};
 pub use recorder::REFUSED;
 

@@ -226,6 +226,7 @@ pub fn results(rec: &mut Recorder, meta: &RunMeta) -> Results {
             interval_seconds: rec.interval_ns() as f64 / 1e9,
             end_seconds: meta.end_seconds,
             time_scale: 1.0,
+            notes: Vec::new(),
         },
         summary: group(&rec.overall, meta.end_seconds),
         services,

@@ -314,6 +314,7 @@ pub fn spike_run(s: &Spike) -> Results {
             interval_seconds: dt,
             end_seconds: s.duration_seconds,
             time_scale: 1.0,
+            notes: Vec::new(),
         },
         summary: Summary {
             requests: RequestCounts {

@@ -138,6 +138,10 @@ pub struct RunInfo {
     /// left out of the file, for a run at the scenario's own pace.
     #[serde(default = "unit_time_scale", skip_serializing_if = "is_unit_time_scale")]
     pub time_scale: f64,
+    /// What a reader of a real-level run should know about how it was made
+    /// (what was emulated, what was not available). Absent at the sim level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 fn unit_time_scale() -> f64 {
@@ -460,6 +464,10 @@ pub enum WarningKind {
     /// An SLO percentile judged on fewer requests than it needs (p99.9 of
     /// 500 requests is their maximum).
     TooFewSamples,
+    /// The load generator fell behind its schedule (a real level): this
+    /// machine could not keep up, so latency figures describe it as much as
+    /// the system under test.
+    LoadFellBehind,
 }
 
 impl WarningKind {
@@ -470,6 +478,7 @@ impl WarningKind {
             WarningKind::NoReadyReplica => "no_ready_replica",
             WarningKind::TrafficEndsEarly => "traffic_ends_early",
             WarningKind::TooFewSamples => "too_few_samples",
+            WarningKind::LoadFellBehind => "load_fell_behind",
         }
     }
 }

@@ -250,6 +250,7 @@ mod tests {
                 interval_seconds: 1.0,
                 end_seconds: 60.0,
                 time_scale: 1.0,
+                notes: Vec::new(),
             },
             summary: Summary {
                 requests: counts(),
