@@ -93,6 +93,11 @@ pub struct CalibrationProfile {
     #[serde(default)]
     pub measured_on: String,
     pub points: Vec<CalibrationPoint>,
+    /// The spread to draw service times with, when it is known rather than
+    /// measured (the local level hands a scenario's own to the emulator). Absent,
+    /// it is fitted from the points' p50 and p99; `lab calibrate` leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<ServiceDistribution>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,9 +113,10 @@ pub struct CalibrationPoint {
 pub const CALIBRATION_FORMAT: &str = "lab-calibration/v1";
 
 impl CalibrationProfile {
-    /// The profile as the simulator uses it. Without an explicit distribution the
-    /// spread is fitted as a lognormal from the measured p50 and p99 of the batch
-    /// size the profile measured most often.
+    /// The profile as the simulator uses it. The spread is, first found: the
+    /// `distribution` argument, the profile's own `distribution`, or a lognormal
+    /// fitted from the measured p50 and p99 of the batch size the profile
+    /// measured most often.
     pub fn to_latency_profile(&self, distribution: Option<ServiceDistribution>) -> LatencyProfile {
         let mut points: Vec<BatchPoint> = self
             .points
@@ -122,7 +128,7 @@ impl CalibrationProfile {
             .collect();
         points.sort_by_key(|p| p.batch_size);
         points.dedup_by_key(|p| p.batch_size);
-        let distribution = distribution.unwrap_or_else(|| {
+        let distribution = distribution.or(self.distribution).unwrap_or_else(|| {
             self.points
                 .iter()
                 .max_by_key(|p| p.samples)
@@ -214,5 +220,78 @@ mod tests {
             ServiceDistribution::Lognormal { cv } => assert!((cv - 0.5).abs() < 1e-6),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn calibration(distribution: Option<ServiceDistribution>) -> CalibrationProfile {
+        CalibrationProfile {
+            format: CALIBRATION_FORMAT.into(),
+            model: "m".into(),
+            device: "cpu".into(),
+            gpu: "T4".into(),
+            measured_on: String::new(),
+            points: vec![CalibrationPoint {
+                batch_size: 1,
+                mean_seconds: 0.01,
+                p50_seconds: 0.009,
+                p99_seconds: 0.02,
+                samples: 100,
+            }],
+            distribution,
+        }
+    }
+
+    #[test]
+    fn a_profile_distribution_replaces_the_fit_and_draws_exponentially() {
+        let latency = calibration(Some(ServiceDistribution::Exponential)).to_latency_profile(None);
+        assert_eq!(latency.distribution, ServiceDistribution::Exponential);
+        // Exponential draws on a uniform grid: mean 0.01 and CV 1, unlike the
+        // lognormal the p50/p99 fit gives (CV about 0.35 here).
+        let n = 100_000;
+        let xs: Vec<f64> = (0..n)
+            .map(|i| {
+                let u1 = (i as f64 + 0.5) / n as f64;
+                sample_service_seconds(0.01, latency.distribution, u1, 0.5)
+            })
+            .collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!((mean - 0.01).abs() < 1e-4, "mean {mean}");
+        assert!(
+            (var.sqrt() / mean - 1.0).abs() < 0.02,
+            "cv {}",
+            var.sqrt() / mean
+        );
+        // An explicit argument still wins over the profile's own.
+        let explicit = calibration(Some(ServiceDistribution::Exponential))
+            .to_latency_profile(Some(ServiceDistribution::Deterministic));
+        assert_eq!(explicit.distribution, ServiceDistribution::Deterministic);
+    }
+
+    #[test]
+    fn a_profile_without_a_distribution_reads_as_before_and_fits_a_lognormal() {
+        let old = r#"{"format":"lab-calibration/v1","model":"m","device":"cpu","gpu":"T4",
+            "points":[{"batch_size":1,"mean_seconds":0.01,"p50_seconds":0.009,
+            "p99_seconds":0.02,"samples":100}]}"#;
+        let p: CalibrationProfile = serde_json::from_str(old).unwrap();
+        assert_eq!(p, calibration(None));
+        let fitted = lognormal_from_quantiles(0.009, 0.02);
+        assert!(matches!(fitted, ServiceDistribution::Lognormal { .. }));
+        assert_eq!(p.to_latency_profile(None).distribution, fitted);
+        // Written back, it has no distribution key (what `lab calibrate` writes).
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!text.contains("distribution"), "{text}");
+        let with = serde_json::to_string(&calibration(Some(ServiceDistribution::Lognormal {
+            cv: 0.25,
+        })))
+        .unwrap();
+        assert!(
+            with.contains(r#""distribution":{"kind":"lognormal","cv":0.25}"#),
+            "{with}"
+        );
+        let back: CalibrationProfile = serde_json::from_str(&with).unwrap();
+        assert_eq!(
+            back.distribution,
+            Some(ServiceDistribution::Lognormal { cv: 0.25 })
+        );
     }
 }

@@ -193,6 +193,8 @@ pub fn measure(opts: &CalibrateOptions) -> anyhow::Result<CalibrationProfile> {
             )
         }),
         points,
+        // Measured, so the spread is fitted from p50 and p99 when read.
+        distribution: None,
     })
 }
 
