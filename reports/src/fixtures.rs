@@ -376,6 +376,7 @@ pub fn spike_run(s: &Spike) -> Results {
                     max_ready: 2,
                     mean_ready: 2.0,
                     max_desired: 2,
+                    restarts: 0,
                 },
                 versions: vec![],
                 batching: None,

@@ -256,6 +256,14 @@ pub struct ReplicaSummary {
     /// Time-weighted mean of ready replicas.
     pub mean_ready: f64,
     pub max_desired: u32,
+    /// Containers restarted after an unexpected exit (Kubernetes'
+    /// `restartCount`, summed over the service's pods; real levels only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -273,6 +273,7 @@ mod tests {
                     max_ready: 4,
                     mean_ready: 2.5,
                     max_desired: 5,
+                    restarts: 0,
                 },
                 versions: vec![VersionSummary {
                     name: "v1".into(),
