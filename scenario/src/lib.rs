@@ -10,6 +10,7 @@ mod diagnostic;
 mod load;
 mod overrides;
 mod spec;
+mod time_scale;
 mod typed;
 mod validate;
 
@@ -17,4 +18,5 @@ pub use diagnostic::{Diagnostic, ScenarioError};
 pub use load::{load, load_checked, parse};
 pub use overrides::apply_all as apply_overrides;
 pub use spec::*;
+pub use time_scale::{time_scale_caveats, time_scaled, UNSCALED_CONSTANTS};
 pub use validate::{profile_for, GpuRequest, KeyPath, Seg, GPU_RESOURCE, MIG_RESOURCE_PREFIX};
