@@ -350,6 +350,7 @@ pub fn spike_run(s: &Spike) -> Results {
                     max_ready,
                     mean_ready: ready_sum / n as f64,
                     max_desired,
+                    restarts: 0,
                 },
                 versions: vec![],
                 batching: Some(BatchingSummary {
