@@ -13,9 +13,12 @@
 //! - [`routing`]: the request path's choices (canary version by
 //!   `trafficPercent`, least-request pod of two random picks, the activator's
 //!   Proxy/Serve mode), shared by the simulator's engine and the local gateway.
-//!
-//! Further decisions of issue 15 that both clocks need (spot interruptions,
-//! cost accounting, drain with grace period) move here from the engine too.
+//! - [`drain`]: a deleted pod finishing its work within its grace period, and
+//!   what fails when the period runs out.
+//! - [`spot`]: when a spot node gets its interruption notice (from a uniform
+//!   draw the caller makes) and when it is reclaimed.
+//! - [`cost`]: node-hours, USD, the OpenCost-style share of a node's price a
+//!   pod is charged, idle cost and the 730-hour monthly projection.
 //!
 //! Architecture invariant: no I/O, no threads, no clock. Instants and
 //! durations are integer nanoseconds the caller passes in; the same inputs
@@ -23,7 +26,10 @@
 
 pub mod binding;
 pub mod cluster_autoscaler;
+pub mod cost;
+pub mod drain;
 pub mod lifecycle;
 pub mod metrics;
 pub mod reconcile;
 pub mod routing;
+pub mod spot;

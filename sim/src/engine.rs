@@ -10,10 +10,12 @@ use lab_autoscale::{
 };
 use lab_decide::metrics::{clamp_replicas, cpu_usage_milli, RateWindow};
 use lab_decide::routing;
-use lab_decide::{binding, binding::NodeFit, cluster_autoscaler, lifecycle, reconcile};
+use lab_decide::{
+    binding, binding::NodeFit, cluster_autoscaler, cost, drain, lifecycle, reconcile, spot,
+};
 use lab_gpu::{sample_service_seconds, tenant_speed, ServiceDistribution, Sharing};
 use lab_results::{ScalingEvent, TimePoint};
-use lab_scenario::{profile_for, CapacityType, GpuRequest, Scenario};
+use lab_scenario::{profile_for, CapacityType, Scenario};
 use lab_traffic::{exp1, rng_for, uniform, ArrivalIter, Rng, Schedule};
 use std::collections::VecDeque;
 
@@ -151,8 +153,8 @@ impl<'s> Engine<'s> {
                 min_nodes: p.min_nodes,
                 max_nodes: p.max_nodes,
                 provisioning_ns: p.provisioning_time.nanos(),
-                spot_rate_per_ns: if p.capacity_type == CapacityType::Spot {
-                    p.spot_interruptions_per_hour / 3600.0 / NS
+                spot_interruptions_per_hour: if p.capacity_type == CapacityType::Spot {
+                    p.spot_interruptions_per_hour
                 } else {
                     0.0
                 },
@@ -311,25 +313,20 @@ impl<'s> Engine<'s> {
             }
         });
         let pool = &self.pools[pool_idx];
-        let node_share = match &req {
-            GpuRequest::None => (svc.cpu_request() / pool.cpu.max(1e-9))
-                .max(svc.memory_request() / pool.memory.max(1e-9))
-                .min(1.0),
-            GpuRequest::Devices(n) => {
-                f64::from(*n)
-                    / f64::from(pool.sharing.slots_per_gpu().max(1))
-                    / f64::from(pool.gpus_per_node.max(1))
-            }
-            GpuRequest::Mig(p) => {
-                let slices = pool_spec
-                    .gpu
-                    .as_deref()
-                    .and_then(lab_gpu::gpu_type)
-                    .and_then(|g| g.mig_profile(p))
-                    .map_or(1, |m| m.compute_slices);
-                f64::from(slices) / 7.0 / f64::from(pool.gpus_per_node.max(1))
-            }
-        };
+        let node_share = cost::node_share(
+            cost::Requested {
+                cpu: svc.cpu_request(),
+                memory_bytes: svc.memory_request(),
+                gpu: &req,
+            },
+            binding::NodeShape {
+                cpu: pool.cpu,
+                memory_bytes: pool.memory,
+                gpus_per_node: pool.gpus_per_node,
+                sharing: &pool.sharing,
+            },
+            pool_spec.gpu.as_deref().and_then(lab_gpu::gpu_type),
+        );
         self.deployments.push(Deployment {
             service: si,
             name: vname,
@@ -465,7 +462,11 @@ impl<'s> Engine<'s> {
                 if self.pods[pod as usize].gen == gen
                     && self.pods[pod as usize].state == PodState::Draining
                 {
-                    self.kill_pod(pod, "pod_killed");
+                    match drain::step(self.held(pod), true) {
+                        drain::DrainStep::Exit => self.terminate(pod),
+                        drain::DrainStep::Kill { reason } => self.kill_pod(pod, reason),
+                        drain::DrainStep::Wait => {}
+                    }
                 }
             }
             Event::NodeReady { node } => {
@@ -1220,19 +1221,30 @@ impl<'s> Engine<'s> {
                 pod.state = PodState::Draining;
                 pod.gen += 1;
                 let gen = pod.gen;
-                let grace = self.deployments[d].grace_ns;
-                self.q
-                    .push(self.now + grace, Event::PodKill { pod: p, gen });
+                let deadline = drain::deadline(self.now, self.deployments[d].grace_ns);
+                self.q.push(deadline, Event::PodKill { pod: p, gen });
                 self.maybe_finish_drain(p);
             }
             PodState::Draining | PodState::Terminated => {}
         }
     }
 
+    /// A draining pod that holds nothing exits; the grace deadline is the
+    /// `PodKill` timer's to judge.
     fn maybe_finish_drain(&mut self, p: u32) {
-        let pod = &self.pods[p as usize];
-        if pod.state == PodState::Draining && pod.queue.is_empty() && pod.executing_batches == 0 {
+        if self.pods[p as usize].state == PodState::Draining
+            && drain::step(self.held(p), false) == drain::DrainStep::Exit
+        {
             self.terminate(p);
+        }
+    }
+
+    /// What a pod holds, as a drain sees it: queued requests, executing batches.
+    fn held(&self, p: u32) -> drain::Held {
+        let pod = &self.pods[p as usize];
+        drain::Held {
+            queued: pod.queue.len() as u64,
+            executing: u64::from(pod.executing_batches),
         }
     }
 
@@ -1415,13 +1427,10 @@ impl<'s> Engine<'s> {
         let pool = self.nodes[n as usize].pool;
         self.nodes[n as usize].state = NodeState::Ready;
         self.nodes[n as usize].empty_since = Some(self.now);
-        let rate = self.pools[pool].spot_rate_per_ns;
-        if rate > 0.0 {
-            let wait = -uniform(&mut self.rng_spot).ln() / rate;
-            if wait.is_finite() && wait < (u64::MAX / 2) as f64 {
-                self.q
-                    .push(self.now + wait as u64, Event::SpotNotice { node: n });
-            }
+        let per_hour = self.pools[pool].spot_interruptions_per_hour;
+        let rng = &mut self.rng_spot;
+        if let Some(at) = spot::next_interruption_ns(self.now, per_hour, || uniform(rng)) {
+            self.q.push(at, Event::SpotNotice { node: n });
         }
         self.bind_pending(pool);
     }
@@ -1436,13 +1445,14 @@ impl<'s> Engine<'s> {
     }
 
     fn spot_notice(&mut self, n: u32) {
-        if self.nodes[n as usize].state != NodeState::Ready {
-            return;
-        }
         let pool = self.nodes[n as usize].pool;
-        self.nodes[n as usize].state = NodeState::Doomed;
         let notice = self.pools[pool].notice_ns;
-        self.q.push(self.now + notice, Event::NodeKill { node: n });
+        let ready = self.nodes[n as usize].state == NodeState::Ready;
+        let Some(reclaim) = spot::reclaim_at(ready, self.now, notice) else {
+            return;
+        };
+        self.nodes[n as usize].state = NodeState::Doomed;
+        self.q.push(reclaim, Event::NodeKill { node: n });
         self.scaling_events.push(ScalingEvent {
             t_seconds: self.now as f64 / NS,
             target: format!("pool:{}", self.pools[pool].name),
@@ -1481,7 +1491,7 @@ impl<'s> Engine<'s> {
             })
             .collect();
         for p in on_node {
-            self.kill_pod(p, "pod_killed");
+            self.kill_pod(p, spot::RECLAIMED_REASON);
         }
         self.remove_node(n);
     }

@@ -2,6 +2,7 @@
 
 use crate::engine::Engine;
 use crate::world::{NodeState, PodState};
+use lab_decide::cost;
 use lab_results::*;
 
 const NS: f64 = 1e9;
@@ -165,19 +166,21 @@ fn in_flight(e: &Engine, d: usize) -> u64 {
             .sum::<u64>()
 }
 
-fn node_cost(e: &Engine, pool: usize, now: u64) -> (f64, f64) {
-    let live: u128 = e
+/// A pool's cost up to `now`: its removed nodes' time plus its live nodes'.
+fn pool_usage(e: &Engine, pool: usize, now: u64) -> cost::PoolUsage {
+    let live = e
         .nodes
         .iter()
         .filter(|n| n.pool == pool && n.state != NodeState::Gone)
-        .map(|n| (now - n.created) as u128)
-        .sum();
-    let node_hours = (e.pools[pool].node_ns + live) as f64 / NS / 3600.0;
-    (node_hours, node_hours * e.pools[pool].price_per_hour)
+        .map(|n| n.created);
+    let node_ns = cost::node_ns(e.pools[pool].node_ns, live, now);
+    cost::pool_usage(node_ns, e.pools[pool].price_per_hour)
 }
 
 fn cost_so_far(e: &Engine) -> f64 {
-    (0..e.pools.len()).map(|p| node_cost(e, p, e.now).1).sum()
+    (0..e.pools.len())
+        .map(|p| pool_usage(e, p, e.now).usd)
+        .sum()
 }
 
 /// Everything but the wall clock and the scenario echo, which the caller fills in.
@@ -243,6 +246,7 @@ pub fn results(e: &Engine) -> Results {
                 max_ready: st.max_ready,
                 mean_ready: st.ready_area / run_s,
                 max_desired: st.max_desired,
+                restarts: 0,
             },
             versions,
             batching: batches_of_several(svc).map(|b| {
@@ -257,18 +261,18 @@ pub fn results(e: &Engine) -> Results {
             }),
         });
     }
-    let hours = now as f64 / NS / 3600.0;
+    let hours = cost::hours(u128::from(now));
     let mut by_pool = Vec::new();
     let mut total_usd = 0.0;
     for pi in 0..e.pools.len() {
-        let (node_hours, usd) = node_cost(e, pi, now);
-        total_usd += usd;
+        let usage = pool_usage(e, pi, now);
+        total_usd += usage.usd;
         by_pool.push(PoolCost {
             name: e.pools[pi].name.clone(),
-            usd,
-            node_hours,
-            gpu_hours: node_hours * f64::from(e.pools[pi].gpus_per_node),
-            monthly_usd: monthly(usd, hours),
+            usd: usage.usd,
+            node_hours: usage.node_hours,
+            gpu_hours: cost::gpu_hours(usage.node_hours, e.pools[pi].gpus_per_node),
+            monthly_usd: cost::monthly(usage.usd, hours),
         });
     }
     let mut by_service: Vec<ServiceCost> =
@@ -286,12 +290,16 @@ pub fn results(e: &Engine) -> Results {
         }
         let dep = &e.deployments[pod.deployment as usize];
         let end = pod.ended.unwrap_or(now);
-        let h = end.saturating_sub(pod.bound) as f64 / NS / 3600.0;
-        by_service[dep.service].usd += h * dep.node_share * e.pools[dep.pool].price_per_hour;
+        by_service[dep.service].usd += cost::pod_usd(
+            pod.bound,
+            end,
+            dep.node_share,
+            e.pools[dep.pool].price_per_hour,
+        );
     }
     let attributed: f64 = by_service.iter().map(|s| s.usd).sum();
     for s in &mut by_service {
-        s.monthly_usd = monthly(s.usd, hours);
+        s.monthly_usd = cost::monthly(s.usd, hours);
     }
     let cold = &e.run;
     let n = cold.cold_count.max(1) as f64;
@@ -312,6 +320,7 @@ pub fn results(e: &Engine) -> Results {
             interval_seconds: e.sc.run.interval.secs_f64(),
             end_seconds: now as f64 / NS,
             time_scale: 1.0,
+            notes: Vec::new(),
         },
         summary: Summary {
             requests: total,
@@ -337,10 +346,10 @@ pub fn results(e: &Engine) -> Results {
         },
         cost: Cost {
             total_usd,
-            monthly_usd: monthly(total_usd, hours),
+            monthly_usd: cost::monthly(total_usd, hours),
             by_pool,
             by_service,
-            idle_usd: (total_usd - attributed).max(0.0),
+            idle_usd: cost::idle_usd(total_usd, attributed),
         },
         slo: Vec::new(),
         warnings: Vec::new(),
@@ -507,14 +516,5 @@ fn ratio(a: u64, b: u64) -> f64 {
         0.0
     } else {
         a as f64 / b as f64
-    }
-}
-
-/// A 730-hour month at the run's average cost rate.
-fn monthly(usd: f64, hours: f64) -> f64 {
-    if hours > 0.0 {
-        usd / hours * 730.0
-    } else {
-        0.0
     }
 }

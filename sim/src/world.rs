@@ -56,7 +56,8 @@ pub struct Deployment {
     pub model_memory: f64,
     pub cpu_milli: u64,
     pub memory_bytes: u64,
-    /// Share of one node's price a pod of this deployment is charged (OpenCost-style).
+    /// Share of one node's price a pod of this deployment is charged
+    /// (`lab_decide::cost::node_share`).
     pub node_share: f64,
     pub pod_start_ns: u64,
     pub pull_ns: u64,
@@ -183,7 +184,8 @@ pub struct Pool {
     pub min_nodes: u32,
     pub max_nodes: u32,
     pub provisioning_ns: u64,
-    pub spot_rate_per_ns: f64,
+    /// Interruptions per node-hour; 0 for on-demand capacity.
+    pub spot_interruptions_per_hour: f64,
     pub notice_ns: u64,
     pub has_gpu: bool,
     pub pending: VecDeque<u32>,
