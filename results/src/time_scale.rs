@@ -129,12 +129,15 @@ pub fn to_scenario_time(r: &mut Results, k: f64) -> Result<(), String> {
         time(&mut s.usd);
     }
 
-    if let (Some(LoadFigures {
-        send_lag_seconds,
-        service_seconds,
-        histograms,
-        ..
-    }), Some(h)) = (&mut r.load, load_histograms)
+    if let (
+        Some(LoadFigures {
+            send_lag_seconds,
+            service_seconds,
+            histograms,
+            ..
+        }),
+        Some(h),
+    ) = (&mut r.load, load_histograms)
     {
         latency(send_lag_seconds, k);
         latency(service_seconds, k);
@@ -142,13 +145,13 @@ pub fn to_scenario_time(r: &mut Results, k: f64) -> Result<(), String> {
     }
 
     for slo in &mut r.slo {
-        let convert = |x: f64| match slo.unit.as_str() {
-            "seconds" => x * k,
-            "rps" => x / k,
-            _ => x,
+        let factor = match slo.unit.as_str() {
+            "seconds" => k,
+            "rps" => 1.0 / k,
+            _ => 1.0,
         };
-        slo.threshold = convert(slo.threshold);
-        slo.observed = slo.observed.map(convert);
+        slo.threshold *= factor;
+        slo.observed = slo.observed.map(|x| x * factor);
     }
     r.slo = recheck(r, Judging::default());
     Ok(())
@@ -478,7 +481,10 @@ mod tests {
         assert!(r.passed());
         // A bound tightened by hand is judged on the converted figures.
         r.slo[0].threshold = 0.039;
-        assert_eq!(recheck(&r, Judging::default())[0].verdict, Some(SloVerdict::Fail));
+        assert_eq!(
+            recheck(&r, Judging::default())[0].verdict,
+            Some(SloVerdict::Fail)
+        );
     }
 
     #[test]

@@ -522,23 +522,21 @@ impl Scaler {
             }
         }
         if let Some(KedaAdvanced {
-            horizontal_pod_autoscaler_config,
+            horizontal_pod_autoscaler_config:
+                Some(KedaHpaConfig {
+                    name: _,
+                    behavior: Some(b),
+                }),
             restore_to_original_replica_count: _,
         }) = advanced
         {
-            if let Some(KedaHpaConfig {
-                name: _,
-                behavior: Some(b),
-            }) = horizontal_pod_autoscaler_config
-            {
-                // KEDA's HPA takes the controller's default window, not a flag we can scale.
-                let window = ControllerFlags::default().downscale_stabilization.as_secs() as u32;
-                self.behavior(
-                    b,
-                    Some(window),
-                    "keda.advanced.horizontalPodAutoscalerConfig.behavior",
-                );
-            }
+            // KEDA's HPA takes the controller's default window, not a flag we can scale.
+            let window = ControllerFlags::default().downscale_stabilization.as_secs() as u32;
+            self.behavior(
+                b,
+                Some(window),
+                "keda.advanced.horizontalPodAutoscalerConfig.behavior",
+            );
         }
         match KedaConfig::compile(spec, bounds) {
             Err(p) => self.scaled_out_of_range(p),
