@@ -4,7 +4,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/inference.proto");
     let fds = protox::compile(["proto/inference.proto"], ["proto"])?;
     tonic_prost_build::configure()
-        .build_client(false)
+        // The client is for the crate's own tests of the gRPC front end.
+        .build_client(true)
         .bytes(".inference.ModelInferRequest.raw_input_contents")
         .compile_fds(fds)?;
     Ok(())

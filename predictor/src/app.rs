@@ -11,7 +11,6 @@ use crate::metrics::Metrics;
 pub const SERVER_NAME: &str = "lab-predictor";
 /// Every model is served as version 1.
 pub const MODEL_VERSION: &str = "1";
-pub const PLATFORM: &str = "onnxruntime_onnx";
 pub const EXTENSIONS: &[&str] = &["binary_tensor_data"];
 
 pub struct App {

@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, Notify, Semaphore};
 use crate::emulate::Emulator;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::model::{OnnxModel, Tensors};
+use crate::model::{Model, Tensors};
 use crate::tensor::TensorData;
 
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ struct Queue {
 }
 
 pub struct Batcher {
-    pub model: Arc<OnnxModel>,
+    pub model: Arc<Model>,
     cfg: BatchConfig,
     queue: Mutex<Queue>,
     arrived: Notify,
@@ -96,7 +96,7 @@ pub type Reply = oneshot::Receiver<Result<Tensors, ApiError>>;
 impl Batcher {
     /// Creates the batcher and starts its scheduling task on the current runtime.
     pub fn start(
-        model: Arc<OnnxModel>,
+        model: Arc<Model>,
         mut cfg: BatchConfig,
         metrics: Arc<Metrics>,
         emulator: Option<Arc<Emulator>>,

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use crate::error::bad_input;
-use crate::model::{LoadOptions, OnnxModel, Tensors};
+use crate::model::{LoadOptions, Model, Tensors};
 use crate::server::device;
 use crate::tensor::{DataType, TensorData};
 
@@ -67,7 +67,7 @@ pub struct CalibrateOptions {
 }
 
 /// Random inputs for `rows` rows: uniform [0, 1) floats, small integers.
-fn random_inputs(model: &OnnxModel, rows: usize, rng: &mut Pcg64) -> Tensors {
+fn random_inputs(model: &Model, rows: usize, rng: &mut Pcg64) -> Tensors {
     model
         .zero_inputs(rows)
         .into_iter()
@@ -136,7 +136,7 @@ pub fn measure(opts: &CalibrateOptions) -> anyhow::Result<CalibrationProfile> {
         .and_then(|s| s.to_str())
         .unwrap_or("model")
         .to_string();
-    let model = OnnxModel::load(&name, &opts.model, &load)?;
+    let model = Model::load(&name, &opts.model, &load)?;
     let mut sizes = opts.batch_sizes.clone();
     sizes.sort_unstable();
     sizes.dedup();

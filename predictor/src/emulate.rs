@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use lab_gpu::{
     gpu_type, gpu_type_names, sample_service_seconds, tenant_speed, CalibrationProfile,
-    ContentionParams, LatencyProfile, Sharing, CALIBRATION_FORMAT,
+    ContentionParams, LatencyProfile, ServiceDistribution, Sharing, CALIBRATION_FORMAT,
 };
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -96,6 +96,14 @@ impl Emulator {
                 "--emulate {}: expected format {CALIBRATION_FORMAT} with at least one point",
                 cfg.profile.display()
             )));
+        }
+        if let Some(ServiceDistribution::Lognormal { cv }) = profile.distribution {
+            if !(cv.is_finite() && cv >= 0.0) {
+                return Err(bad_input(format!(
+                    "--emulate {}: a lognormal distribution needs a cv of 0 or more, not {cv}",
+                    cfg.profile.display()
+                )));
+            }
         }
         let gpu_name = cfg.gpu_type.clone().unwrap_or_else(|| profile.gpu.clone());
         let slice_speed = match &cfg.sharing {
@@ -390,6 +398,44 @@ mod tests {
             .unwrap_err()
             .contains("N >= 1"));
         assert!(parse_sharing("mig").is_err());
+    }
+
+    fn config(profile: PathBuf) -> EmulateConfig {
+        EmulateConfig {
+            profile,
+            gpu_type: None,
+            sharing: Sharing::None,
+            gpu_id: "0".into(),
+            seed: 1,
+        }
+    }
+
+    fn write_profile(dir: &Path, distribution: &str) -> PathBuf {
+        let path = dir.join("p.json");
+        let text = format!(
+            r#"{{"format":"lab-calibration/v1","model":"m","device":"cpu","gpu":"T4",
+            "points":[{{"batch_size":1,"mean_seconds":0.01,"p50_seconds":0.009,
+            "p99_seconds":0.02,"samples":10}}]{distribution}}}"#
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_profile_distribution_reaches_the_draws() {
+        let dir = tempfile::tempdir().unwrap();
+        let exact = write_profile(dir.path(), r#","distribution":{"kind":"deterministic"}"#);
+        let em = Emulator::load(&config(exact)).unwrap();
+        assert!((0..20).all(|_| em.sample_seconds(1) == 0.01));
+        // Without one, the p50/p99 fit spreads the draws.
+        let fitted = Emulator::load(&config(write_profile(dir.path(), ""))).unwrap();
+        assert!((0..20).any(|_| fitted.sample_seconds(1) != 0.01));
+        let bad = write_profile(
+            dir.path(),
+            r#","distribution":{"kind":"lognormal","cv":-1}"#,
+        );
+        let e = Emulator::load(&config(bad)).err().unwrap().to_string();
+        assert!(e.contains("cv of 0 or more"), "{e}");
     }
 
     #[test]

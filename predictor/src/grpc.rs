@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 
-use crate::app::{App, Inflight, EXTENSIONS, MODEL_VERSION, PLATFORM, SERVER_NAME};
+use crate::app::{App, Inflight, EXTENSIONS, MODEL_VERSION, SERVER_NAME};
 use crate::error::{ApiError, ErrorKind};
 use crate::infer::{self, InputData, RawInput};
 use crate::model::TensorSpec;
@@ -205,7 +205,7 @@ impl GrpcInferenceService for Service {
         Ok(Response::new(pb::ModelMetadataResponse {
             name: b.model.name.clone(),
             versions: vec![MODEL_VERSION.to_string()],
-            platform: PLATFORM.to_string(),
+            platform: b.model.platform.to_string(),
             inputs: meta(&b.model.inputs),
             outputs: meta(&b.model.outputs),
         }))

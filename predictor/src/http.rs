@@ -16,10 +16,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::app::{App, Inflight, EXTENSIONS, MODEL_VERSION, PLATFORM, SERVER_NAME};
+use crate::app::{App, Inflight, EXTENSIONS, MODEL_VERSION, SERVER_NAME};
 use crate::error::{ApiError, ErrorKind};
 use crate::infer::{self, InputData, RawInput};
-use crate::model::{OnnxModel, TensorSpec};
+use crate::model::{Model, TensorSpec};
 use crate::tensor::TensorData;
 
 const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -89,11 +89,11 @@ fn tensor_meta(specs: &[TensorSpec]) -> Vec<Value> {
         .collect()
 }
 
-pub fn metadata_json(model: &OnnxModel) -> Value {
+pub fn metadata_json(model: &Model) -> Value {
     json!({
         "name": model.name,
         "versions": [MODEL_VERSION],
-        "platform": PLATFORM,
+        "platform": model.platform,
         "inputs": tensor_meta(&model.inputs),
         "outputs": tensor_meta(&model.outputs),
     })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::batcher::Batcher;
 use crate::error::ApiError;
-use crate::model::{OnnxModel, Tensors};
+use crate::model::{Model, Tensors};
 use crate::tensor::{element_count, DataType, TensorData};
 
 /// Where an input's elements are in the request.
@@ -34,7 +34,7 @@ fn shape_text(shape: &[i64]) -> String {
 /// rows (its batch dimension, 1 for a model that cannot batch) and the tensors in
 /// the model's input order.
 pub fn prepare(
-    model: &OnnxModel,
+    model: &Model,
     max_batch: u32,
     inputs: Vec<RawInput<'_>>,
 ) -> Result<(u32, Tensors), ApiError> {
@@ -142,7 +142,7 @@ pub fn prepare(
 }
 
 /// Indices of the requested outputs in model order (all when none is named).
-pub fn select_outputs(model: &OnnxModel, requested: &[&str]) -> Result<Vec<usize>, ApiError> {
+pub fn select_outputs(model: &Model, requested: &[&str]) -> Result<Vec<usize>, ApiError> {
     if requested.is_empty() {
         return Ok((0..model.outputs.len()).collect());
     }

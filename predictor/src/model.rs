@@ -1,5 +1,7 @@
-//! One ONNX model loaded into ONNX Runtime: its tensor signature and a pool of
-//! sessions, one per concurrent execution (Triton's instance count).
+//! A served model: its tensor signature and how it computes. Either an ONNX model
+//! loaded into ONNX Runtime, with a pool of sessions, one per concurrent execution
+//! (Triton's instance count), or the built-in stand-in that emulated pods serve
+//! when a scenario names no model file, computed in Rust without ONNX Runtime.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -35,14 +37,33 @@ pub struct LoadOptions {
     pub instances: usize,
 }
 
-pub struct OnnxModel {
+/// Model metadata's `platform` for an ONNX model.
+pub const ONNX_PLATFORM: &str = "onnxruntime_onnx";
+/// Model metadata's `platform` for the built-in stand-in (`--emulated-model`).
+pub const STAND_IN_PLATFORM: &str = "lab_stand_in";
+/// The stand-in's one input: FP32 `[-1, 4]`, like the iris test model's.
+pub const STAND_IN_INPUT: &str = "input";
+/// The stand-in's one output: FP32 `[-1, 1]`, the sum of each input row.
+pub const STAND_IN_OUTPUT: &str = "output";
+const STAND_IN_WIDTH: i64 = 4;
+
+pub struct Model {
     pub name: String,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     /// Every input and output has a variable first dimension, so requests can be
     /// stacked along it into one batch.
     pub batchable: bool,
-    sessions: Mutex<Vec<Session>>,
+    /// What model metadata reports as the platform.
+    pub platform: &'static str,
+    compute: Compute,
+}
+
+enum Compute {
+    /// ONNX Runtime sessions not running now.
+    Onnx(Mutex<Vec<Session>>),
+    /// The stand-in: each row's sum, in Rust.
+    RowSum,
 }
 
 /// Tensors in the model's input (or output) order, each with its concrete shape.
@@ -52,8 +73,28 @@ fn ort_err(context: &str, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{context}: {e}")
 }
 
-impl OnnxModel {
-    pub fn load(name: &str, path: &Path, opts: &LoadOptions) -> anyhow::Result<OnnxModel> {
+impl Model {
+    /// The built-in stand-in: input `input` FP32 `[-1, 4]`, output `output` FP32
+    /// `[-1, 1]` holding each row's sum. Loading it touches no file and no ONNX
+    /// Runtime, so emulated pods run where ONNX Runtime is not installed.
+    pub fn stand_in(name: &str) -> Model {
+        let spec = |name: &str, width: i64| TensorSpec {
+            name: name.to_string(),
+            dtype: DataType::Fp32,
+            shape: vec![-1, width],
+        };
+        Model {
+            name: name.to_string(),
+            inputs: vec![spec(STAND_IN_INPUT, STAND_IN_WIDTH)],
+            outputs: vec![spec(STAND_IN_OUTPUT, 1)],
+            batchable: true,
+            platform: STAND_IN_PLATFORM,
+            compute: Compute::RowSum,
+        }
+    }
+
+    /// Loads an ONNX model into ONNX Runtime (loading the runtime itself the first time).
+    pub fn load(name: &str, path: &Path, opts: &LoadOptions) -> anyhow::Result<Model> {
         if !path.is_file() {
             return Err(bad_input(format!(
                 "model {name}: {} is not a file",
@@ -112,28 +153,29 @@ impl OnnxModel {
             .iter()
             .chain(outputs.iter())
             .all(|s| s.shape.first() == Some(&-1));
-        Ok(OnnxModel {
+        Ok(Model {
             name: name.to_string(),
             inputs,
             outputs,
             batchable,
-            sessions: Mutex::new(sessions),
+            platform: ONNX_PLATFORM,
+            compute: Compute::Onnx(Mutex::new(sessions)),
         })
-    }
-
-    pub fn instances(&self) -> usize {
-        self.sessions.lock().map(|s| s.len()).unwrap_or(1)
     }
 
     /// Runs one execution (blocking). Returns every output in model order.
     pub fn run(&self, inputs: Tensors) -> Result<Tensors, String> {
+        let sessions = match &self.compute {
+            Compute::RowSum => return row_sums(inputs),
+            Compute::Onnx(sessions) => sessions,
+        };
         let mut session = {
-            let mut pool = self.sessions.lock().map_err(|_| "session pool poisoned")?;
+            let mut pool = sessions.lock().map_err(|_| "session pool poisoned")?;
             pool.pop()
                 .ok_or("no free session (more executions than instances)")?
         };
         let result = self.run_on(&mut session, inputs);
-        if let Ok(mut pool) = self.sessions.lock() {
+        if let Ok(mut pool) = sessions.lock() {
             pool.push(session);
         }
         result
@@ -177,5 +219,55 @@ impl OnnxModel {
                 (TensorData::zeros(s.dtype, n), shape)
             })
             .collect()
+    }
+}
+
+/// The stand-in's computation: `[rows, 4]` FP32 in, `[rows, 1]` row sums out.
+/// Requests are checked against its signature before they queue, so anything
+/// else here is a bug, reported as a failed execution rather than a panic.
+fn row_sums(inputs: Tensors) -> Result<Tensors, String> {
+    let [(TensorData::Fp32(values), shape)] = inputs.as_slice() else {
+        return Err("the stand-in takes one FP32 input".into());
+    };
+    let (rows, width) = match shape.as_slice() {
+        [rows, width] if *width > 0 && element_count(shape) == Some(values.len()) => {
+            (*rows, *width as usize)
+        }
+        _ => return Err(format!("the stand-in cannot take shape {shape:?}")),
+    };
+    let sums = values
+        .chunks_exact(width)
+        .map(|row| row.iter().sum())
+        .collect();
+    Ok(vec![(TensorData::Fp32(sums), vec![rows, 1])])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stand_in_sums_each_row() {
+        let m = Model::stand_in("sum");
+        assert_eq!(m.platform, STAND_IN_PLATFORM);
+        assert!(m.batchable);
+        let input = TensorData::Fp32(vec![1.0, 2.0, 3.0, 4.0, 0.5, 0.5, -1.0, 0.0]);
+        let out = m.run(vec![(input, vec![2, 4])]).unwrap();
+        assert_eq!(out, vec![(TensorData::Fp32(vec![10.0, 0.0]), vec![2, 1])]);
+        // The warm-up and calibration inputs fit its signature too.
+        let zeros = m.run(m.zero_inputs(3)).unwrap();
+        assert_eq!(zeros, vec![(TensorData::Fp32(vec![0.0; 3]), vec![3, 1])]);
+    }
+
+    #[test]
+    fn the_stand_in_refuses_what_its_signature_would_not_admit() {
+        let m = Model::stand_in("sum");
+        assert!(m
+            .run(vec![(TensorData::I32(vec![1; 4]), vec![1, 4])])
+            .is_err());
+        assert!(m
+            .run(vec![(TensorData::Fp32(vec![1.0; 3]), vec![1, 4])])
+            .is_err());
+        assert!(m.run(vec![(TensorData::Fp32(vec![]), vec![0, 0])]).is_err());
     }
 }

@@ -1,11 +1,12 @@
-//! `serve`: flags, start-up (listen, load, warm up, ready) and shutdown (SIGTERM:
-//! not ready, refuse new requests, finish in-flight ones within the grace period).
+//! `serve`: flags, start-up (listen, load, warm up, wait out any emulated model
+//! load, ready) and shutdown (SIGTERM: not ready, refuse new requests, finish
+//! in-flight ones within the grace period).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,14 +16,21 @@ use crate::batcher::{BatchConfig, Batcher};
 use crate::emulate::{parse_sharing, EmulateConfig, Emulator};
 use crate::error::bad_input;
 use crate::metrics::Metrics;
-use crate::model::{Device, LoadOptions, OnnxModel};
+use crate::model::{Device, LoadOptions, Model};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeOptions {
-    /// A model to serve, as NAME=PATH.onnx (or PATH.onnx, named after the file).
-    /// Repeat for several models.
-    #[arg(long = "model", value_name = "NAME=PATH", required = true)]
+    /// An ONNX model to serve, as NAME=PATH.onnx (or PATH.onnx, named after the file).
+    /// Repeat for several models. At least one --model or --emulated-model is needed.
+    #[arg(long = "model", value_name = "NAME=PATH")]
     pub models: Vec<String>,
+
+    /// Serve NAME as the built-in stand-in model, with no .onnx file and without
+    /// loading ONNX Runtime: input `input` FP32 [-1, 4], output `output` FP32
+    /// [-1, 1], the sum of each row. It batches, holds the emulated GPU and counts
+    /// in metrics like an ONNX model. Repeat for several; needs --emulate.
+    #[arg(long = "emulated-model", value_name = "NAME", requires = "emulate")]
+    pub emulated_models: Vec<String>,
 
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
@@ -82,6 +90,12 @@ pub struct ServeOptions {
     #[arg(long, default_value_t = 30.0)]
     pub grace_period_secs: f64,
 
+    /// Emulated model load (a real pod's model download): stay not ready until this
+    /// many seconds after the process started, as well as until the models have
+    /// loaded and warmed up. Liveness answers at once.
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub model_load_secs: f64,
+
     /// Emulate a GPU: compute on CPU, but hold each batch for the service time this
     /// calibration profile (lab-calibration/v1 JSON) gives for its batch size.
     #[arg(long, value_name = "PROFILE.json")]
@@ -105,6 +119,62 @@ pub struct ServeOptions {
     pub seed: u64,
 }
 
+/// Letters, digits, '-', '_' or '.': safe in URLs, metric labels and file names.
+fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// What one served model is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// An ONNX file, loaded into ONNX Runtime.
+    Onnx(PathBuf),
+    /// The built-in stand-in (`--emulated-model`).
+    StandIn,
+}
+
+/// Every `--model` and `--emulated-model`, checked: at least one, names valid and
+/// distinct, ONNX files present. In flag order, `--model`s first.
+pub fn model_sources(opts: &ServeOptions) -> anyhow::Result<Vec<(String, ModelSource)>> {
+    let mut models: Vec<(String, ModelSource)> = Vec::new();
+    let mut add = |name: String, source: ModelSource, flag: &str| {
+        if models.iter().any(|(n, _)| n == &name) {
+            return Err(bad_input(format!(
+                "{flag} {name}: the name '{name}' is used twice"
+            )));
+        }
+        models.push((name, source));
+        Ok(())
+    };
+    for m in &opts.models {
+        let (name, path) = parse_model_arg(m)?;
+        if !path.is_file() {
+            return Err(bad_input(format!(
+                "--model {m}: {} is not a file",
+                path.display()
+            )));
+        }
+        add(name, ModelSource::Onnx(path), "--model")?;
+    }
+    for name in &opts.emulated_models {
+        if !valid_model_name(name) {
+            return Err(bad_input(format!(
+                "--emulated-model {name}: the name must be letters, digits, '-', '_' or '.'"
+            )));
+        }
+        add(name.clone(), ModelSource::StandIn, "--emulated-model")?;
+    }
+    if models.is_empty() {
+        return Err(bad_input(
+            "nothing to serve: give --model NAME=PATH.onnx, or --emulated-model NAME with --emulate",
+        ));
+    }
+    Ok(models)
+}
+
 /// Parses `NAME=PATH` or `PATH`.
 pub fn parse_model_arg(arg: &str) -> anyhow::Result<(String, PathBuf)> {
     let (name, path) = match arg.split_once('=') {
@@ -119,11 +189,7 @@ pub fn parse_model_arg(arg: &str) -> anyhow::Result<(String, PathBuf)> {
             (stem, p)
         }
     };
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if !valid {
+    if !valid_model_name(&name) {
         return Err(bad_input(format!(
             "--model {arg}: the name must be letters, digits, '-', '_' or '.'"
         )));
@@ -141,21 +207,12 @@ pub fn device(name: &str, ordinal: i32) -> Device {
 
 /// Runs the server until SIGTERM or SIGINT; returns the exit code.
 pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
-    let mut models = Vec::new();
-    for m in &opts.models {
-        let (name, path) = parse_model_arg(m)?;
-        if models.iter().any(|(n, _)| n == &name) {
-            return Err(bad_input(format!(
-                "--model: the name '{name}' is used twice"
-            )));
-        }
-        if !path.is_file() {
-            return Err(bad_input(format!(
-                "--model {m}: {} is not a file",
-                path.display()
-            )));
-        }
-        models.push((name, path));
+    // The emulated model load counts from here, as a pod's does from its start.
+    let started = Instant::now();
+    let models = model_sources(&opts)?;
+    if opts.emulate.is_none() && !opts.emulated_models.is_empty() {
+        // clap's `requires` says so first; this guards callers that build the options.
+        return Err(bad_input("--emulated-model needs --emulate PROFILE.json"));
     }
     if opts.max_batch_size == 0 || opts.instances == 0 {
         return Err(bad_input(
@@ -182,6 +239,8 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
             "--grace-period-secs must be a non-negative number",
         ));
     }
+    let model_load = Duration::try_from_secs_f64(opts.model_load_secs)
+        .map_err(|_| bad_input("--model-load-secs must be a non-negative number of seconds"))?;
     let emulate = match &opts.emulate {
         None => None,
         Some(profile) => Some(EmulateConfig {
@@ -196,7 +255,8 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
         .enable_all()
         .thread_name("predictor")
         .build()?;
-    let result = runtime.block_on(serve(opts, models, emulate));
+    let ready_at = started + model_load;
+    let result = runtime.block_on(serve(opts, models, emulate, ready_at));
     // Executions still running after the grace period must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_millis(100));
     result
@@ -204,8 +264,9 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
 
 async fn serve(
     opts: ServeOptions,
-    models: Vec<(String, PathBuf)>,
+    models: Vec<(String, ModelSource)>,
     emulate: Option<EmulateConfig>,
+    ready_at: Instant,
 ) -> anyhow::Result<i32> {
     let emulator = match &emulate {
         Some(cfg) => {
@@ -298,10 +359,13 @@ async fn serve(
     };
     let mut signals = Signals::new()?;
     let mut shutdown = Box::pin(signals.next());
-    for (name, path) in models {
+    for (name, source) in models {
         let load = load.clone();
-        let loading = tokio::task::spawn_blocking(move || -> anyhow::Result<OnnxModel> {
-            let model = OnnxModel::load(&name, &path, &load)?;
+        let loading = tokio::task::spawn_blocking(move || -> anyhow::Result<Model> {
+            let model = match source {
+                ModelSource::Onnx(path) => Model::load(&name, &path, &load)?,
+                ModelSource::StandIn => Model::stand_in(&name),
+            };
             // Warm-up: the first run allocates and optimises; do it before ready.
             model
                 .run(model.zero_inputs(1))
@@ -313,8 +377,9 @@ async fn serve(
             _ = &mut shutdown => return Ok(0),
         };
         eprintln!(
-            "lab-predictor: loaded {} ({} inputs, {} outputs, {})",
+            "lab-predictor: loaded {} ({}, {} inputs, {} outputs, {})",
             model.name,
+            model.platform,
             model.inputs.len(),
             model.outputs.len(),
             if model.batchable {
@@ -334,6 +399,17 @@ async fn serve(
             .write()
             .map_err(|_| anyhow::anyhow!("model table poisoned"))?
             .insert(name, batcher);
+    }
+    // The emulated model load: a timer to its end, which a signal cuts short.
+    if Instant::now() < ready_at {
+        eprintln!(
+            "lab-predictor: models loaded; emulated model load until {:.3}s after start",
+            opts.model_load_secs
+        );
+        tokio::select! {
+            _ = tokio::time::sleep_until(ready_at.into()) => {}
+            _ = &mut shutdown => return Ok(0),
+        }
     }
     app.ready.store(true, Ordering::SeqCst);
     println!("lab-predictor ready");
