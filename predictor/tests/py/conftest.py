@@ -29,9 +29,10 @@ def binary():
 
 
 class Server:
-    def __init__(self, *args, wait_ready=True, timeout=60):
+    def __init__(self, *args, wait_ready=True, timeout=60, env=None):
         self.args = [binary(), "serve", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *args]
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env = dict(os.environ, **env) if env else None
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines = queue.Queue()
         self.stderr = []
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines), daemon=True).start()

@@ -87,3 +87,32 @@ def test_calibrate_writes_a_profile_that_emulation_reads(server_factory, tmp_pat
         assert 0 < pt["p50_seconds"] <= pt["p99_seconds"] and pt["samples"] == 30
     s = server_factory(*model_args("iris"), "--emulate", str(out), "--max-batch-size", "4")
     assert s.post("/v2/models/iris/infer", body())[0] == 200
+
+
+def test_stand_in_through_tritonclient_without_onnxruntime(server_factory, tmp_path):
+    # The official clients see the stand-in as a model like any other; ONNX
+    # Runtime is out of reach, so it is never loaded.
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    prof = write_profile(tmp_path / "p.json", "T4", {1: 0.002, 32: 0.002})
+    env = {"ORT_DYLIB_PATH": str(tmp_path / "nope.so")}
+    s = server_factory("--emulate", prof, "--emulated-model", "sum", env=env)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) / 4
+    want = x.sum(axis=1, keepdims=True)
+    h = httpclient.InferenceServerClient(s.http)
+    meta = h.get_model_metadata("sum")
+    assert meta["platform"] == "lab_stand_in"
+    assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}]
+    assert meta["outputs"] == [{"name": "output", "datatype": "FP32", "shape": [-1, 1]}]
+    for binary in (False, True):
+        i = httpclient.InferInput("input", [3, 4], "FP32")
+        i.set_data_from_numpy(x, binary_data=binary)
+        out = httpclient.InferRequestedOutput("output", binary_data=binary)
+        np.testing.assert_allclose(h.infer("sum", [i], outputs=[out]).as_numpy("output"), want)
+    g = grpcclient.InferenceServerClient(s.grpc)
+    assert g.is_server_ready() and g.is_model_ready("sum")
+    i = grpcclient.InferInput("input", [1, 4], "FP32")
+    i.set_data_from_numpy(x[:1])
+    np.testing.assert_allclose(g.infer("sum", [i]).as_numpy("output"), want[:1])
