@@ -22,7 +22,8 @@ pub const RECLAIMED_REASON: &str = crate::drain::KILLED_REASON;
 pub fn next_interruption_ns(now: u64, per_hour: f64, draw: impl FnOnce() -> f64) -> Option<u64> {
     // `/ 3600.0 / 1e9` in this order: the simulator's results depend on the bits.
     let rate_per_ns = per_hour / 3600.0 / 1e9;
-    if !(rate_per_ns > 0.0) {
+    // NaN compares false too: a pool with no usable rate is never interrupted.
+    if rate_per_ns.is_nan() || rate_per_ns <= 0.0 {
         return None;
     }
     let wait = -draw().ln() / rate_per_ns;
