@@ -8,9 +8,15 @@ use std::path::Path;
 pub fn human(r: &Results, dir: &Path) -> String {
     let mut o = String::new();
     let w = &mut o;
+    // The simulator's time is virtual; a real level ran it, perhaps faster.
+    let verb = match (r.level, r.run.time_scale) {
+        (lab_results::Level::Sim, _) => "simulated".to_string(),
+        (_, k) if k != 1.0 => format!("played {k}x faster"),
+        _ => "ran".to_string(),
+    };
     let _ = writeln!(
         w,
-        "{} ({}, seed {}): {} simulated in {}{}",
+        "{} ({}, seed {}): {} {verb} in {}{}",
         r.scenario.name,
         r.level.as_str(),
         r.seed,
@@ -22,6 +28,9 @@ pub fn human(r: &Results, dir: &Path) -> String {
             "  [INTERRUPTED: partial results]"
         }
     );
+    for note in &r.run.notes {
+        let _ = writeln!(w, "  note: {note}");
+    }
     let q = &r.summary.requests;
     let reasons: Vec<String> = q
         .failed_by_reason

@@ -13,8 +13,9 @@ use std::time::Instant;
 pub enum LevelArg {
     /// Discrete-event simulation, seconds for a simulated day (built).
     Sim,
-    /// Real predictor processes, gateway, controller and Prometheus on this
-    /// machine (not built yet: exits 2).
+    /// Real `lab serve` pods (GPUs emulated from the latency profiles), a
+    /// gateway doing the activator's and queue-proxy's work, Prometheus, the
+    /// live controller and the load generator, on this machine.
     Local,
     /// kind or a real cluster with KServe, KEDA and Prometheus (not built yet: exits 2).
     Cluster,
@@ -25,10 +26,21 @@ pub enum LevelArg {
 pub struct Args {
     /// Scenario file (TOML).
     pub scenario: PathBuf,
-    /// Level of truth to run at. Three exist; only sim is built so far, local and
-    /// cluster exit 2 saying so.
+    /// Level of truth to run at: sim and local are built; cluster exits 2
+    /// saying so.
     #[arg(long, value_enum, default_value = "sim")]
     pub level: LevelArg,
+    /// Local level: run K times faster. Every duration of the scenario is
+    /// divided by K (service times, periods, windows, lifecycle phases,
+    /// traffic phases) and every rate multiplied by K, which leaves queueing
+    /// unchanged; results are reported back in scenario time. A run whose
+    /// load generator could not keep up fails with exit 3.
+    #[arg(long, value_name = "K", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Local level: use this running Prometheus (`http://host:9090`) instead
+    /// of starting Debian's `prometheus` on a free loopback port.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
     /// Seed for arrivals, service times and routing; defaults to the scenario's `run.seed`.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -72,16 +84,19 @@ pub enum ProgressArg {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let scenario = lab_scenario::load(&args.scenario, &args.overrides)
         .map_err(|e| exit::bad_input(e.to_string()))?;
-    if args.level != LevelArg::Sim {
-        let level = if args.level == LevelArg::Local {
-            "local"
-        } else {
-            "cluster"
-        };
-        return Err(exit::bad_input(format!(
-            "--level {level} is not available in this build yet: only the sim level runs \
-             (see the README for the status of the local and cluster levels)"
-        )));
+    if args.level == LevelArg::Cluster {
+        return Err(exit::bad_input(
+            "--level cluster is not available in this build yet: the sim and local levels run \
+             (see the README for the status of the cluster level)",
+        ));
+    }
+    if args.level == LevelArg::Local {
+        return super::run_local::run(args, scenario);
+    }
+    if args.time_scale != 1.0 || args.prometheus.is_some() {
+        return Err(exit::bad_input(
+            "--time-scale and --prometheus belong to --level local: the simulator's clock is virtual",
+        ));
     }
     let seed = args.seed.unwrap_or(scenario.run.seed);
 
@@ -189,7 +204,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 }
 
 /// report.html beside results.json.
-fn write_report(results: &lab_results::Results, dir: &std::path::Path) -> anyhow::Result<()> {
+pub(super) fn write_report(
+    results: &lab_results::Results,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let path = dir.join("report.html");
     lab_reports::write_report(&path, results).with_context(|| format!("writing {}", path.display()))
 }

@@ -1,0 +1,319 @@
+//! results.json of a local run: the load generator's figures (what clients
+//! saw) with the controller's (replicas, nodes, scaling, cold starts, cost)
+//! laid into the same schema the simulator writes.
+
+use lab_results::{
+    ColdStartPhases, ColdStarts, Cost, LatencyHistogram, PoolCost, PoolPoint, ReplicaSummary,
+    RequestCounts, Results, ServiceCost, VersionSummary, Warning, WarningKind,
+};
+
+use crate::controller::{PodState, State};
+
+const NS: f64 = 1e9;
+
+pub(crate) fn results(st: &State, mut r: Results, end: u64, complete: bool) -> Results {
+    let sc = st.sc;
+    r.level = lab_results::Level::Local;
+    r.complete &= complete;
+    r.seed = st.seed;
+    r.run.duration_seconds = sc.duration().nanos() as f64 / NS;
+    r.run.end_seconds = end as f64 / NS;
+
+    // Time series: the load generator's points, with replicas, nodes and
+    // cost from the controller's sample at each point's start.
+    let interval = sc.run.interval.nanos().max(1);
+    let points = end.div_ceil(interval) as usize;
+    while r.timeseries.len() < points {
+        let t = r.timeseries.len() as f64 * interval as f64 / NS;
+        let mut p = r
+            .timeseries
+            .last()
+            .cloned()
+            .unwrap_or_else(|| empty_point(sc));
+        p.t_seconds = t;
+        p.arrival_rps = 0.0;
+        p.completion_rps = 0.0;
+        p.failure_rps = 0.0;
+        p.latency_seconds = Default::default();
+        p.queue_depth = 0;
+        for s in &mut p.services {
+            s.arrival_rps = 0.0;
+            s.completion_rps = 0.0;
+            s.queue_depth = 0;
+            s.latency_p99_seconds = 0.0;
+        }
+        r.timeseries.push(p);
+    }
+    r.timeseries.truncate(points.max(1));
+    for (i, p) in r.timeseries.iter_mut().enumerate() {
+        // The state at the end of the interval, as the simulator reports it.
+        let at = ((i as u64 + 1) * interval).min(end);
+        let sample = st
+            .samples
+            .iter()
+            .rev()
+            .find(|s| s.t_ns <= at)
+            .or(st.samples.first());
+        let Some(sample) = sample else { continue };
+        for (si, sp) in p.services.iter_mut().enumerate() {
+            if let Some((desired, ready)) = sample.services.get(si) {
+                sp.desired_replicas = *desired;
+                sp.ready_replicas = *ready;
+            }
+        }
+        p.node_pools = sc
+            .node_pools
+            .iter()
+            .zip(&sample.pools)
+            .map(|(spec, (nodes, ready))| PoolPoint {
+                name: spec.name.clone(),
+                nodes: *nodes,
+                ready_nodes: *ready,
+                gpu_busy_fraction: 0.0,
+            })
+            .collect();
+        p.cost_usd = sample.cost_usd;
+    }
+
+    // Replicas and the canary's split per service.
+    let measured = (end as f64 / NS).max(1e-9);
+    for (si, s) in r.services.iter_mut().enumerate() {
+        let track = &st.tracks[si];
+        s.replicas = ReplicaSummary {
+            min_ready: track.min_ready.unwrap_or(0),
+            max_ready: track.max_ready,
+            mean_ready: track.ready_area / measured,
+            max_desired: st
+                .deps
+                .iter()
+                .filter(|d| d.service == si)
+                .map(|d| d.max_desired)
+                .sum(),
+            restarts: st
+                .pods
+                .iter()
+                .filter(|p| st.deps[p.dep].service == si)
+                .map(|p| u64::from(p.restarts))
+                .sum(),
+        };
+        let spec = &sc.services[si];
+        if !spec.versions.is_empty() {
+            let total: u64 = st
+                .deps
+                .iter()
+                .filter(|d| d.service == si)
+                .map(|d| d.requests_total)
+                .sum();
+            s.versions = st
+                .deps
+                .iter()
+                .filter(|d| d.service == si)
+                .map(|d| VersionSummary {
+                    name: d.version.clone(),
+                    // What the gateway actually sent this version (the
+                    // scenario's weight is in the scenario echo).
+                    traffic_percent: if total > 0 {
+                        100.0 * d.requests_total as f64 / total as f64
+                    } else {
+                        0.0
+                    },
+                    requests: RequestCounts {
+                        arrived: d.requests_total,
+                        ..Default::default()
+                    },
+                    latency_seconds: LatencyHistogram::new().summary(),
+                })
+                .collect();
+        }
+    }
+
+    r.scaling_events = st.events.clone();
+    r.scaling_events
+        .sort_by(|a, b| a.t_seconds.total_cmp(&b.t_seconds));
+
+    // Cold starts: pods that became ready after the start, with the phases
+    // as they were waited (node, pull) and measured (process start to ready).
+    let mut cold = LatencyHistogram::new();
+    let mut phases = [0.0f64; 4];
+    let mut count = 0u64;
+    let supervised = st.supervisor.records();
+    for pod in st.pods.iter().filter(|p| !p.warm) {
+        let Some(ready) = pod.ready_at else { continue };
+        let Some(bound) = pod.bound else { continue };
+        count += 1;
+        cold.record_ns(ready.saturating_sub(pod.created).max(1));
+        let rec = supervised.iter().find(|r| r.name == pod.name);
+        let pull = rec.map_or(0.0, |r| r.image_pull.as_secs_f64());
+        let start_to_ready = rec
+            .and_then(|r| r.start_to_ready())
+            .map_or(0.0, |d| d.as_secs_f64());
+        let load = st.deps[pod.dep].times.model_load_ns as f64 / NS;
+        phases[0] += bound.saturating_sub(pod.created) as f64 / NS;
+        phases[1] += pull;
+        phases[2] += load.min(start_to_ready);
+        phases[3] += (start_to_ready - load).max(0.0);
+    }
+    let n = count.max(1) as f64;
+    r.cold_starts = ColdStarts {
+        count,
+        duration_seconds: cold.summary(),
+        requests_delayed: st.deps.iter().map(|d| *d.buffered.borrow()).sum(),
+        phases_seconds: ColdStartPhases {
+            node_provisioning: phases[0] / n,
+            image_pull: phases[1] / n,
+            model_load: phases[2] / n,
+            readiness: phases[3] / n,
+        },
+    };
+
+    r.cost = cost(st, end);
+    r.warnings.extend(warnings(st, &r));
+    r
+}
+
+fn empty_point(sc: &lab_scenario::Scenario) -> lab_results::TimePoint {
+    lab_results::TimePoint {
+        t_seconds: 0.0,
+        arrival_rps: 0.0,
+        completion_rps: 0.0,
+        failure_rps: 0.0,
+        latency_seconds: Default::default(),
+        queue_depth: 0,
+        gpu_busy_fraction: 0.0,
+        cost_usd: 0.0,
+        services: sc
+            .services
+            .iter()
+            .map(|s| lab_results::ServicePoint {
+                name: s.name.clone(),
+                desired_replicas: 0,
+                ready_replicas: 0,
+                arrival_rps: 0.0,
+                completion_rps: 0.0,
+                queue_depth: 0,
+                latency_p99_seconds: 0.0,
+                batch_fill_fraction: None,
+            })
+            .collect(),
+        node_pools: Vec::new(),
+    }
+}
+
+/// Cost from the emulated node-hours, as the simulator computes it: nodes
+/// are billed from their request to their removal, a pod is charged its
+/// deployment's share of a node while bound.
+fn cost(st: &State, end: u64) -> Cost {
+    let hours = end as f64 / NS / 3600.0;
+    let monthly = |usd: f64| {
+        if hours > 0.0 {
+            usd / hours * 730.0
+        } else {
+            0.0
+        }
+    };
+    let mut total = 0.0;
+    let by_pool: Vec<PoolCost> = st
+        .nodes
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let node_hours = st.nodes.node_seconds(i, end) / 3600.0;
+            let usd = node_hours * p.price_per_hour;
+            total += usd;
+            PoolCost {
+                name: p.name.clone(),
+                usd,
+                node_hours,
+                gpu_hours: node_hours * f64::from(p.gpus_per_node),
+                monthly_usd: monthly(usd),
+            }
+        })
+        .collect();
+    let mut by_service: Vec<ServiceCost> = st
+        .sc
+        .services
+        .iter()
+        .map(|s| ServiceCost {
+            name: s.name.clone(),
+            usd: 0.0,
+            monthly_usd: 0.0,
+        })
+        .collect();
+    for pod in &st.pods {
+        let Some(bound) = pod.bound else { continue };
+        let dep = &st.deps[pod.dep];
+        let until = pod.ended.unwrap_or(end).min(end);
+        let h = until.saturating_sub(bound) as f64 / NS / 3600.0;
+        by_service[dep.service].usd += h * dep.node_share * st.nodes.pools[dep.pool].price_per_hour;
+    }
+    let attributed: f64 = by_service.iter().map(|s| s.usd).sum();
+    for s in &mut by_service {
+        s.monthly_usd = monthly(s.usd);
+    }
+    Cost {
+        total_usd: total,
+        monthly_usd: monthly(total),
+        by_pool,
+        by_service,
+        idle_usd: (total - attributed).max(0.0),
+    }
+}
+
+fn warnings(st: &State, r: &Results) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for (si, s) in st.sc.services.iter().enumerate() {
+        let stuck = st
+            .pods
+            .iter()
+            .filter(|p| p.state == PodState::Pending && st.deps[p.dep].service == si)
+            .count();
+        if stuck > 0 {
+            let dep = st.deps.iter().find(|d| d.service == si);
+            let pool = dep
+                .map(|d| st.nodes.pools[d.pool].name.clone())
+                .unwrap_or_default();
+            out.push(Warning {
+                kind: WarningKind::Unschedulable,
+                service: Some(s.name.clone()),
+                message: format!(
+                    "{stuck} pod(s) of `{}` were still unschedulable at the end: pool `{pool}` had no node with room",
+                    s.name
+                ),
+            });
+        }
+        let arrived = r
+            .services
+            .iter()
+            .find(|x| x.name == s.name)
+            .map_or(0, |x| x.requests.arrived);
+        if arrived > 0 && !st.tracks[si].ever_ready_measured {
+            out.push(Warning {
+                kind: WarningKind::NoReadyReplica,
+                service: Some(s.name.clone()),
+                message: format!(
+                    "`{}` received {arrived} request(s) but had no ready replica during the measured period",
+                    s.name
+                ),
+            });
+        }
+        let failed: Vec<&str> = st
+            .pods
+            .iter()
+            .filter(|p| p.state == PodState::Failed && st.deps[p.dep].service == si)
+            .filter_map(|p| p.error.as_deref())
+            .collect();
+        if let Some(e) = failed.first() {
+            out.push(Warning {
+                kind: WarningKind::Unschedulable,
+                service: Some(s.name.clone()),
+                message: format!(
+                    "{} pod(s) of `{}` could not start: {e}",
+                    failed.len(),
+                    s.name
+                ),
+            });
+        }
+    }
+    out
+}

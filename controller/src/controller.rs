@@ -1,0 +1,1474 @@
+//! The live controller and the run around it. One task owns every decision:
+//! it sleeps until the next thing is due (an autoscaler's sync, a KPA
+//! bucket, a scrape, a cluster-autoscaler scan, a node coming up, a time
+//! series point) or until something happens (a pod event from the
+//! supervisor, the activator's poke), then acts through `lab-decide` and
+//! `lab-autoscale` as the simulator's engine does, with the wall clock's
+//! nanoseconds since the start of the load as `now`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lab_autoscale::{
+    reading_for, Autoscaler, Bounds, MetricError, Observation, PodPhase, PodSample, Reading,
+    Signal, SignalValues, Time,
+};
+use lab_decide::binding::{self, PodRequest};
+use lab_decide::lifecycle::{self, StartupTimes};
+use lab_decide::metrics::{clamp_replicas, cpu_usage_milli, RateWindow};
+use lab_decide::reconcile::{self, LivePhase, LivePod, Reconcile};
+use lab_gateway::{EndpointId, Gateway, GatewayConfig, GatewayHandle, ServiceConfig};
+use lab_local::{
+    BackOffPolicy, Lifecycle, PodEvent, PodSpec, PodTarget, PromClient, Prometheus,
+    PrometheusConfig, StaticJob, Supervisor,
+};
+use lab_results::{Results, ScalingEvent};
+use lab_scenario::Scenario;
+use tokio::sync::mpsc;
+
+use crate::nodes::{Nodes, Placement};
+use crate::LocalError;
+
+const NS: f64 = 1e9;
+
+/// Where the run's Prometheus comes from.
+#[derive(Debug, Clone)]
+pub enum PrometheusChoice {
+    /// Start Debian's `prometheus` (this binary, or the one on PATH) when it
+    /// is found; required only when a query needs it.
+    Start { binary: Option<PathBuf> },
+    /// Use one already running; it must scrape what the run tells it
+    /// through its file_sd file, if any.
+    External(String),
+}
+
+/// How to run.
+pub struct Options {
+    /// The `lab` binary the pods run (`lab serve`).
+    pub lab: PathBuf,
+    /// The run folder: pod logs, profiles, Prometheus' config and TSDB.
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    /// The factor the caller divided the scenario's durations by (for the
+    /// results' notes and the back-off of crashed pods).
+    pub time_scale: f64,
+    pub prometheus: PrometheusChoice,
+    /// Called about once a second of wall time.
+    pub progress: Option<Box<dyn FnMut(&Progress) + Send>>,
+    /// How long the warm initial pods may take to become ready.
+    pub ready_timeout: Duration,
+}
+
+/// What the progress line shows.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub phase: &'static str,
+    pub t_seconds: f64,
+    pub end_seconds: f64,
+    /// (service, ready, desired)
+    pub replicas: Vec<(String, u32, u32)>,
+    /// Requests per second the pods received over the last second.
+    pub achieved_rps: f64,
+}
+
+/// What a local run produced.
+pub struct LocalOutput {
+    /// In run time (the caller converts with `to_scenario_time`), SLOs not
+    /// yet judged.
+    pub results: Results,
+    /// Facts about this run a reader should know (what was emulated, what
+    /// was not available).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PodState {
+    /// Waiting for a node with room.
+    Pending,
+    /// Bound; waiting, spawned or loading, not ready.
+    Starting,
+    Ready,
+    /// Crashed, waiting out CrashLoopBackOff.
+    BackOff,
+    Draining,
+    Terminated,
+    Failed,
+}
+
+pub(crate) struct Pod {
+    pub name: String,
+    pub dep: usize,
+    pub state: PodState,
+    pub created: u64,
+    pub bound: Option<u64>,
+    pub ready_at: Option<u64>,
+    pub placement: Option<Placement>,
+    pub endpoint: Option<EndpointId>,
+    pub http_port: u16,
+    /// Part of the initial, warm replicas: not a cold start.
+    pub warm: bool,
+    /// lab-decide's start-up timeline, as planned at binding.
+    pub planned_phases_ns: [u64; 4],
+    pub restarts: u32,
+    pub error: Option<String>,
+    /// When it stopped holding its node (for cost).
+    pub ended: Option<u64>,
+    // Scrape window: Σ concurrency·s and requests since the last scrape.
+    pub window_area: f64,
+    pub window_requests: u64,
+    pub last_scrape: u64,
+    pub scraped: Option<SignalValues>,
+}
+
+/// A KEDA `prometheus` trigger, queried for real.
+pub(crate) struct PromTrigger {
+    pub query: String,
+    pub reading: Reading,
+}
+
+pub(crate) struct Deployment {
+    pub service: usize,
+    /// `service` or `service/version`.
+    pub target: String,
+    pub version: String,
+    pub autoscaler: Autoscaler,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub max_desired: u32,
+    pub pods: Vec<usize>,
+    pub request: PodRequest,
+    pub pool: usize,
+    /// Share of a node's price one pod is charged (OpenCost-style).
+    pub node_share: f64,
+    pub profile: PathBuf,
+    pub times: StartupTimes,
+    pub grace: Duration,
+    pub next_decide: u64,
+    pub next_record: Option<u64>,
+    pub record_every: Option<u64>,
+    pub rate: RateWindow,
+    pub requests_total: u64,
+    pub proxied_total: u64,
+    pub last_totals: SignalValues,
+    pub prom_triggers: Vec<PromTrigger>,
+    /// The profile was measured on the MIG slice itself: no slice speed-down.
+    pub measured_on_slice: bool,
+    /// Requests ever buffered at the activator (the gateway's count).
+    pub buffered: tokio::sync::watch::Receiver<u64>,
+    pub kpa_window_start: u64,
+}
+
+/// Per service, what the time series and summary need.
+#[derive(Default, Clone)]
+pub(crate) struct ServiceTrack {
+    pub min_ready: Option<u32>,
+    pub max_ready: u32,
+    pub ready_area: f64,
+    pub ever_ready_measured: bool,
+}
+
+pub(crate) struct Sample {
+    pub t_ns: u64,
+    /// (desired, ready) per service.
+    pub services: Vec<(u32, u32)>,
+    /// (nodes, ready) per pool.
+    pub pools: Vec<(u32, u32)>,
+    pub cost_usd: f64,
+}
+
+pub(crate) struct State<'s> {
+    pub sc: &'s Scenario,
+    pub t0: Instant,
+    pub lab: PathBuf,
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    pub gpu_prefix: String,
+    pub nodes: Nodes,
+    pub pods: Vec<Pod>,
+    pub deps: Vec<Deployment>,
+    pub supervisor: Supervisor,
+    pub gateway: GatewayHandle,
+    pub prometheus: Option<Prometheus>,
+    pub prom: Option<PromClient>,
+    pub events: Vec<ScalingEvent>,
+    pub samples: Vec<Sample>,
+    pub tracks: Vec<ServiceTrack>,
+    pub last_track: u64,
+    pub pending: Vec<usize>,
+    pub crashes: u64,
+    pub notes: Vec<String>,
+}
+
+fn t(ns: u64) -> Time {
+    Duration::from_nanos(ns)
+}
+
+impl State<'_> {
+    pub fn now(&self) -> u64 {
+        self.t0.elapsed().as_nanos() as u64
+    }
+
+    // ----- pods -------------------------------------------------------------
+
+    fn create_pod(&mut self, d: usize, now: u64, warm: bool) -> usize {
+        let id = self.pods.len();
+        let name = format!(
+            "{}-{}",
+            self.deps[d].target.replace('/', "-"),
+            self.deps[d].pods.len()
+        );
+        self.pods.push(Pod {
+            name,
+            dep: d,
+            state: PodState::Pending,
+            created: now,
+            bound: None,
+            ready_at: None,
+            placement: None,
+            endpoint: None,
+            http_port: 0,
+            warm,
+            planned_phases_ns: [0; 4],
+            restarts: 0,
+            error: None,
+            ended: None,
+            window_area: 0.0,
+            window_requests: 0,
+            last_scrape: now,
+            scraped: None,
+        });
+        self.deps[d].pods.push(id);
+        self.pending.push(id);
+        id
+    }
+
+    /// Binds pending pods in creation order where a node has room.
+    fn bind_pending(&mut self, now: u64) -> Result<(), LocalError> {
+        let pending = std::mem::take(&mut self.pending);
+        for p in pending {
+            if self.pods[p].state != PodState::Pending {
+                continue;
+            }
+            let d = self.pods[p].dep;
+            let (pool, req) = (self.deps[d].pool, self.deps[d].request.clone());
+            match self.nodes.bind(pool, p as u64, &req, now) {
+                Some(place) => self.start_pod(p, place, now)?,
+                None => self.pending.push(p),
+            }
+        }
+        Ok(())
+    }
+
+    fn start_pod(&mut self, p: usize, place: Placement, now: u64) -> Result<(), LocalError> {
+        let d = self.pods[p].dep;
+        let svc = self.deps[d].service;
+        let warm = self.pods[p].warm;
+        let image = self.nodes.image_ready(place.node, svc);
+        let times = self.deps[d].times;
+        let up = lifecycle::startup(self.pods[p].created, now, image, times);
+        if let Some(done) = up.node_image_ready {
+            self.nodes.record_image(place.node, svc, done);
+        }
+        let spec = &self.sc.services[svc];
+        let http = lab_local::free_port().map_err(|e| fail("a free port for a pod", e))?;
+        let grpc = lab_local::free_port().map_err(|e| fail("a free port for a pod", e))?;
+        let mut args: Vec<String> = vec![
+            "--emulate".into(),
+            self.deps[d].profile.display().to_string(),
+            "--emulated-model".into(),
+            spec.model_name().to_string(),
+            "--seed".into(),
+            (self.seed ^ (p as u64).wrapping_mul(0x9e37_79b9)).to_string(),
+            "--grace-period-secs".into(),
+            format!("{}", self.deps[d].grace.as_secs_f64()),
+        ];
+        let gpu_type = self.nodes.pools[self.deps[d].pool].gpu.clone();
+        match self.nodes.sharing_arg(&place, &self.deps[d].request.gpu) {
+            Some((sharing, gpu))
+                if !(self.deps[d].measured_on_slice && sharing.starts_with("mig:")) =>
+            {
+                args.extend(["--sharing".into(), sharing]);
+                args.extend(["--gpu-id".into(), format!("{}-{gpu}", self.gpu_prefix)]);
+            }
+            _ => {
+                args.extend(["--gpu-id".into(), format!("{}-pod{p}", self.gpu_prefix)]);
+            }
+        }
+        if let Some(g) = gpu_type {
+            args.extend(["--gpu-type".into(), g]);
+        }
+        match &spec.batching {
+            Some(b) => {
+                args.extend(["--max-batch-size".into(), b.max_batch_size.to_string()]);
+                args.extend([
+                    "--max-queue-delay-us".into(),
+                    b.max_queue_delay_microseconds.to_string(),
+                ]);
+                args.extend(["--instances".into(), b.instances.max(1).to_string()]);
+                if !b.preferred_batch_size.is_empty() {
+                    args.push("--preferred-batch-sizes".into());
+                    args.push(
+                        b.preferred_batch_size
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    );
+                }
+                if b.max_queue_size > 0 {
+                    args.extend(["--max-queue-rows".into(), b.max_queue_size.to_string()]);
+                }
+            }
+            None => args.extend(["--max-batch-size".into(), "1".into()]),
+        }
+        if spec.batching.as_ref().is_none_or(|b| b.max_queue_size == 0) {
+            // The simulator's pod queue is unbounded unless max_queue_size says so.
+            args.extend(["--max-queue-rows".into(), "1000000".into()]);
+        }
+        let (pull, load, probe) = if warm {
+            (Duration::ZERO, 0.0, Duration::from_millis(20))
+        } else {
+            (
+                Duration::from_nanos(up.image_pulled.saturating_sub(now)),
+                times.model_load_ns as f64 / NS,
+                Duration::from_nanos(times.probe_period_ns.max(1_000_000)),
+            )
+        };
+        args.extend(["--model-load-secs".into(), format!("{load}")]);
+        let mut pod_spec =
+            PodSpec::lab_serve(&self.pods[p].name, &self.lab, http, Some(grpc), args);
+        pod_spec.log = Some(
+            self.run_dir
+                .join("pods")
+                .join(format!("{}.log", self.pods[p].name)),
+        );
+        let life = Lifecycle {
+            provisioning: Duration::ZERO,
+            image_pull: pull,
+            readiness_period: probe,
+            probe_timeout: Duration::from_secs(1),
+            failure_threshold: 3,
+            grace_period: self.deps[d].grace,
+        };
+        self.supervisor
+            .start(pod_spec, life)
+            .map_err(|e| LocalError::Failed(e.to_string()))?;
+        let dep = &self.deps[d];
+        let ep = self
+            .gateway
+            .add_endpoint_with_grpc(
+                &self.sc.services[svc].name,
+                &dep.version,
+                &self.pods[p].name,
+                ([127, 0, 0, 1], http).into(),
+                ([127, 0, 0, 1], grpc).into(),
+            )
+            .map_err(|e| LocalError::Failed(e.to_string()))?;
+        let pod = &mut self.pods[p];
+        pod.state = PodState::Starting;
+        pod.bound = Some(now);
+        pod.placement = Some(place);
+        pod.endpoint = Some(ep);
+        pod.http_port = http;
+        pod.planned_phases_ns = up.phases_ns;
+        self.write_targets();
+        Ok(())
+    }
+
+    /// Tells Prometheus which pods to scrape (file_sd).
+    fn write_targets(&mut self) {
+        let Some(prom) = &self.prometheus else {
+            return;
+        };
+        let targets: Vec<PodTarget> = self
+            .pods
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.state,
+                    PodState::Starting | PodState::Ready | PodState::BackOff | PodState::Draining
+                )
+            })
+            .map(|p| {
+                let d = &self.deps[p.dep];
+                PodTarget {
+                    address: format!("127.0.0.1:{}", p.http_port),
+                    labels: vec![
+                        ("pod".into(), p.name.clone()),
+                        ("service".into(), self.sc.services[d.service].name.clone()),
+                        ("revision".into(), d.version.clone()),
+                    ],
+                }
+            })
+            .collect();
+        if let Err(e) = prom.set_pod_targets(&targets) {
+            let note = format!("Prometheus targets could not be written: {e}");
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
+            }
+        }
+    }
+
+    fn pod_by_name(&self, name: &str) -> Option<usize> {
+        self.pods.iter().position(|p| p.name == name)
+    }
+
+    fn on_event(&mut self, ev: PodEvent) -> Result<(), LocalError> {
+        let now = self.now();
+        match ev {
+            PodEvent::Ready { pod, .. } => {
+                let Some(p) = self.pod_by_name(&pod) else {
+                    return Ok(());
+                };
+                if !matches!(self.pods[p].state, PodState::Starting | PodState::BackOff) {
+                    return Ok(());
+                }
+                self.track(now);
+                self.pods[p].state = PodState::Ready;
+                if self.pods[p].ready_at.is_none() {
+                    self.pods[p].ready_at = Some(now);
+                }
+                if let Some(ep) = self.pods[p].endpoint {
+                    let _ = self.gateway.set_ready(ep, true);
+                }
+            }
+            PodEvent::NotReady { pod, .. } => {
+                if let Some(p) = self.pod_by_name(&pod) {
+                    if self.pods[p].state == PodState::Ready {
+                        self.track(now);
+                        self.pods[p].state = PodState::Starting;
+                        if let Some(ep) = self.pods[p].endpoint {
+                            let _ = self.gateway.set_ready(ep, false);
+                        }
+                    }
+                }
+            }
+            PodEvent::Crashed { pod, restarts, .. } => {
+                if let Some(p) = self.pod_by_name(&pod) {
+                    self.track(now);
+                    self.crashes += 1;
+                    self.pods[p].restarts = restarts;
+                    if self.pods[p].state != PodState::Draining {
+                        self.pods[p].state = PodState::BackOff;
+                    }
+                    if let Some(ep) = self.pods[p].endpoint {
+                        let _ = self.gateway.set_ready(ep, false);
+                    }
+                }
+            }
+            PodEvent::Terminated { pod, .. } => {
+                if let Some(p) = self.pod_by_name(&pod) {
+                    self.finish_pod(p, PodState::Terminated, now);
+                }
+            }
+            PodEvent::Failed { pod, error } => {
+                if let Some(p) = self.pod_by_name(&pod) {
+                    self.pods[p].error = Some(error);
+                    self.finish_pod(p, PodState::Failed, now);
+                    let d = self.pods[p].dep;
+                    self.reconcile(d, now)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_pod(&mut self, p: usize, state: PodState, now: u64) {
+        self.track(now);
+        let d = self.pods[p].dep;
+        if let Some(place) = self.pods[p].placement.take() {
+            let req = self.deps[d].request.clone();
+            self.nodes.release(&place, &req, now);
+        }
+        if let Some(ep) = self.pods[p].endpoint.take() {
+            let _ = self.gateway.remove_endpoint(ep);
+        }
+        self.pods[p].state = state;
+        self.pods[p].ended = Some(now);
+        self.write_targets();
+    }
+
+    fn delete_pod(&mut self, p: usize, now: u64) {
+        match self.pods[p].state {
+            PodState::Pending => {
+                self.pods[p].state = PodState::Terminated;
+                self.pending.retain(|x| *x != p);
+            }
+            PodState::Terminated | PodState::Failed | PodState::Draining => {}
+            _ => {
+                self.track(now);
+                self.pods[p].state = PodState::Draining;
+                if let Some(ep) = self.pods[p].endpoint {
+                    let _ = self.gateway.set_draining(ep);
+                }
+                // The supervisor sends SIGTERM, waits the grace period, then SIGKILL.
+                let _ = self.supervisor.terminate(&self.pods[p].name);
+            }
+        }
+    }
+
+    fn reconcile(&mut self, d: usize, now: u64) -> Result<(), LocalError> {
+        let live: Vec<LivePod<usize>> = self.deps[d]
+            .pods
+            .iter()
+            .filter_map(|&p| {
+                let pod = &self.pods[p];
+                let phase = match pod.state {
+                    PodState::Draining | PodState::Terminated | PodState::Failed => return None,
+                    PodState::Pending => LivePhase::Unscheduled,
+                    PodState::Starting => LivePhase::Starting,
+                    PodState::BackOff => LivePhase::Failed,
+                    PodState::Ready => LivePhase::Ready,
+                };
+                let outstanding = pod
+                    .endpoint
+                    .and_then(|e| self.gateway.outstanding(e).ok())
+                    .unwrap_or(0) as u64;
+                Some(LivePod {
+                    id: p,
+                    phase,
+                    outstanding,
+                    created: pod.created,
+                })
+            })
+            .collect();
+        match reconcile::reconcile(&live, self.deps[d].desired as usize) {
+            Reconcile::Create(n) => {
+                for _ in 0..n {
+                    self.create_pod(d, now, false);
+                }
+                self.bind_pending(now)?;
+            }
+            Reconcile::Delete(pods) => {
+                for p in pods {
+                    self.delete_pod(p, now);
+                }
+            }
+            Reconcile::Nothing => {}
+        }
+        Ok(())
+    }
+
+    // ----- metrics ------------------------------------------------------------
+
+    /// Closes the gateway's per-pod stats windows (the queue-proxy's report)
+    /// and feeds each KPA its bucket, as Knative's autoscaler scrapes them.
+    fn report_stats(&mut self, now: u64) {
+        let stats = self.gateway.report_stats();
+        let mut per_dep: Vec<(f64, f64, u64, u64)> = vec![(0.0, 0.0, 0, 0); self.deps.len()];
+        for s in &stats {
+            let Some(p) = self
+                .pods
+                .iter()
+                .position(|p| p.endpoint == Some(s.endpoint))
+            else {
+                continue;
+            };
+            let pod = &mut self.pods[p];
+            pod.window_area += s.concurrency_seconds;
+            pod.window_requests += s.requests;
+            let e = &mut per_dep[pod.dep];
+            e.0 += s.average_concurrent_requests;
+            e.1 += s.request_count;
+            e.2 += s.requests;
+            e.3 += s.proxied_requests;
+        }
+        for (d, (conc, rps, requests, proxied)) in per_dep.into_iter().enumerate() {
+            let dep = &mut self.deps[d];
+            dep.requests_total += requests;
+            dep.proxied_total += proxied;
+            let Some(next) = dep.next_record else {
+                continue;
+            };
+            if now + 1_000_000 < next {
+                continue;
+            }
+            let every = dep.record_every.unwrap_or(1_000_000_000);
+            dep.next_record = Some(next.max(now) + every);
+            let svc = &self.sc.services[dep.service].name;
+            let queued = self
+                .gateway
+                .activator_queue_depth(svc, &dep.version)
+                .unwrap_or(0) as f64;
+            let totals = SignalValues {
+                concurrency: conc + queued,
+                rps,
+                queue_depth: queued,
+                ..dep.last_totals
+            };
+            let ready = dep
+                .pods
+                .iter()
+                .filter(|p| self.pods[**p].state == PodState::Ready)
+                .count() as u32;
+            dep.autoscaler.record(t(now), &totals, ready);
+            dep.kpa_window_start = now;
+        }
+    }
+
+    /// A scrape of every pod and the services' totals, as metrics-server and
+    /// Prometheus see them at the scrape interval.
+    fn scrape(&mut self, now: u64) {
+        let window = self.sc.metrics.rate_window.nanos();
+        for pod in self.pods.iter_mut() {
+            if !matches!(pod.state, PodState::Ready | PodState::Draining) {
+                continue;
+            }
+            let elapsed = (now.saturating_sub(pod.last_scrape)).max(1) as f64 / NS;
+            let concurrency = pod.window_area / elapsed;
+            let busy = concurrency.min(1.0);
+            let dep = &self.deps[pod.dep];
+            pod.scraped = Some(SignalValues {
+                // The emulated GPU burns no CPU: the figure follows the
+                // simulator's model of a pod's CPU (see the results' notes).
+                cpu_milli: cpu_usage_milli(dep.request.cpu_milli as f64, busy),
+                memory_bytes: dep.request.memory_bytes as f64,
+                concurrency,
+                rps: pod.window_requests as f64 / elapsed,
+                queue_depth: 0.0,
+                gpu_utilization: 100.0 * busy,
+            });
+            pod.window_area = 0.0;
+            pod.window_requests = 0;
+            pod.last_scrape = now;
+        }
+        for d in 0..self.deps.len() {
+            let total = self.deps[d].requests_total;
+            let interval = self.sc.metrics.scrape_interval.nanos().max(1);
+            let rps = self.deps[d].rate.scrape(now, total, window.max(interval));
+            let mut totals = SignalValues {
+                rps,
+                ..Default::default()
+            };
+            for &p in &self.deps[d].pods {
+                let pod = &self.pods[p];
+                if let (Some(v), PodState::Ready | PodState::Draining) = (pod.scraped, pod.state) {
+                    totals.cpu_milli += v.cpu_milli;
+                    totals.memory_bytes += v.memory_bytes;
+                    totals.concurrency += v.concurrency;
+                    totals.queue_depth += v.queue_depth;
+                    totals.gpu_utilization += v.gpu_utilization;
+                }
+            }
+            let buffered = self.activator_queue(d) as f64;
+            totals.concurrency += buffered;
+            totals.queue_depth += buffered;
+            self.deps[d].last_totals = totals;
+        }
+    }
+
+    fn activator_queue(&self, d: usize) -> usize {
+        let dep = &self.deps[d];
+        self.gateway
+            .activator_queue_depth(&self.sc.services[dep.service].name, &dep.version)
+            .unwrap_or(0)
+    }
+
+    fn pod_samples(&self, d: usize) -> Vec<PodSample> {
+        let dep = &self.deps[d];
+        dep.pods
+            .iter()
+            .filter(|p| !matches!(self.pods[**p].state, PodState::Terminated))
+            .map(|&p| {
+                let pod = &self.pods[p];
+                PodSample {
+                    phase: match pod.state {
+                        PodState::Pending => PodPhase::Pending,
+                        PodState::Failed => PodPhase::Failed,
+                        _ => PodPhase::Running,
+                    },
+                    ready: pod.state == PodState::Ready,
+                    deleting: pod.state == PodState::Draining,
+                    start: pod.bound.map(t),
+                    ready_transition: (pod.state == PodState::Ready)
+                        .then(|| pod.ready_at.map(t))
+                        .flatten(),
+                    cpu_request_milli: dep.request.cpu_milli,
+                    memory_request_bytes: dep.request.memory_bytes,
+                    metrics: pod.scraped,
+                }
+            })
+            .collect()
+    }
+
+    /// The service totals with KEDA's `prometheus` triggers answered by a
+    /// real instant query (KEDA's semantics: no series is 0, NaN is 0, more
+    /// than one series is an error).
+    async fn totals(&mut self, d: usize) -> (Result<SignalValues, MetricError>, Vec<String>) {
+        let queued = self.activator_queue(d) as f64;
+        let last = self.deps[d].last_totals;
+        let mut totals = SignalValues {
+            concurrency: last.concurrency.max(queued),
+            queue_depth: last.queue_depth.max(queued),
+            ..last
+        };
+        let mut shown = Vec::new();
+        for i in 0..self.deps[d].prom_triggers.len() {
+            let (query, reading) = {
+                let tr = &self.deps[d].prom_triggers[i];
+                (tr.query.clone(), tr.reading)
+            };
+            let Some(client) = &self.prom else {
+                return (
+                    Err(MetricError("no Prometheus is running for this run".into())),
+                    shown,
+                );
+            };
+            match client.query_value_with(&query, true, None).await {
+                Ok(v) => {
+                    let v = if v.is_nan() { 0.0 } else { v };
+                    shown.push(format!("{query} = {v}"));
+                    set_signal(&mut totals, reading.signal, v / reading.scale);
+                }
+                Err(e) => return (Err(MetricError(e.to_string())), shown),
+            }
+        }
+        (Ok(totals), shown)
+    }
+
+    async fn decide(&mut self, d: usize, now: u64) -> Result<(), LocalError> {
+        let samples = self.pod_samples(d);
+        let (totals, queries) = self.totals(d).await;
+        let status = self.deps[d]
+            .pods
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    self.pods[**p].state,
+                    PodState::Draining | PodState::Terminated | PodState::Failed
+                )
+            })
+            .count() as u32;
+        let activator = self.activator_queue(d) as u32;
+        let dep = &mut self.deps[d];
+        let obs = Observation {
+            spec_replicas: dep.desired,
+            status_replicas: status,
+            pods: &samples,
+            totals,
+            activator_queue: activator,
+        };
+        let decision = dep.autoscaler.decide(t(now), &obs);
+        let mode = if decision.activator_in_path {
+            lab_gateway::ActivatorMode::Proxy
+        } else {
+            lab_gateway::ActivatorMode::Serve
+        };
+        let _ = self.gateway.set_activator_mode(
+            &self.sc.services[dep.service].name,
+            &dep.version,
+            mode,
+        );
+        let next = (dep.autoscaler.next_decision().as_nanos() as u64).max(now + 1);
+        dep.next_decide = next;
+        let (min, max) = (dep.min, dep.max);
+        let from = dep.desired;
+        let to = clamp_replicas(decision.desired, min, max);
+        if to != from {
+            let dep = &mut self.deps[d];
+            dep.desired = to;
+            dep.max_desired = dep.max_desired.max(to);
+            let mut reason = decision.reason;
+            if !queries.is_empty() {
+                reason = format!("{reason} [promql: {}]", queries.join("; "));
+            }
+            self.events.push(ScalingEvent {
+                t_seconds: now as f64 / NS,
+                target: dep.target.clone(),
+                autoscaler: dep.autoscaler.kind().to_string(),
+                from,
+                to,
+                reason,
+            });
+            self.track(now);
+            self.reconcile(d, now)?;
+        }
+        Ok(())
+    }
+
+    fn ca_scan(&mut self, now: u64) {
+        let unneeded = self.sc.cluster_autoscaler.scale_down_unneeded_time.nanos();
+        for pool in 0..self.nodes.pools.len() {
+            let pending: Vec<usize> = self
+                .pending
+                .iter()
+                .copied()
+                .filter(|p| {
+                    self.pods[*p].state == PodState::Pending
+                        && self.deps[self.pods[*p].dep].pool == pool
+                })
+                .collect();
+            let per_node = pending.first().map_or(1, |p| {
+                binding::node_fit(
+                    self.nodes.pools[pool].node_shape(),
+                    &self.deps[self.pods[*p].dep].request,
+                )
+                .per_node
+                .clamp(1, 10_000)
+            });
+            let changes = self
+                .nodes
+                .scan(pool, pending.len() as u32, per_node, unneeded, now);
+            for c in changes {
+                self.events.push(ScalingEvent {
+                    t_seconds: now as f64 / NS,
+                    target: format!("pool:{}", self.nodes.pools[c.pool].name),
+                    autoscaler: "cluster-autoscaler".into(),
+                    from: c.from,
+                    to: c.to,
+                    reason: c.reason,
+                });
+            }
+        }
+    }
+
+    /// Integrates ready replicas per service up to `now` (before a change).
+    pub fn track(&mut self, now: u64) {
+        let dt = now.saturating_sub(self.last_track) as f64 / NS;
+        let warmup = self.sc.run.warmup.nanos();
+        for (s, tr) in self.tracks.iter_mut().enumerate() {
+            let ready = self
+                .pods
+                .iter()
+                .filter(|p| p.state == PodState::Ready && self.deps[p.dep].service == s)
+                .count() as u32;
+            tr.ready_area += ready as f64 * dt;
+            tr.max_ready = tr.max_ready.max(ready);
+            tr.min_ready = Some(tr.min_ready.map_or(ready, |m| m.min(ready)));
+            if ready > 0 && now >= warmup {
+                tr.ever_ready_measured = true;
+            }
+        }
+        self.last_track = now;
+    }
+
+    fn sample(&mut self, at: u64) {
+        let services = (0..self.sc.services.len())
+            .map(|s| {
+                let desired = self
+                    .deps
+                    .iter()
+                    .filter(|d| d.service == s)
+                    .map(|d| d.desired)
+                    .sum();
+                let ready = self
+                    .pods
+                    .iter()
+                    .filter(|p| p.state == PodState::Ready && self.deps[p.dep].service == s)
+                    .count() as u32;
+                (desired, ready)
+            })
+            .collect();
+        let pools = (0..self.nodes.pools.len())
+            .map(|p| (self.nodes.live(p), self.nodes.ready(p)))
+            .collect();
+        let cost_usd = self.cost_so_far(at);
+        self.samples.push(Sample {
+            t_ns: at,
+            services,
+            pools,
+            cost_usd,
+        });
+    }
+
+    pub fn cost_so_far(&self, now: u64) -> f64 {
+        (0..self.nodes.pools.len())
+            .map(|p| self.nodes.node_seconds(p, now) / 3600.0 * self.nodes.pools[p].price_per_hour)
+            .sum()
+    }
+
+    fn progress(&self, phase: &'static str, now: u64, end: u64, rps: f64) -> Progress {
+        Progress {
+            phase,
+            t_seconds: now as f64 / NS,
+            end_seconds: end as f64 / NS,
+            replicas: self
+                .sc
+                .services
+                .iter()
+                .enumerate()
+                .map(|(s, spec)| {
+                    let ready = self
+                        .pods
+                        .iter()
+                        .filter(|p| p.state == PodState::Ready && self.deps[p.dep].service == s)
+                        .count() as u32;
+                    let desired = self
+                        .deps
+                        .iter()
+                        .filter(|d| d.service == s)
+                        .map(|d| d.desired)
+                        .sum();
+                    (spec.name.clone(), ready, desired)
+                })
+                .collect(),
+            achieved_rps: rps,
+        }
+    }
+}
+
+fn set_signal(v: &mut SignalValues, s: Signal, x: f64) {
+    match s {
+        Signal::Cpu => v.cpu_milli = x,
+        Signal::Memory => v.memory_bytes = x,
+        Signal::Concurrency => v.concurrency = x,
+        Signal::RequestsPerSecond => v.rps = x,
+        Signal::QueueDepth => v.queue_depth = x,
+        Signal::GpuUtilization => v.gpu_utilization = x,
+    }
+}
+
+/// The share of a node one pod is charged, as the simulator charges it.
+fn node_share(
+    req: &PodRequest,
+    s: &lab_scenario::ServiceSpec,
+    pool: &lab_scenario::NodePoolSpec,
+) -> f64 {
+    use lab_decide::binding::GpuRequest;
+    match &req.gpu {
+        GpuRequest::None => (s.cpu_request() / pool.cpu.0.max(1e-9))
+            .max(s.memory_request() / pool.memory.0.max(1e-9))
+            .min(1.0),
+        GpuRequest::Devices(n) => {
+            f64::from(*n)
+                / f64::from(pool.sharing.slots_per_gpu().max(1))
+                / f64::from(pool.gpus_per_node.max(1))
+        }
+        GpuRequest::Mig(p) => {
+            let slices = pool
+                .gpu
+                .as_deref()
+                .and_then(lab_gpu::gpu_type)
+                .and_then(|g| g.mig_profile(p))
+                .map_or(1, |m| m.compute_slices);
+            f64::from(slices) / 7.0 / f64::from(pool.gpus_per_node.max(1))
+        }
+    }
+}
+
+fn autoscaler_first(a: &Autoscaler) -> u64 {
+    a.next_decision().as_nanos() as u64
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> LocalError {
+    LocalError::Failed(format!("{what}: {e}"))
+}
+
+fn bad(msg: impl Into<String>) -> LocalError {
+    LocalError::BadInput(msg.into())
+}
+
+/// The deployments of a scenario: one per service, or one per version of a
+/// canary split, each with its autoscaler, as the simulator builds them.
+fn deployments(
+    sc: &Scenario,
+    gateway: &GatewayHandle,
+    profiles: &std::path::Path,
+) -> Result<Vec<Deployment>, LocalError> {
+    let mut out = Vec::new();
+    for (si, s) in sc.services.iter().enumerate() {
+        let pool = match &s.node_pool {
+            Some(name) => sc.node_pools.iter().position(|p| &p.name == name),
+            None => sc.pool_for(s).and_then(|p| sc.node_pools.iter().position(|q| q.name == p.name)),
+        }
+        .ok_or_else(|| {
+            bad(format!(
+                "service `{}` has no node pool to run on: the local level emulates the scenario's node pools, so it needs one",
+                s.name
+            ))
+        })?;
+        let gpu = sc.node_pools[pool]
+            .gpu
+            .clone()
+            .unwrap_or_else(|| "cpu".into());
+        let versions: Vec<(String, Option<&Vec<lab_scenario::LatencySpec>>, f64)> =
+            if s.versions.is_empty() {
+                vec![(lab_gateway::DEFAULT_VERSION.to_string(), None, 100.0)]
+            } else {
+                s.versions
+                    .iter()
+                    .map(|v| (v.name.clone(), v.latency.as_ref(), v.traffic_percent))
+                    .collect()
+            };
+        let split = !s.versions.is_empty();
+        for (vname, latency, share) in versions {
+            let specs = latency.unwrap_or(&s.latency);
+            let req = s.pod_request();
+            let profile = lab_scenario::profile_for(specs, &sc.node_pools[pool], &req.gpu)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "service `{}`: no latency profile for GPU type `{gpu}` of pool `{}`",
+                        s.name, sc.node_pools[pool].name
+                    ))
+                })?;
+            let file = profiles.join(format!("{}-{}.json", s.name, vname));
+            let cal = crate::profile::calibration(s.model_name(), profile);
+            let text = serde_json::to_string_pretty(&cal).map_err(|e| fail("a profile", e))?;
+            std::fs::write(&file, text)
+                .map_err(|e| fail(&format!("writing {}", file.display()), e))?;
+            // A canary's versions split the service's replica bounds as the
+            // simulator does: each version is its own Deployment.
+            // Each version is a Deployment of its own with the service's
+            // bounds, as in the simulator.
+            let _ = share;
+            let (min, max) = (s.min_replicas, s.max_replicas);
+            let measured_on_slice = profile.gpu.contains('/');
+            let autoscaler = Autoscaler::new(
+                &s.autoscaler,
+                Bounds { min, max },
+                s.container_concurrency,
+                Duration::ZERO,
+            )
+            .map_err(|p| bad(format!("service `{}`: {}", s.name, p.join("; "))))?;
+            let record_every = autoscaler.metric_interval().map(|i| i.as_nanos() as u64);
+            let mut prom_triggers = Vec::new();
+            if let Some(k) = &s.autoscaler.keda {
+                for tr in &k.triggers {
+                    if tr.type_ == "prometheus" {
+                        if let Some(q) = tr.metadata.get("query") {
+                            let reading = reading_for(q, tr.signal)
+                                .map_err(|e| bad(format!("service `{}`: {e}", s.name)))?;
+                            prom_triggers.push(PromTrigger {
+                                query: q.clone(),
+                                reading,
+                            });
+                        }
+                    }
+                }
+            }
+            let cs = &s.cold_start;
+            let pull = cs.image_pull.map(|d| d.nanos()).unwrap_or_else(|| {
+                if cs.image_pull_bandwidth.0 > 0.0 {
+                    (cs.image_size.0 / cs.image_pull_bandwidth.0 * NS) as u64
+                } else {
+                    0
+                }
+            });
+            let desired = clamp_replicas(autoscaler.initial_replicas(), min, max);
+            let first_decide = autoscaler_first(&autoscaler);
+            out.push(Deployment {
+                service: si,
+                target: if split {
+                    format!("{}/{vname}", s.name)
+                } else {
+                    s.name.clone()
+                },
+                buffered: gateway
+                    .activator_demand(&s.name, &vname)
+                    .map_err(|e| fail("the gateway", e))?,
+                version: vname,
+                autoscaler,
+                min,
+                max,
+                desired,
+                max_desired: desired,
+                pods: Vec::new(),
+                node_share: node_share(&req, s, &sc.node_pools[pool]),
+                request: req,
+                pool,
+                profile: file,
+                times: StartupTimes {
+                    pod_start_ns: cs.pod_start.nanos(),
+                    image_pull_ns: pull,
+                    model_load_ns: cs.model_load.nanos(),
+                    probe_period_ns: cs.readiness_probe_period.nanos(),
+                },
+                grace: Duration::from_nanos(cs.termination_grace_period.nanos()),
+                next_decide: first_decide,
+                next_record: record_every,
+                measured_on_slice,
+                record_every,
+                rate: RateWindow::new(),
+                requests_total: 0,
+                proxied_total: 0,
+                last_totals: SignalValues::default(),
+                prom_triggers,
+                kpa_window_start: 0,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the scenario on this machine until its duration has passed and the
+/// load has finished, or `stop` completes (then the results are marked
+/// incomplete). Every child process is stopped before this returns, and
+/// by the supervisor's process group if this future is dropped.
+pub async fn run(
+    sc: &Scenario,
+    mut opts: Options,
+    stop: impl Future<Output = ()>,
+) -> Result<LocalOutput, LocalError> {
+    let mut notes = vec![format!(
+        "pods are `lab serve` processes with GPUs emulated from the scenario's latency profiles; \
+         HPA CPU figures follow the simulator's model of a pod's CPU (10 % idle, 100 % busy), \
+         since an emulated GPU burns none"
+    )];
+    if opts.time_scale != 1.0 {
+        notes.push(format!(
+            "run {}x faster than the scenario (--time-scale {}): durations divided, rates multiplied, results reported in scenario time",
+            opts.time_scale, opts.time_scale
+        ));
+    }
+    for dir in ["pods", "profiles"] {
+        let p = opts.run_dir.join(dir);
+        std::fs::create_dir_all(&p).map_err(|e| fail(&format!("creating {}", p.display()), e))?;
+    }
+    let backoff = BackOffPolicy::default().scaled(opts.time_scale.max(1.0));
+    let (supervisor, mut pod_events) =
+        Supervisor::new(backoff).map_err(|e| fail("starting the supervisor", e))?;
+
+    let mut gw_cfg = GatewayConfig::new(ServiceConfig::from_scenario(sc));
+    gw_cfg.seed = opts.seed;
+    // The controller closes the stats windows itself, at the KPA's bucket period.
+    gw_cfg.stats_period = None;
+    let gateway = Gateway::start(gw_cfg)
+        .await
+        .map_err(|e| fail("starting the gateway", e))?;
+    let gw = gateway.handle();
+    let gw_addr = gateway.local_addr();
+
+    let deps = deployments(sc, &gw, &opts.run_dir.join("profiles"))?;
+    let needs_prometheus = deps.iter().any(|d| !d.prom_triggers.is_empty());
+    let prometheus = match &opts.prometheus {
+        PrometheusChoice::External(url) => Some(Prometheus::external(url.clone(), None)),
+        PrometheusChoice::Start { binary } => match lab_local::locate_prometheus(binary.as_deref()) {
+            Ok(bin) => {
+                let cfg = PrometheusConfig {
+                    scrape_interval: Duration::from_nanos(sc.metrics.scrape_interval.nanos().max(1_000_000)),
+                    static_jobs: vec![StaticJob {
+                        job: "lab-gateway".into(),
+                        targets: vec![gw_addr.to_string()],
+                    }],
+                    pods_job: "lab-pods".into(),
+                    run_dir: opts.run_dir.clone(),
+                };
+                Some(
+                    Prometheus::start(&bin, &cfg)
+                        .await
+                        .map_err(|e| fail("starting Prometheus", e))?,
+                )
+            }
+            Err(e) if needs_prometheus => {
+                return Err(bad(format!(
+                    "{e}; a KEDA `prometheus` trigger needs it (Debian: apt-get install prometheus), or pass --prometheus URL"
+                )))
+            }
+            Err(_) => {
+                notes.push("Prometheus was not found, so none was started; no query of this scenario needs it".into());
+                None
+            }
+        },
+    };
+    let prom = prometheus.as_ref().map(|p| p.client());
+
+    let mut st = State {
+        sc,
+        t0: Instant::now(),
+        lab: opts.lab.clone(),
+        run_dir: opts.run_dir.clone(),
+        seed: opts.seed,
+        gpu_prefix: format!("lab{}", std::process::id()),
+        nodes: Nodes::new(&sc.node_pools, 0),
+        pods: Vec::new(),
+        deps,
+        supervisor,
+        gateway: gw.clone(),
+        prometheus,
+        prom,
+        events: Vec::new(),
+        samples: Vec::new(),
+        tracks: vec![ServiceTrack::default(); sc.services.len()],
+        last_track: 0,
+        pending: Vec::new(),
+        crashes: 0,
+        notes,
+    };
+
+    // The run starts in steady state, as the simulator's does: the initial
+    // replicas are started warm (no pull, no model load) and awaited before
+    // the clock starts.
+    let outcome = async {
+        for d in 0..st.deps.len() {
+            for _ in 0..st.deps[d].desired {
+                st.create_pod(d, 0, true);
+            }
+        }
+        for p in st.pending.clone() {
+            let d = st.pods[p].dep;
+            let pool = st.deps[d].pool;
+            let req = st.deps[d].request.clone();
+            let place = match st.nodes.bind(pool, p as u64, &req, 0) {
+                Some(x) => Some(x),
+                None if st.nodes.live(pool) < st.nodes.pools[pool].max_nodes => {
+                    // As the simulator does for warm pods: the node they need exists.
+                    st.nodes.add_ready(pool, 0);
+                    st.nodes.bind(pool, p as u64, &req, 0)
+                }
+                None => None,
+            };
+            if let Some(place) = place {
+                st.pending.retain(|x| *x != p);
+                st.start_pod(p, place, 0)?;
+            }
+        }
+        let deadline = tokio::time::sleep(opts.ready_timeout);
+        tokio::pin!(deadline);
+        while st
+            .pods
+            .iter()
+            .any(|p| p.warm && p.state == PodState::Starting)
+        {
+            tokio::select! {
+                ev = pod_events.recv() => match ev {
+                    Some(PodEvent::Failed { pod, error }) => {
+                        return Err(fail(&format!("pod {pod}"), error));
+                    }
+                    Some(ev) => st.on_event(ev)?,
+                    None => return Err(LocalError::Failed("the supervisor stopped".into())),
+                },
+                _ = &mut deadline => {
+                    let waiting: Vec<String> = st.pods.iter().filter(|p| p.warm && p.state == PodState::Starting).map(|p| format!("{} (log: {})", p.name, st.run_dir.join("pods").join(format!("{}.log", p.name)).display())).collect();
+                    return Err(LocalError::Failed(format!(
+                        "the initial pods were not ready within {:?}: {}",
+                        opts.ready_timeout,
+                        waiting.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        st.supervisor.shutdown().await;
+        if let Some(p) = st.prometheus.as_mut() {
+            p.stop().await;
+        }
+        return Err(e);
+    }
+
+    // The load and the clock start together.
+    let inputs = vec![lab_loadgen::TensorSpec {
+        name: "input".into(),
+        datatype: "FP32".into(),
+        shape: vec![-1, 4],
+    }];
+    let streams: Vec<lab_loadgen::Stream> = sc
+        .traffic
+        .iter()
+        .enumerate()
+        .map(|(i, tr)| {
+            let s = sc.stream_service(i).unwrap_or(0);
+            lab_loadgen::Stream {
+                spec: tr.clone(),
+                index: i as u32,
+                service: sc.services[s].name.clone(),
+                model: sc.services[s].model_name().to_string(),
+            }
+        })
+        .collect();
+    let mut load = lab_loadgen::LoadConfig::new(
+        format!("http://{gw_addr}"),
+        lab_loadgen::Protocol::V2Rest,
+        streams,
+    );
+    load.payload = lab_loadgen::Payload::Inputs(inputs, lab_loadgen::Fill::Random);
+    load.seed = opts.seed;
+    load.level = lab_results::Level::Local;
+    load.interval = Duration::from_nanos(sc.run.interval.nanos().max(1_000_000));
+    load.warmup = Duration::from_nanos(sc.run.warmup.nanos());
+    load.duration = Some(Duration::from_nanos(sc.duration().nanos()));
+    load.timeout = sc
+        .services
+        .iter()
+        .map(|s| Duration::from_nanos(s.timeout.nanos()))
+        .max()
+        .unwrap_or(Duration::from_secs(60))
+        + Duration::from_secs(1);
+    load.max_in_flight = 100_000;
+    load.threads = 1;
+    let (stop_load, load_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut load_task = tokio::spawn(lab_loadgen::run(load, async move {
+        let _ = load_stopped.await;
+    }));
+    st.t0 = Instant::now();
+    // What happened during the warm start is not part of the run.
+    st.tracks = vec![ServiceTrack::default(); sc.services.len()];
+    st.last_track = 0;
+    let end = sc.duration().nanos();
+    let interval = sc.run.interval.nanos().max(1_000_000);
+    let scrape_every = sc.metrics.scrape_interval.nanos().max(1_000_000);
+    let scan_every = sc.cluster_autoscaler.scan_interval.nanos().max(1_000_000);
+    let stats_every = st
+        .deps
+        .iter()
+        .filter_map(|d| d.record_every)
+        .min()
+        .unwrap_or(1_000_000_000 / opts.time_scale.max(1.0) as u64)
+        .max(1_000_000);
+    // First firings as in the simulator: one period after the start.
+    let (mut next_scrape, mut next_scan, mut next_stats, mut next_sample) =
+        (scrape_every, scan_every, stats_every, 0u64);
+    let (poke_tx, mut pokes) = mpsc::unbounded_channel::<usize>();
+    for (d, dep) in st.deps.iter().enumerate() {
+        let mut rx = dep.buffered.clone();
+        let tx = poke_tx.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                if tx.send(d).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(poke_tx);
+    tokio::pin!(stop);
+    let mut load_out = None;
+    let mut stopped = false;
+    let mut last_progress = Instant::now();
+    let mut last_requests = 0u64;
+    let mut error = None;
+    loop {
+        let now = st.now();
+        if let Some(ready) = Some(st.nodes.advance(now)).filter(|r| !r.is_empty()) {
+            let _ = ready;
+            if let Err(e) = st.bind_pending(now) {
+                error = Some(e);
+                break;
+            }
+        }
+        if now >= next_stats {
+            st.report_stats(now);
+            next_stats = now.max(next_stats) + stats_every;
+        }
+        if now >= next_scrape {
+            st.scrape(now);
+            next_scrape += scrape_every;
+        }
+        for d in 0..st.deps.len() {
+            if now >= st.deps[d].next_decide {
+                if let Err(e) = st.decide(d, now).await {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if now >= next_scan {
+            if sc.cluster_autoscaler.enabled {
+                st.ca_scan(now);
+                if let Err(e) = st.bind_pending(now) {
+                    error = Some(e);
+                    break;
+                }
+            }
+            next_scan += scan_every;
+        }
+        while next_sample <= now.min(end) {
+            st.track(now);
+            st.sample(next_sample);
+            next_sample += interval;
+        }
+        if last_progress.elapsed() >= Duration::from_secs(1) {
+            let total: u64 = st.deps.iter().map(|d| d.requests_total).sum();
+            let rps = (total - last_requests) as f64 / last_progress.elapsed().as_secs_f64();
+            last_requests = total;
+            last_progress = Instant::now();
+            let p = st.progress("running", now, end, rps);
+            if let Some(cb) = opts.progress.as_mut() {
+                cb(&p);
+            }
+        }
+        if now >= end && load_out.is_some() {
+            break;
+        }
+        let mut due = [next_stats, next_scrape, next_scan, next_sample, end]
+            .into_iter()
+            .chain(st.deps.iter().map(|d| d.next_decide))
+            .chain(st.nodes.next_ready())
+            .min()
+            .unwrap_or(end);
+        due = due.max(now + 100_000).min(now + 250_000_000);
+        let sleep = tokio::time::sleep_until((st.t0 + Duration::from_nanos(due)).into());
+        tokio::select! {
+            _ = sleep => {}
+            ev = pod_events.recv() => {
+                if let Some(ev) = ev {
+                    if let Err(e) = st.on_event(ev) {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            Some(d) = pokes.recv() => {
+                let now = st.now();
+                let samples = st.pod_samples(d);
+                let activator = st.activator_queue(d) as u32;
+                let wants = {
+                    let dep = &st.deps[d];
+                    let obs = Observation {
+                        spec_replicas: dep.desired,
+                        status_replicas: dep.desired,
+                        pods: &samples,
+                        totals: Ok(dep.last_totals),
+                        activator_queue: activator.max(1),
+                    };
+                    dep.autoscaler.wants_poke(&obs)
+                };
+                if wants {
+                    if let Err(e) = st.decide(d, now).await {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            out = &mut load_task, if load_out.is_none() => {
+                load_out = Some(out);
+            }
+            _ = &mut stop, if !stopped => {
+                stopped = true;
+                let _ = stop_load.send(());
+                break;
+            }
+        }
+    }
+    let now = st.now();
+    st.track(now);
+    if stopped || error.is_some() {
+        if load_out.is_none() {
+            load_out = Some(load_task.await);
+        }
+    }
+    if now < end && !stopped && error.is_none() {
+        st.sample(now);
+    }
+    st.report_stats(now);
+    // Pods and Prometheus are stopped before the results are written.
+    st.supervisor.shutdown().await;
+    if let Some(p) = st.prometheus.as_mut() {
+        p.stop().await;
+    }
+    gateway.shutdown().await;
+    crate::profile::remove_shm(&st.gpu_prefix);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let load = match load_out {
+        Some(Ok(Ok(out))) => out,
+        Some(Ok(Err(e))) => return Err(fail("the load generator", e)),
+        Some(Err(e)) => return Err(fail("the load generator", e)),
+        None => {
+            return Err(LocalError::Failed(
+                "the load generator did not finish".into(),
+            ))
+        }
+    };
+    let end_at = if stopped { now.min(end) } else { end };
+    let results = crate::assemble::results(&st, load.results, end_at, !stopped);
+    Ok(LocalOutput {
+        results,
+        notes: st.notes.clone(),
+    })
+}

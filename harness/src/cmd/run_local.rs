@@ -1,0 +1,185 @@
+//! `lab run --level local`: the scenario's stack on this machine through
+//! `lab-controller`, with `--time-scale` applied on the way in and undone on
+//! the way out, then the same results.json, report and exit codes as the
+//! simulator's.
+
+use crate::exit;
+use crate::summary;
+use anyhow::Context;
+use lab_scenario::Scenario;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use super::run::{Args, ProgressArg};
+
+/// The load generator kept up when its p99 send lag stays under this, or
+/// under a tenth of the median latency when that is larger (run time).
+const KEEP_UP_SECONDS: f64 = 0.005;
+
+pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
+    let k = args.time_scale;
+    if !(k.is_finite() && k > 0.0) {
+        return Err(exit::bad_input(format!(
+            "--time-scale {k}: expected a number above 0, e.g. 10 to run ten times faster"
+        )));
+    }
+    let seed = args.seed.unwrap_or(scenario.run.seed);
+    let scaled = lab_scenario::time_scaled(&scenario, k).map_err(exit::bad_input)?;
+    let started = SystemTime::now();
+    let dir = match &args.out {
+        Some(dir) => super::named_dir(dir, "results.json", args.force)?,
+        None => super::fresh_dir(&PathBuf::from("runs").join(format!(
+            "{}-local-{}",
+            scenario.name,
+            super::run::compact_stamp(started)
+        )))?,
+    };
+    let lab = std::env::current_exe().context("finding the lab binary for the pods")?;
+    let show_progress = match args.progress {
+        ProgressArg::Auto => std::io::stderr().is_terminal(),
+        ProgressArg::Always => true,
+        ProgressArg::Never => false,
+    };
+    let (line_start, line_end) = if std::io::stderr().is_terminal() {
+        ("\r", "")
+    } else {
+        ("", "\n")
+    };
+    let progress: Option<Box<dyn FnMut(&lab_controller::Progress) + Send>> = if show_progress {
+        Some(Box::new(move |p: &lab_controller::Progress| {
+            let replicas: Vec<String> = p
+                .replicas
+                .iter()
+                .map(|(s, ready, desired)| format!("{s} {ready}/{desired}"))
+                .collect();
+            eprint!(
+                "{line_start}  {} {} / {} (scenario time), replicas ready/desired: {}, {:.0} req/s   {line_end}",
+                p.phase,
+                lab_units::Dur::from_secs_f64(p.t_seconds * k),
+                lab_units::Dur::from_secs_f64(p.end_seconds * k),
+                replicas.join(", "),
+                p.achieved_rps / k
+            );
+        }))
+    } else {
+        None
+    };
+    let options = lab_controller::Options {
+        lab,
+        run_dir: dir.clone(),
+        seed,
+        time_scale: k,
+        prometheus: match &args.prometheus {
+            Some(url) => lab_controller::PrometheusChoice::External(url.clone()),
+            None => lab_controller::PrometheusChoice::Start { binary: None },
+        },
+        progress,
+        ready_timeout: std::time::Duration::from_secs(120),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let interrupt = crate::interrupt::Interrupt::install(
+        "stopping the load and every pod, partial results will be written",
+    )?;
+    let wall = Instant::now();
+    let out = runtime.block_on(lab_controller::run(&scaled, options, interrupt.stopped()));
+    if show_progress && line_end.is_empty() {
+        eprintln!();
+    }
+    let out = match out {
+        Ok(o) => o,
+        Err(lab_controller::LocalError::BadInput(m)) => return Err(exit::bad_input(m)),
+        Err(lab_controller::LocalError::Failed(m)) => anyhow::bail!("the local run failed: {m}"),
+    };
+    let mut results = out.results;
+    let kept_up = kept_up(&results);
+    lab_results::to_scenario_time(&mut results, k)
+        .map_err(|e| anyhow::anyhow!("reading the run back in scenario time: {e}"))?;
+    results.scenario = lab_results::ScenarioInfo {
+        name: scenario.name.clone(),
+        file: args.scenario.display().to_string(),
+        overrides: args.overrides.clone(),
+        config: serde_json::to_value(&scenario).context("echoing the scenario")?,
+    };
+    results.run.notes = out.notes;
+    results
+        .run
+        .notes
+        .extend(lab_scenario::time_scale_caveats(&scenario, k));
+    if let Err(why) = &kept_up {
+        results.warnings.push(lab_results::Warning {
+            kind: lab_results::WarningKind::LoadFellBehind,
+            service: None,
+            message: why.clone(),
+        });
+    }
+    lab_results::evaluate_slos(
+        &scenario.slo,
+        &mut results,
+        lab_results::Judging {
+            allow_warnings: args.allow_warnings,
+        },
+    );
+    let elapsed = wall.elapsed().as_secs_f64();
+    results.wall_clock = lab_results::WallClock {
+        started_at: lab_results::rfc3339(started),
+        elapsed_seconds: elapsed,
+        events: 0,
+        events_per_second: 0.0,
+        tool: format!("lab {}", env!("CARGO_PKG_VERSION")),
+        host: std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+    };
+    let path = dir.join("results.json");
+    let text = serde_json::to_string_pretty(&results)?;
+    super::write_atomically(&path, &text)?;
+    if !args.no_report {
+        super::run::write_report(&results, &dir)?;
+    }
+    if args.json {
+        println!("{text}");
+    } else {
+        print!("{}", summary::human(&results, &dir));
+    }
+    if let Err(why) = kept_up {
+        eprintln!("lab: {why}");
+        return Ok(exit::RUN_FAILED);
+    }
+    Ok(if !results.complete {
+        interrupt.exit_code()
+    } else if results.passed() {
+        exit::PASS
+    } else {
+        exit::SLO_FAILED
+    })
+}
+
+/// Whether the load generator sent on time (run time, before the results are
+/// converted): a machine that cannot keep up makes latency figures about
+/// itself, so the run fails rather than answer.
+fn kept_up(r: &lab_results::Results) -> Result<(), String> {
+    let Some(load) = &r.load else {
+        return Ok(());
+    };
+    let lag = load.send_lag_seconds.p99;
+    let allowed = KEEP_UP_SECONDS.max(0.1 * r.summary.latency_seconds.p50);
+    if lag > allowed {
+        return Err(format!(
+            "the load generator fell behind its schedule (p99 send lag {:.1} ms of run time, over the {:.1} ms allowed): \
+             this machine could not keep up; lower --time-scale or the offered rate",
+            lag * 1e3,
+            allowed * 1e3
+        ));
+    }
+    if load.refused_in_flight_cap > 0 {
+        return Err(format!(
+            "{} arrivals were refused at the load generator's in-flight cap: this machine could not keep up",
+            load.refused_in_flight_cap
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,560 @@
+//! `lab run --level local` end to end: real `lab serve` pods, the gateway,
+//! the live controller, the load generator and (where a query needs it) a
+//! real Prometheus, on small scenarios played faster with `--time-scale`.
+//! Each test asserts what the run did, read back from its results.json.
+
+mod common;
+
+use common::{repo, stderr};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const POOL: &str = r#"
+[[node_pools]]
+name = "t4"
+gpu = "T4"
+gpus_per_node = 1
+cpu = "8"
+memory = "32Gi"
+price_per_hour = 0.5
+min_nodes = 1
+max_nodes = 4
+provisioning_time = "20s"
+"#;
+
+fn write(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_local(scenario: &Path, out: &Path, k: &str, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec![
+        "run".to_string(),
+        scenario.display().to_string(),
+        "--level".into(),
+        "local".into(),
+        "--time-scale".into(),
+        k.into(),
+        "--out".into(),
+        out.display().to_string(),
+        "--no-report".into(),
+        "--progress".into(),
+        "never".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let o = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(&args)
+        .current_dir(repo())
+        .output()
+        .expect("lab runs");
+    let text = std::fs::read_to_string(out.join("results.json")).unwrap_or_else(|_| {
+        panic!(
+            "no results.json (exit {:?}):\n{}\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            stderr(&o)
+        )
+    });
+    (o, serde_json::from_str(&text).unwrap())
+}
+
+fn events<'a>(r: &'a Value, autoscaler: &str) -> Vec<&'a Value> {
+    r["scaling_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["autoscaler"] == autoscaler)
+        .collect()
+}
+
+fn steps(evs: &[&Value]) -> Vec<(u64, u64)> {
+    evs.iter()
+        .map(|e| (e["from"].as_u64().unwrap(), e["to"].as_u64().unwrap()))
+        .collect()
+}
+
+fn conserved(r: &Value) {
+    let q = &r["summary"]["requests"];
+    let n = |k: &str| q[k].as_u64().unwrap();
+    assert!(n("arrived") > 0, "{q}");
+    assert_eq!(
+        n("arrived"),
+        n("completed") + n("failed") + n("in_flight"),
+        "every request is accounted for: {q}"
+    );
+}
+
+#[test]
+fn kpa_at_zero_holds_a_request_through_a_real_cold_start_and_returns_to_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        &format!(
+            r#"
+name = "kpa-zero"
+[run]
+duration = "210s"
+interval = "5s"
+seed = 7
+{POOL}
+[[services]]
+name = "sentiment"
+minReplicas = 0
+maxReplicas = 2
+containerConcurrency = 4
+timeout = "60s"
+resources = {{ cpu = "1", memory = "1Gi", "nvidia.com/gpu" = 1 }}
+coldStart = {{ image_pull = "6s", model_load = "4s", readiness_probe_period = "1s", pod_start = "1s" }}
+[[services.latency]]
+gpu = "T4"
+batch_latency = {{ "1" = "20ms" }}
+[services.autoscaler.kpa]
+target = 5
+window = "30s"
+scale-to-zero-grace-period = "30s"
+[[traffic]]
+arrivals = {{ process = "uniform" }}
+phases = [
+  {{ kind = "idle", duration = "100s" }},
+  {{ kind = "constant", rate = 2, duration = "10s" }},
+  {{ kind = "idle", duration = "100s" }},
+]
+"#
+        ),
+    );
+    let out = dir.path().join("out");
+    let (o, r) = run_local(&scenario, &out, "5", &[]);
+    assert_eq!(r["level"], "local");
+    assert_eq!(r["run"]["time_scale"], 5.0);
+    conserved(&r);
+    let q = &r["summary"]["requests"];
+    assert_eq!(
+        q["failed"],
+        0,
+        "the activator held every request: {q}\n{}",
+        stderr(&o)
+    );
+    let kpa = steps(&events(&r, "kpa"));
+    // Warm at one, down to zero in the idle start, up for the burst, down again.
+    assert!(
+        kpa.len() >= 3 && kpa[0] == (1, 0) && kpa[1].0 == 0 && kpa.last().unwrap().1 == 0,
+        "KPA steps {kpa:?}"
+    );
+    let up = events(&r, "kpa")[1]["t_seconds"].as_f64().unwrap();
+    assert!(
+        (100.0..106.0).contains(&up),
+        "the poke scales up at the first request: {up}"
+    );
+    let cold = &r["cold_starts"];
+    assert!(cold["count"].as_u64().unwrap() >= 1, "{cold}");
+    assert!(cold["requests_delayed"].as_u64().unwrap() >= 1, "{cold}");
+    // Pull, container start, model load and the probe are waited for real:
+    // at least their 11 s of scenario time, not much more on a quiet machine.
+    let mean = cold["duration_seconds"]["mean"].as_f64().unwrap();
+    assert!((11.0..25.0).contains(&mean), "cold start {mean} s");
+    assert!(
+        cold["phases_seconds"]["image_pull"].as_f64().unwrap() >= 6.0,
+        "{cold}"
+    );
+    let p99 = r["summary"]["latency_seconds"]["max"].as_f64().unwrap();
+    assert!(
+        p99 >= 10.0,
+        "the first request waited for the cold start: max {p99}"
+    );
+}
+
+#[test]
+fn hpa_adds_pods_under_a_ramp_within_its_behavior() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        &format!(
+            r#"
+name = "hpa-ramp"
+[run]
+duration = "180s"
+interval = "10s"
+seed = 3
+[metrics]
+scrape_interval = "5s"
+rate_window = "20s"
+{POOL}
+[[services]]
+name = "ranker"
+minReplicas = 1
+maxReplicas = 4
+resources = {{ cpu = "1", memory = "1Gi", "nvidia.com/gpu" = 1 }}
+coldStart = {{ image_pull = "2s", model_load = "2s", readiness_probe_period = "1s", pod_start = "1s" }}
+[[services.latency]]
+gpu = "T4"
+batch_latency = {{ "1" = "50ms" }}
+[services.autoscaler.hpa]
+metrics = [
+  {{ type = "Pods", pods = {{ metric = {{ name = "lab_predictor_inflight_requests" }}, target = {{ type = "AverageValue", averageValue = "1" }} }} }},
+]
+controller = {{ syncPeriod = "10s" }}
+behavior = {{ scaleUp = {{ stabilizationWindowSeconds = 0, policies = [{{ type = "Pods", value = 1, periodSeconds = 30 }}] }} }}
+[[traffic]]
+arrivals = {{ process = "poisson" }}
+phases = [{{ kind = "ramp", from = 5, to = 60, duration = "180s" }}]
+"#
+        ),
+    );
+    let out = dir.path().join("out");
+    let (o, r) = run_local(&scenario, &out, "5", &[]);
+    conserved(&r);
+    let hpa = events(&r, "hpa");
+    let s = steps(&hpa);
+    assert!(
+        s.iter().any(|(from, to)| to > from),
+        "the ramp adds pods: {s:?}\n{}",
+        stderr(&o)
+    );
+    // One pod per 30 s at most: each step adds one, 30 s or more apart.
+    let ups: Vec<f64> = hpa
+        .iter()
+        .filter(|e| e["to"].as_u64() > e["from"].as_u64())
+        .map(|e| {
+            assert_eq!(
+                e["to"].as_u64().unwrap() - e["from"].as_u64().unwrap(),
+                1,
+                "{e}"
+            );
+            e["t_seconds"].as_f64().unwrap()
+        })
+        .collect();
+    for w in ups.windows(2) {
+        assert!(
+            w[1] - w[0] >= 29.0,
+            "scale-ups {ups:?} closer than the policy's 30 s"
+        );
+    }
+    let max = r["services"][0]["replicas"]["max_ready"].as_u64().unwrap();
+    assert!(max >= 2, "added pods became ready: {max}");
+}
+
+#[test]
+fn keda_prometheus_trigger_activates_from_zero_on_a_real_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        &format!(
+            r#"
+name = "keda-prom"
+[run]
+duration = "120s"
+interval = "5s"
+seed = 5
+[metrics]
+scrape_interval = "2s"
+{POOL}
+[[services]]
+name = "embedder"
+minReplicas = 0
+maxReplicas = 2
+timeout = "120s"
+resources = {{ cpu = "1", memory = "1Gi", "nvidia.com/gpu" = 1 }}
+coldStart = {{ image_pull = "2s", model_load = "2s", readiness_probe_period = "1s", pod_start = "1s" }}
+[[services.latency]]
+gpu = "T4"
+batch_latency = {{ "1" = "20ms" }}
+[services.autoscaler.keda]
+pollingInterval = "5s"
+cooldownPeriod = "30s"
+[[services.autoscaler.keda.triggers]]
+type = "prometheus"
+signal = "queue_depth"
+metadata = {{ serverAddress = "http://prometheus:9090", query = 'sum(kn_revision_request_queued{{service="embedder"}})', threshold = "5", activationThreshold = "0" }}
+[[traffic]]
+arrivals = {{ process = "uniform" }}
+phases = [
+  {{ kind = "idle", duration = "30s" }},
+  {{ kind = "constant", rate = 2, duration = "20s" }},
+  {{ kind = "idle", duration = "70s" }},
+]
+"#
+        ),
+    );
+    let out = dir.path().join("out");
+    let (o, r) = run_local(&scenario, &out, "5", &[]);
+    conserved(&r);
+    let keda = events(&r, "keda");
+    let s = steps(&keda);
+    let activation = keda
+        .iter()
+        .find(|e| e["from"] == 0 && e["to"].as_u64() >= Some(1))
+        .unwrap_or_else(|| panic!("KEDA activates from zero: {s:?}\n{}", stderr(&o)));
+    let reason = activation["reason"].as_str().unwrap();
+    let recorded = reason
+        .split("promql: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the reason records the query: {reason}"));
+    assert!(
+        recorded.starts_with(r#"sum(kn_revision_request_queued{service="embedder"}) = "#),
+        "{reason}"
+    );
+    let value: f64 = recorded
+        .split(" = ")
+        .nth(1)
+        .and_then(|v| v.trim_end_matches(']').split(';').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a value in {reason}"));
+    assert!(
+        value > 0.0,
+        "activation rested on a queued request: {reason}"
+    );
+    let t = activation["t_seconds"].as_f64().unwrap();
+    assert!(t >= 30.0, "no activation before the first request: {t}");
+    assert_eq!(r["summary"]["requests"]["failed"], 0, "{}", stderr(&o));
+    // And back to zero after the cooldown.
+    assert_eq!(s.last().unwrap().1, 0, "{s:?}");
+}
+
+#[test]
+fn a_canary_split_of_80_20_lands_within_two_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        &format!(
+            r#"
+name = "canary"
+[run]
+duration = "20s"
+interval = "5s"
+seed = 11
+{POOL}
+[[services]]
+name = "ranker"
+minReplicas = 1
+maxReplicas = 1
+resources = {{ cpu = "1", memory = "1Gi", "nvidia.com/gpu" = 1 }}
+[[services.latency]]
+gpu = "T4"
+batch_latency = {{ "1" = "2ms" }}
+[[services.versions]]
+name = "stable"
+trafficPercent = 80
+[[services.versions]]
+name = "canary"
+trafficPercent = 20
+[[traffic]]
+arrivals = {{ process = "poisson" }}
+phases = [{{ kind = "constant", rate = 200, duration = "20s" }}]
+"#
+        ),
+    );
+    let out = dir.path().join("out");
+    let (o, r) = run_local(&scenario, &out, "1", &[]);
+    conserved(&r);
+    assert_eq!(r["summary"]["requests"]["failed"], 0, "{}", stderr(&o));
+    let versions = r["services"][0]["versions"].as_array().unwrap();
+    let share = |name: &str| {
+        versions
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("{versions:?}"))["traffic_percent"]
+            .as_f64()
+            .unwrap()
+    };
+    let arrived: u64 = versions
+        .iter()
+        .map(|v| v["requests"]["arrived"].as_u64().unwrap())
+        .sum();
+    assert!(arrived >= 3500, "{arrived}");
+    assert!((share("stable") - 80.0).abs() <= 2.0, "{versions:?}");
+    assert!((share("canary") - 20.0).abs() <= 2.0, "{versions:?}");
+}
+
+/// The `lab serve` children of `parent`, from /proc.
+fn children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The fields after the command name, which may hold spaces.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let ppid: u32 = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let state = rest.split_whitespace().next().unwrap_or("");
+        if ppid == parent && state != "Z" && String::from_utf8_lossy(&cmd).contains("serve") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `f` until it holds: the only way to see another process's state.
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn steady(duration: &str, replicas: u32) -> String {
+    format!(
+        r#"
+name = "steady"
+[run]
+duration = "{duration}"
+interval = "5s"
+seed = 2
+{POOL}
+[[services]]
+name = "ranker"
+minReplicas = {replicas}
+maxReplicas = {replicas}
+resources = {{ cpu = "1", memory = "1Gi", "nvidia.com/gpu" = 1 }}
+coldStart = {{ image_pull = "1s", model_load = "1s", readiness_probe_period = "1s", pod_start = "1s" }}
+[[services.latency]]
+gpu = "T4"
+batch_latency = {{ "1" = "5ms" }}
+[[traffic]]
+arrivals = {{ process = "poisson" }}
+phases = [{{ kind = "constant", rate = 50, duration = "{duration}" }}]
+"#
+    )
+}
+
+#[test]
+fn a_pod_killed_mid_run_is_restarted_and_no_request_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), &steady("30s", 2));
+    let out = dir.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--level",
+            "local",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--no-report", "--progress", "never"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lab = child.id();
+    wait_until("two pods", Duration::from_secs(60), || {
+        children(lab).len() == 2
+    });
+    // Some traffic first, then a crash as the kubelet would see it.
+    std::thread::sleep(Duration::from_secs(5));
+    let victim = children(lab)[0];
+    unsafe_kill(victim, 9);
+    let o = child.wait_with_output().unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    conserved(&r);
+    assert_eq!(r["complete"], true, "{}", stderr(&o));
+    let restarts = r["services"][0]["replicas"]["restarts"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(
+        restarts, 1,
+        "the crash is counted: {}",
+        r["services"][0]["replicas"]
+    );
+    let q = &r["summary"]["requests"];
+    assert!(q["completed"].as_u64().unwrap() > 1000, "{q}");
+    // At most the requests the killed pod held fail; the rest completed.
+    assert!(q["failed"].as_u64().unwrap() <= 10, "{q}");
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_writes_partial_results_and_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), &steady("10m", 2));
+    let out = dir.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--level",
+            "local",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--no-report", "--progress", "never"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lab = child.id();
+    wait_until("two pods", Duration::from_secs(60), || {
+        children(lab).len() == 2
+    });
+    let pods = children(lab);
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe_kill(lab, 2);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    for p in &pods {
+        assert!(!alive(*p), "pod process {p} outlived lab");
+    }
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["complete"], false);
+    conserved(&r);
+}
+
+#[test]
+fn sigkill_of_lab_takes_its_pods_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), &steady("10m", 2));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--level",
+            "local",
+            "--out",
+        ])
+        .arg(dir.path().join("out"))
+        .args(["--no-report", "--progress", "never"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lab = child.id();
+    wait_until("two pods", Duration::from_secs(60), || {
+        children(lab).len() == 2
+    });
+    let pods = children(lab);
+    unsafe_kill(lab, 9);
+    child.wait().unwrap();
+    wait_until("the pods to die with lab", Duration::from_secs(10), || {
+        pods.iter().all(|p| !alive(*p))
+    });
+}
