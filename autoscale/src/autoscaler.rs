@@ -108,11 +108,11 @@ impl Autoscaler {
         }
     }
 
-    /// How often `record` wants samples: KPA aggregates 1 s buckets; others read totals
-    /// at decision time.
+    /// How often `record` wants samples: KPA aggregates buckets of its `metric-bucket`
+    /// width (1 s by default); others read totals at decision time.
     pub fn metric_interval(&self) -> Option<Time> {
-        match self.policy {
-            Policy::Kpa(_) => Some(Time::from_secs(1)),
+        match &self.policy {
+            Policy::Kpa(k) => Some(k.config.metric_bucket),
             _ => None,
         }
     }

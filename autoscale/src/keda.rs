@@ -4,7 +4,7 @@
 
 use crate::hpa::calc::milli;
 use crate::hpa::calc::Tolerances;
-use crate::hpa::{compile_behavior, ControllerFlags, Hpa, HpaConfig, Metric, MetricKind, Problems};
+use crate::hpa::{compile_behavior, compile_flags, Hpa, HpaConfig, Metric, MetricKind, Problems};
 use crate::signal::{reading_for, Reading};
 use crate::spec::{FallbackBehavior, KedaSpec, KedaTrigger, TargetType};
 use crate::{Bounds, Decision, Observation, Signal, Time};
@@ -393,7 +393,8 @@ impl KedaConfig {
                 behavior: f.behavior.unwrap_or(FallbackBehavior::Static),
             }
         });
-        let flags = ControllerFlags::default();
+        // The controller flags of the cluster the generated HPA runs in.
+        let flags = compile_flags(spec.controller.as_ref(), "keda.controller", &mut out);
         let behavior = spec
             .advanced
             .as_ref()

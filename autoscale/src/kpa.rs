@@ -1,4 +1,5 @@
-//! Knative Pod Autoscaler: the 1 s metric buckets and their window averages
+//! Knative Pod Autoscaler: the metric buckets (1 s unless `metric-bucket` says
+//! otherwise) and their window averages
 //! ([`WindowBuckets`]), the decider's per-tick calculation ([`Scaler`], upstream
 //! `autoscaler.go`), and the PodAutoscaler reconciler around it ([`Kpa`]: bounds,
 //! initial scale, scale-to-zero and whether the activator sits in the request path).
@@ -23,8 +24,11 @@ pub mod defaults {
     pub const ACTIVATOR_CAPACITY: f64 = 100.0;
     pub const SCALE_TO_ZERO_GRACE_PERIOD: Time = Time::from_secs(30);
     pub const INITIAL_SCALE: u32 = 1;
-    /// The decider runs this often (`multiscaler.go`).
-    pub const TICK: Time = Time::from_secs(2);
+    /// The decider runs this often (`tick-interval`, used by `multiscaler.go`).
+    pub const TICK_INTERVAL: Time = Time::from_secs(2);
+    /// The width of the buckets scraped stats are aggregated into (Knative's
+    /// `BucketSize`, fixed upstream; the lab's `metric-bucket`).
+    pub const METRIC_BUCKET: Time = Time::from_secs(1);
     /// The smallest per-pod target.
     pub const TARGET_MIN: f64 = 0.01;
     /// Deployment progress deadline plus the activation buffer.
@@ -40,7 +44,12 @@ pub struct KpaConfig {
     /// Per-pod capacity before utilization (`TotalValue`).
     pub total_value: f64,
     pub stable_window: Time,
+    /// A whole number of metric buckets, at least one.
     pub panic_window: Time,
+    /// How often the decider runs.
+    pub tick_interval: Time,
+    /// The width of the buckets the stable and panic windows are counted in.
+    pub metric_bucket: Time,
     /// Ratio, e.g. 2.0 for 200%.
     pub panic_threshold: f64,
     pub max_scale_up_rate: f64,
@@ -139,8 +148,44 @@ impl KpaConfig {
                 format!("{pwp} is outside 1..=100 (default 10)"),
             );
         }
-        // Rounded to whole seconds, at least one (`MakeMetric`).
-        let panic_secs = ((stable_window.as_secs_f64() * pwp / 100.0).round() as u64).max(1);
+        let tick = spec
+            .tick_interval
+            .map_or(defaults::TICK_INTERVAL, |d| d.as_std());
+        if tick.is_zero() {
+            bad("tick-interval", "must be above 0 (default 2s)".into());
+        }
+        let bucket = spec
+            .metric_bucket
+            .map_or(defaults::METRIC_BUCKET, |d| d.as_std());
+        if bucket.is_zero() {
+            bad("metric-bucket", "must be above 0 (default 1s)".into());
+        } else if bucket > tick && !tick.is_zero() {
+            bad(
+                "metric-bucket",
+                format!(
+                    "{bucket:?} is longer than the tick-interval ({tick:?}); the decider would \
+                     read the same bucket twice: shorten it (default 1s)"
+                ),
+            );
+        } else if bucket > stable_window {
+            bad(
+                "metric-bucket",
+                format!(
+                    "{bucket:?} is longer than the stable window ({stable_window:?}); shorten it \
+                     (default 1s)"
+                ),
+            );
+        }
+        // Rounded to whole buckets, at least one (`MakeMetric` rounds to its 1 s
+        // BucketSize). With 1 s buckets this is exactly upstream's arithmetic.
+        let panic_buckets = if bucket.is_zero() {
+            1
+        } else {
+            ((stable_window.as_secs_f64() / bucket.as_secs_f64() * pwp / 100.0).round() as u64)
+                .max(1)
+        };
+        let bucket_ns = u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX);
+        let panic_window = Time::from_nanos(bucket_ns.saturating_mul(panic_buckets));
         let ptp = spec
             .panic_threshold_percentage
             .unwrap_or(defaults::PANIC_THRESHOLD_PERCENTAGE);
@@ -230,7 +275,9 @@ impl KpaConfig {
             target_value: (total * utilization).max(defaults::TARGET_MIN),
             total_value: total,
             stable_window,
-            panic_window: Time::from_secs(panic_secs),
+            panic_window,
+            tick_interval: tick,
+            metric_bucket: bucket,
             panic_threshold: ptp / 100.0,
             max_scale_up_rate: up,
             max_scale_down_rate: down,
@@ -251,37 +298,63 @@ impl KpaConfig {
     }
 }
 
-/// Per-second buckets over a window, averaged the way Knative's `TimedFloat64Buckets`
-/// does: a partial window averages only the seconds since the first write, trailing
-/// seconds without data are left out, gaps inside count as zero, and nothing for a whole
-/// window reads as 0.
+/// Fixed-width buckets over a window (1 s wide unless built [`with_bucket`]),
+/// averaged the way Knative's `TimedFloat64Buckets` does: a partial window averages
+/// only the buckets since the first write, trailing buckets without data are left out,
+/// gaps inside count as zero, and nothing for a whole window reads as 0. Windows and
+/// positions are counted in buckets.
+///
+/// [`with_bucket`]: WindowBuckets::with_bucket
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowBuckets {
+    /// The bucket width in nanoseconds, at least 1.
+    bucket_ns: u64,
+    /// The window's length in buckets, at least 1.
     window: u64,
+    /// (bucket index, value), oldest first.
     buckets: VecDeque<(u64, f64)>,
     first: Option<u64>,
     last: Option<u64>,
 }
 
 impl WindowBuckets {
+    /// A window of 1 s buckets.
     pub fn new(window: Time) -> WindowBuckets {
+        WindowBuckets::with_bucket(window, defaults::METRIC_BUCKET)
+    }
+
+    /// A window of `bucket`-wide buckets; the window is rounded to the nearest whole
+    /// number of buckets, at least one (a zero `bucket` is taken as 1 ns).
+    pub fn with_bucket(window: Time, bucket: Time) -> WindowBuckets {
+        let bucket_ns = u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        // Nearest, not floor: a window divided by K and rounded to the nanosecond
+        // still spans the same count of (equally scaled) buckets.
+        let rest = window_ns % bucket_ns;
+        let whole = window_ns / bucket_ns + u64::from(rest >= bucket_ns - bucket_ns / 2);
         WindowBuckets {
-            window: window.as_secs().max(1),
+            bucket_ns,
+            window: whole.max(1),
             buckets: VecDeque::new(),
             first: None,
             last: None,
         }
     }
 
-    /// Sets the value of the second `now` falls in. Values are service-wide totals, so
-    /// the latest sample of a second replaces earlier ones.
+    /// The index of the bucket `now` falls in (whole seconds with 1 s buckets).
+    fn index(&self, now: Time) -> u64 {
+        u64::try_from(now.as_nanos() / u128::from(self.bucket_ns)).unwrap_or(u64::MAX)
+    }
+
+    /// Sets the value of the bucket `now` falls in. Values are service-wide totals, so
+    /// the latest sample of a bucket replaces earlier ones.
     pub fn record(&mut self, now: Time, value: f64) {
-        let s = now.as_secs();
+        let s = self.index(now);
         if let Some(last) = self.last {
-            if s + self.window <= last {
+            if s.saturating_add(self.window) <= last {
                 return; // older than a window
             }
-            if s >= last + self.window {
+            if s >= last.saturating_add(self.window) {
                 self.buckets.clear();
                 self.first = Some(s);
             }
@@ -301,24 +374,24 @@ impl WindowBuckets {
         while self
             .buckets
             .front()
-            .is_some_and(|(t, _)| t + self.window <= newest)
+            .is_some_and(|(t, _)| t.saturating_add(self.window) <= newest)
         {
             self.buckets.pop_front();
         }
     }
 
-    /// Raises the value of the second `now` falls in to at least `value`.
+    /// Raises the value of the bucket `now` falls in to at least `value`.
     pub fn record_at_least(&mut self, now: Time, value: f64) {
-        let s = now.as_secs();
+        let s = self.index(now);
         match self.buckets.iter().find(|(t, _)| *t == s) {
             Some(&(_, v)) if v >= value => {}
             _ => self.record(now, value),
         }
     }
 
-    /// True when the second `now` falls in already has a value.
+    /// True when the bucket `now` falls in already has a value.
     pub fn has(&self, now: Time) -> bool {
-        let s = now.as_secs();
+        let s = self.index(now);
         self.buckets.iter().any(|(t, _)| *t == s)
     }
 
@@ -328,16 +401,16 @@ impl WindowBuckets {
     }
 
     pub fn average(&self, now: Time) -> f64 {
-        let now = now.as_secs();
+        let now = self.index(now);
         let (Some(first), Some(last)) = (self.first, self.last) else {
             return 0.0;
         };
-        if now >= last + self.window {
+        if now >= last.saturating_add(self.window) {
             return 0.0;
         }
-        // Asked about a second before the last write, the window ending at that write counts.
+        // Asked about a bucket before the last write, the window ending at that write counts.
         let end = now.max(last);
-        let start = (end + 1).saturating_sub(self.window);
+        let start = end.saturating_add(1).saturating_sub(self.window);
         let sum: f64 = self
             .buckets
             .iter()
@@ -509,8 +582,8 @@ impl Kpa {
             Activity::Inactive(now)
         };
         Kpa {
-            stable: WindowBuckets::new(config.stable_window),
-            panic: WindowBuckets::new(config.panic_window),
+            stable: WindowBuckets::with_bucket(config.stable_window, config.metric_bucket),
+            panic: WindowBuckets::with_bucket(config.panic_window, config.metric_bucket),
             scaler: Scaler::new(0, now),
             desired_scale: -1,
             excess_burst_capacity: 0,
@@ -564,10 +637,10 @@ impl Kpa {
     }
 
     pub fn decide(&mut self, now: Time, obs: &Observation) -> Decision {
-        self.next = now + defaults::TICK;
+        self.next = now + self.config.tick_interval;
         self.poked = obs.spec_replicas == 0 && obs.activator_queue > 0;
-        // The caller's per-second samples (`record`) are the measurement; the totals seen
-        // here only fill a second that has none yet. Requests held at the activator are
+        // The caller's per-bucket samples (`record`) are the measurement; the totals seen
+        // here only fill a bucket that has none yet. Requests held at the activator are
         // demand even if the totals omit them (that is what a poke carries).
         let waiting = if self.config.metric == KpaMetric::Concurrency {
             obs.activator_queue as f64

@@ -379,6 +379,15 @@ pub struct KpaSpec {
     pub enable_scale_to_zero: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activator_capacity: Option<f64>,
+    /// How often the decider runs (config-autoscaler `tick-interval`). Default 2s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_interval: Option<Dur>,
+    /// Lab extension: the width of the buckets the autoscaler aggregates scraped
+    /// stats into, 1 s in Knative and fixed there; the stable and panic windows are
+    /// counted in these buckets. Lets `--time-scale` shrink them with the rest of the
+    /// clock. At most the tick interval. Default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_bucket: Option<Dur>,
 }
 
 // ---------------------------------------------------------------- KEDA
@@ -402,6 +411,10 @@ pub struct KedaSpec {
     pub advanced: Option<KedaAdvanced>,
     #[serde(default)]
     pub triggers: Vec<KedaTrigger>,
+    /// Lab extension: the kube-controller-manager flags of the cluster the generated
+    /// HPA runs in, as under `hpa.controller`. Unset = upstream's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<HpaControllerFlags>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,8 @@ fn cfg(target: f64, tbc: f64) -> KpaConfig {
         total_value: target / 0.75,
         stable_window: Time::from_secs(60),
         panic_window: Time::from_secs(6),
+        tick_interval: Time::from_secs(2),
+        metric_bucket: Time::from_secs(1),
         panic_threshold: 2.0,
         max_scale_up_rate: 10.0,
         max_scale_down_rate: 10.0,

@@ -108,6 +108,7 @@ pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
                 fallback,
                 advanced,
                 triggers,
+                controller: None,
             }),
             ..AutoscalerSpec::default()
         },

@@ -6,7 +6,9 @@ pub mod calc;
 pub mod normalize;
 
 use crate::signal::{reading_for, Reading};
-use crate::spec::{Behavior, HpaSpec, MetricSourceType, MetricTarget, TargetType};
+use crate::spec::{
+    Behavior, HpaControllerFlags, HpaSpec, MetricSourceType, MetricTarget, TargetType,
+};
 use crate::{Bounds, Decision, Observation, Time};
 use calc::{milli, CalcContext, Tolerances};
 use normalize::{History, Limit, Rules};
@@ -102,6 +104,57 @@ fn target_milli(t: &MetricTarget, path: &str, out: &mut Problems) -> Option<(Tar
     }
 }
 
+/// The controller flags a scenario gives (None = all defaults), checked; `path`
+/// prefixes the key paths of problems (e.g. `hpa.controller`).
+pub fn compile_flags(
+    given: Option<&HpaControllerFlags>,
+    path: &str,
+    out: &mut Problems,
+) -> ControllerFlags {
+    let mut flags = ControllerFlags::default();
+    let Some(c) = given else {
+        return flags;
+    };
+    if let Some(s) = c.sync_period {
+        if s.nanos() == 0 {
+            out.push((
+                format!("{path}.syncPeriod"),
+                "must be above 0 (upstream default 15s)".into(),
+            ));
+        }
+        flags.sync_period = s.as_std();
+    }
+    if let Some(t) = c.tolerance {
+        if !(0.0..1.0).contains(&t) {
+            out.push((
+                format!("{path}.tolerance"),
+                format!("{t} is outside [0, 1); upstream default 0.1"),
+            ));
+        }
+        flags.tolerance = t;
+    }
+    for (v, slot) in [
+        (
+            c.downscale_stabilization,
+            &mut flags.downscale_stabilization,
+        ),
+        (
+            c.cpu_initialization_period,
+            &mut flags.cpu_initialization_period,
+        ),
+        (
+            c.initial_readiness_delay,
+            &mut flags.initial_readiness_delay,
+        ),
+        (c.metric_window, &mut flags.metric_window),
+    ] {
+        if let Some(v) = v {
+            *slot = v.as_std();
+        }
+    }
+    flags
+}
+
 /// Fills `behavior` with upstream's defaults and checks it.
 pub fn compile_behavior(
     b: &Behavior,
@@ -165,47 +218,11 @@ impl HpaConfig {
     /// Validates an HPA spec; `path` prefixes the key paths of problems.
     pub fn compile(spec: &HpaSpec, bounds: Bounds, path: &str) -> Result<HpaConfig, Problems> {
         let mut out = Problems::new();
-        let mut flags = ControllerFlags::default();
-        if let Some(c) = &spec.controller {
-            let p = format!("{path}.controller");
-            if let Some(s) = c.sync_period {
-                if s.nanos() == 0 {
-                    out.push((
-                        format!("{p}.syncPeriod"),
-                        "must be above 0 (upstream default 15s)".into(),
-                    ));
-                }
-                flags.sync_period = s.as_std();
-            }
-            if let Some(t) = c.tolerance {
-                if !(0.0..1.0).contains(&t) {
-                    out.push((
-                        format!("{p}.tolerance"),
-                        format!("{t} is outside [0, 1); upstream default 0.1"),
-                    ));
-                }
-                flags.tolerance = t;
-            }
-            for (v, slot) in [
-                (
-                    c.downscale_stabilization,
-                    &mut flags.downscale_stabilization,
-                ),
-                (
-                    c.cpu_initialization_period,
-                    &mut flags.cpu_initialization_period,
-                ),
-                (
-                    c.initial_readiness_delay,
-                    &mut flags.initial_readiness_delay,
-                ),
-                (c.metric_window, &mut flags.metric_window),
-            ] {
-                if let Some(v) = v {
-                    *slot = v.as_std();
-                }
-            }
-        }
+        let flags = compile_flags(
+            spec.controller.as_ref(),
+            &format!("{path}.controller"),
+            &mut out,
+        );
         let mut metrics = Vec::new();
         for (i, m) in spec.metrics.iter().enumerate() {
             if let Some(m) = compile_metric(m, &format!("{path}.metrics[{i}]"), &mut out) {
