@@ -7,8 +7,10 @@
 //! What scales:
 //! - durations: run, traffic phases, latency points (inline and resolved),
 //!   cold-start phases, the service timeout, Triton's queue delay, node pools,
-//!   the cluster autoscaler, metrics, and every autoscaler period and window
-//!   (defaults written out, so a default is scaled too);
+//!   the cluster autoscaler, metrics, and every autoscaler period and window,
+//!   the KPA's decision tick and metric bucket and the controller flags of the
+//!   HPA that KEDA generates among them (defaults written out, so a default is
+//!   scaled too);
 //! - rates × K: phase rates, a trace's speedup, spot interruptions per hour,
 //!   image pull bandwidth, autoscaler targets and thresholds that read requests
 //!   per second (a KPA on `rps`, HPA metrics and KEDA triggers whose signal is
@@ -22,10 +24,8 @@
 //! `to_scenario_time` multiplies accumulated USD and node-hours by K.
 //!
 //! Not reachable from the scenario, so left at wall-clock values (see
-//! [`UNSCALED_CONSTANTS`]): the KPA's 2 s decision tick, its 1 s metric buckets
-//! and its 630 s activation timeout; the controller flags of the HPA that KEDA
-//! generates (15 s sync period, 5 min downscale stabilization on the legacy
-//! path). Under `--time-scale K` those run K times slower in scenario time.
+//! [`UNSCALED_CONSTANTS`]): the KPA's 630 s activation timeout. Under
+//! `--time-scale K` it runs K times slower in scenario time.
 
 use crate::spec::*;
 use lab_autoscale::hpa::normalize::Rules;
@@ -45,12 +45,7 @@ use lab_units::{Dur, Quantity};
 
 /// Autoscaler constants that are fixed in `lab-autoscale` rather than set by the
 /// scenario, so [`time_scaled`] cannot shorten them.
-pub const UNSCALED_CONSTANTS: &[&str] = &[
-    "KPA decision tick (2s)",
-    "KPA metric bucket width (1s)",
-    "KPA activation timeout (630s)",
-    "controller flags of the HPA that KEDA generates (sync period 15s, downscale stabilization 5m, CPU initialization 5m, readiness delay 30s, metric window 15s)",
-];
+pub const UNSCALED_CONSTANTS: &[&str] = &["KPA activation timeout (630s)"];
 
 /// `sc` played `k` times faster. `k` must be finite and positive; `k = 1` returns
 /// the scenario unchanged. Expects a validated scenario (autoscalers that
@@ -410,8 +405,18 @@ impl Scaler {
                 }
             }
         }
-        // Every flag written out, so upstream's defaults are scaled too.
-        let given = controller.take().unwrap_or_default();
+        self.controller_flags(controller);
+        if let Some(b) = behavior {
+            // A scale-down window left out follows the (scaled) downscale flag.
+            self.behavior(b, None, "hpa.behavior");
+        }
+        if let Err(p) = HpaConfig::compile(h, bounds, "hpa") {
+            self.scaled_out_of_range(p);
+        }
+    }
+
+    /// Every controller flag written out, so upstream's defaults are scaled too.
+    fn controller_flags(&self, controller: &mut Option<HpaControllerFlags>) {
         let HpaControllerFlags {
             sync_period,
             tolerance,
@@ -419,7 +424,7 @@ impl Scaler {
             cpu_initialization_period,
             initial_readiness_delay,
             metric_window,
-        } = given;
+        } = controller.take().unwrap_or_default();
         let d = ControllerFlags::default();
         let flag = |v: Option<Dur>, default: std::time::Duration| {
             Some(self.of(v.unwrap_or(Dur::from(default))))
@@ -432,13 +437,6 @@ impl Scaler {
             initial_readiness_delay: flag(initial_readiness_delay, d.initial_readiness_delay),
             metric_window: flag(metric_window, d.metric_window),
         });
-        if let Some(b) = behavior {
-            // A scale-down window left out follows the (scaled) downscale flag.
-            self.behavior(b, None, "hpa.behavior");
-        }
-        if let Err(p) = HpaConfig::compile(h, bounds, "hpa") {
-            self.scaled_out_of_range(p);
-        }
     }
 
     fn kpa(&mut self, spec: &mut KpaSpec, bounds: Bounds, cc: u32) {
@@ -464,6 +462,8 @@ impl Scaler {
             target_burst_capacity: _,
             enable_scale_to_zero: _,
             activator_capacity: _,
+            tick_interval,
+            metric_bucket,
         } = spec;
         if *metric == Some(KpaMetric::Rps) {
             *target = Some(target.unwrap_or(kpa_defaults::RPS_TARGET) * self.k);
@@ -475,6 +475,10 @@ impl Scaler {
         );
         self.opt(scale_to_zero_pod_retention_period);
         self.opt(scale_down_delay);
+        *tick_interval =
+            Some(self.of(tick_interval.unwrap_or(Dur::from(kpa_defaults::TICK_INTERVAL))));
+        *metric_bucket =
+            Some(self.of(metric_bucket.unwrap_or(Dur::from(kpa_defaults::METRIC_BUCKET))));
         if let Err(p) = KpaConfig::compile(spec, bounds, cc) {
             self.scaled_out_of_range(p);
         }
@@ -493,7 +497,9 @@ impl Scaler {
             fallback: _,
             advanced,
             triggers,
+            controller,
         } = spec;
+        self.controller_flags(controller);
         *polling_interval = Some(self.of(compiled.polling_interval.into()));
         *cooldown_period = Some(self.of(compiled.cooldown_period.into()));
         *initial_cooldown_period = Some(self.of(compiled.initial_cooldown_period.into()));
@@ -530,11 +536,10 @@ impl Scaler {
             restore_to_original_replica_count: _,
         }) = advanced
         {
-            // KEDA's HPA takes the controller's default window, not a flag we can scale.
-            let window = ControllerFlags::default().downscale_stabilization.as_secs() as u32;
+            // A scale-down window left out follows the (scaled) downscale flag.
             self.behavior(
                 b,
-                Some(window),
+                None,
                 "keda.advanced.horizontalPodAutoscalerConfig.behavior",
             );
         }
@@ -693,33 +698,25 @@ fn number(v: f64) -> String {
 }
 
 /// What [`time_scaled`] cannot shorten in `sc` (see [`UNSCALED_CONSTANTS`]), in
-/// words, for the caller to warn about: the KPA's tick and buckets, the
-/// controller flags of KEDA's HPA. Empty at `k = 1`.
+/// words, for the caller to warn about: the KPA's activation timeout. Empty at
+/// `k = 1`.
 pub fn time_scale_caveats(sc: &Scenario, k: f64) -> Vec<String> {
     if k == 1.0 {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    for svc in &sc.services {
-        if svc.autoscaler.kpa.is_some() {
-            out.push(format!(
-                "service `{}`: the KPA decides every 2s and averages 1s buckets of the played run, \
-                 i.e. every {}s over {}s buckets of scenario time",
+    let timeout = kpa_defaults::ACTIVATION_TIMEOUT.as_secs_f64();
+    sc.services
+        .iter()
+        .filter(|svc| svc.autoscaler.kpa.is_some())
+        .map(|svc| {
+            format!(
+                "service `{}`: the KPA gives up activating a revision after {timeout}s of the \
+                 played run, i.e. {}s of scenario time",
                 svc.name,
-                2.0 * k,
-                k
-            ));
-        }
-        if svc.autoscaler.keda.is_some() {
-            out.push(format!(
-                "service `{}`: the HPA that KEDA generates syncs every 15s of the played run, \
-                 i.e. every {}s of scenario time",
-                svc.name,
-                15.0 * k
-            ));
-        }
-    }
-    out
+                timeout * k
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -793,6 +790,8 @@ window = "120s"
 scale-to-zero-grace-period = "60s"
 scale-to-zero-pod-retention-period = "30s"
 scale-down-delay = "20s"
+tick-interval = "4s"
+metric-bucket = "2s"
 [[services]]
 name = "e"
 minReplicas = 1
@@ -810,6 +809,7 @@ triggers = [
   { type = "prometheus", metadata = { query = "sum(lab_predictor_queue_depth)", threshold = "10" } },
   { type = "rabbitmq", metadata = { mode = "MessageRate" } },
 ]
+controller = { syncPeriod = "10s", tolerance = 0.2, downscaleStabilization = "2m", cpuInitializationPeriod = "4m", initialReadinessDelay = "20s", metricWindow = "30s" }
 advanced = { horizontalPodAutoscalerConfig = { behavior = { scaleDown = { policies = [{ type = "Pods", value = 1, periodSeconds = 60 }] }, scaleUp = { stabilizationWindowSeconds = 0, policies = [{ type = "Pods", value = 4, periodSeconds = 30 }] } } } }
 [[traffic]]
 service = "h"
@@ -1010,7 +1010,11 @@ max = 5000
             .as_mut()
             .unwrap()
             .polling_interval = None;
-        sc.services[1].autoscaler.kpa.as_mut().unwrap().window = None;
+        let kpa = sc.services[1].autoscaler.kpa.as_mut().unwrap();
+        kpa.window = None;
+        kpa.tick_interval = None;
+        kpa.metric_bucket = None;
+        sc.services[2].autoscaler.keda.as_mut().unwrap().controller = None;
         let s = time_scaled(&sc, 2.0).unwrap();
         let flags = s.services[0]
             .autoscaler
@@ -1027,6 +1031,13 @@ max = 5000
         assert_eq!(keda.polling_interval, Some(Dur::from_secs(15)));
         let kpa = s.services[1].autoscaler.kpa.as_ref().unwrap();
         assert_eq!(kpa.window, Some(Dur::from_secs(30)));
+        assert_eq!(kpa.tick_interval, Some(Dur::from_secs(1)));
+        assert_eq!(kpa.metric_bucket, Some(Dur::from_millis(500)));
+        let flags = keda.controller.clone().unwrap();
+        assert_eq!(flags.sync_period, Some(Dur::from_millis(7_500)));
+        assert_eq!(flags.downscale_stabilization, Some(Dur::from_secs(150)));
+        assert_eq!(flags.metric_window, Some(Dur::from_millis(7_500)));
+        assert_eq!(flags.tolerance, None);
         // The scaled scenario still validates.
         assert!(
             crate::validate::validate(&s).is_empty(),
@@ -1044,10 +1055,11 @@ max = 5000
             assert!(e.contains("positive finite"), "{e}");
         }
         assert!(time_scale_caveats(&sc, 1.0).is_empty());
+        // The KPA's tick and buckets and KEDA's HPA flags scale now; the activation
+        // timeout is what is left.
         let caveats = time_scale_caveats(&sc, 10.0);
-        assert_eq!(caveats.len(), 2, "{caveats:?}");
-        assert!(caveats[0].contains("`k`") && caveats[0].contains("every 20s"));
-        assert!(caveats[1].contains("`e`") && caveats[1].contains("every 150s"));
+        assert_eq!(caveats.len(), 1, "{caveats:?}");
+        assert!(caveats[0].contains("`k`") && caveats[0].contains("6300s"));
     }
 
     #[test]

@@ -68,6 +68,16 @@ window = "60s"
 scale-to-zero-grace-period = "60s"
 "#;
 
+/// KEDA on requests per second (a rate threshold, so scaled by K), its
+/// generated HPA on the controller's default flags: the 15 s sync and the 5 min
+/// downscale stabilization of the legacy path are written out and scaled too.
+const KEDA: &str = r#"
+[services.autoscaler.keda]
+triggers = [
+  { type = "prometheus", metadata = { query = "sum(rate(lab_predictor_requests_total[1m]))", threshold = "30" } },
+]
+"#;
+
 fn simulate(sc: &lab_scenario::Scenario) -> Results {
     lab_sim::simulate(sc, 1, &mut |_| lab_sim::Control::Continue).results
 }
@@ -179,28 +189,32 @@ fn an_hpa_scenario_played_ten_times_faster_reads_back_the_same() {
     assert_same_story(&plain, &fast, 15.0);
 }
 
-/// Fails today for a reason outside the transforms: lab-autoscale's KPA ticks
-/// every 2 s and buckets by 1 s of the played clock (`UNSCALED_CONSTANTS`), so
-/// played 10 times faster it decides every 20 s of scenario time, sees the
-/// step to 200 req/s at 260 s instead of 242 s, and 2.2% of the requests time
-/// out (105,592 completed against 107,994). It passes once the KPA takes its
-/// tick and bucket width from the scenario and `time_scaled` scales them.
+/// The KPA decides every 2 s over 1 s buckets at pace and, with its
+/// `tick-interval` and `metric-bucket` scaled, every 0.2 s over 0.1 s buckets
+/// played fast: the same ticks of scenario time.
 #[test]
-#[ignore = "the KPA's 2 s tick and 1 s buckets are constants of lab-autoscale and do not scale"]
 fn a_kpa_scenario_played_ten_times_faster_reads_back_the_same() {
     let (plain, fast) = both(KPA);
     assert_same_story(&plain, &fast, 2.0);
 }
 
 #[test]
-fn a_kpa_scenario_says_what_does_not_scale() {
+fn a_keda_scenario_played_ten_times_faster_reads_back_the_same() {
+    let (plain, fast) = both(KEDA);
+    // KEDA polls every 30 s and its HPA syncs every 15 s of scenario time in both runs.
+    assert_same_story(&plain, &fast, 15.0);
+}
+
+#[test]
+fn only_the_kpa_activation_timeout_is_left_unscaled() {
     let sc = scenario(&scenario_with(KPA));
     let caveats = lab_scenario::time_scale_caveats(&sc, K);
+    assert_eq!(caveats.len(), 1, "{caveats:?}");
     assert!(
-        caveats
-            .iter()
-            .any(|c| c.contains("KPA") && c.contains("every 20s")),
+        caveats[0].contains("KPA") && caveats[0].contains("6300s"),
         "{caveats:?}"
     );
-    assert!(lab_scenario::time_scale_caveats(&scenario(&scenario_with(HPA)), K).is_empty());
+    for other in [HPA, KEDA] {
+        assert!(lab_scenario::time_scale_caveats(&scenario(&scenario_with(other)), K).is_empty());
+    }
 }
