@@ -147,11 +147,15 @@ pub(crate) fn results(st: &State, mut r: Results, end: u64, complete: bool) -> R
         let start_to_ready = rec
             .and_then(|r| r.start_to_ready())
             .map_or(0.0, |d| d.as_secs_f64());
-        let load = st.deps[pod.dep].times.model_load_ns as f64 / NS;
+        // The phases as lab-decide's start-up names them: the container's
+        // start belongs to readiness, not to the pull waited before the spawn.
+        let times = st.deps[pod.dep].times;
+        let load = times.model_load_ns as f64 / NS;
+        let pod_start = times.pod_start_ns as f64 / NS;
         phases[0] += bound.saturating_sub(pod.created) as f64 / NS;
-        phases[1] += pull;
+        phases[1] += (pull - pod_start).max(0.0);
         phases[2] += load.min(start_to_ready);
-        phases[3] += (start_to_ready - load).max(0.0);
+        phases[3] += (start_to_ready - load).max(0.0) + pod_start.min(pull);
     }
     let n = count.max(1) as f64;
     r.cold_starts = ColdStarts {
@@ -199,18 +203,12 @@ fn empty_point(sc: &lab_scenario::Scenario) -> lab_results::TimePoint {
     }
 }
 
-/// Cost from the emulated node-hours, as the simulator computes it: nodes
-/// are billed from their request to their removal, a pod is charged its
-/// deployment's share of a node while bound.
+/// Cost from the emulated node-hours by lab-decide's arithmetic, the
+/// simulator's: nodes are billed from their request to their removal, a pod
+/// is charged its deployment's share of a node while bound.
 fn cost(st: &State, end: u64) -> Cost {
-    let hours = end as f64 / NS / 3600.0;
-    let monthly = |usd: f64| {
-        if hours > 0.0 {
-            usd / hours * 730.0
-        } else {
-            0.0
-        }
-    };
+    use lab_decide::cost;
+    let hours = cost::hours(u128::from(end));
     let mut total = 0.0;
     let by_pool: Vec<PoolCost> = st
         .nodes
@@ -218,15 +216,14 @@ fn cost(st: &State, end: u64) -> Cost {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let node_hours = st.nodes.node_seconds(i, end) / 3600.0;
-            let usd = node_hours * p.price_per_hour;
-            total += usd;
+            let usage = cost::pool_usage(st.nodes.node_ns(i, end), p.price_per_hour);
+            total += usage.usd;
             PoolCost {
                 name: p.name.clone(),
-                usd,
-                node_hours,
-                gpu_hours: node_hours * f64::from(p.gpus_per_node),
-                monthly_usd: monthly(usd),
+                usd: usage.usd,
+                node_hours: usage.node_hours,
+                gpu_hours: cost::gpu_hours(usage.node_hours, p.gpus_per_node),
+                monthly_usd: cost::monthly(usage.usd, hours),
             }
         })
         .collect();
@@ -244,19 +241,23 @@ fn cost(st: &State, end: u64) -> Cost {
         let Some(bound) = pod.bound else { continue };
         let dep = &st.deps[pod.dep];
         let until = pod.ended.unwrap_or(end).min(end);
-        let h = until.saturating_sub(bound) as f64 / NS / 3600.0;
-        by_service[dep.service].usd += h * dep.node_share * st.nodes.pools[dep.pool].price_per_hour;
+        by_service[dep.service].usd += cost::pod_usd(
+            bound,
+            until,
+            dep.node_share,
+            st.nodes.pools[dep.pool].price_per_hour,
+        );
     }
     let attributed: f64 = by_service.iter().map(|s| s.usd).sum();
     for s in &mut by_service {
-        s.monthly_usd = monthly(s.usd);
+        s.monthly_usd = cost::monthly(s.usd, hours);
     }
     Cost {
         total_usd: total,
-        monthly_usd: monthly(total),
+        monthly_usd: cost::monthly(total, hours),
         by_pool,
         by_service,
-        idle_usd: (total - attributed).max(0.0),
+        idle_usd: cost::idle_usd(total, attributed),
     }
 }
 

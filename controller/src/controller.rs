@@ -27,7 +27,7 @@ use lab_results::{Results, ScalingEvent};
 use lab_scenario::Scenario;
 use tokio::sync::mpsc;
 
-use crate::nodes::{Nodes, Placement};
+use crate::nodes::{NodeState, Nodes, Placement};
 use crate::LocalError;
 
 const NS: f64 = 1e9;
@@ -199,6 +199,8 @@ pub(crate) struct State<'s> {
     pub pending: Vec<usize>,
     pub crashes: u64,
     pub notes: Vec<String>,
+    /// Spot interruptions' own stream, as the simulator keeps one.
+    pub rng_spot: lab_traffic::Rng,
 }
 
 fn t(ns: u64) -> Time {
@@ -788,6 +790,74 @@ impl State<'_> {
         Ok(())
     }
 
+    /// Draws the interruption notice of spot nodes that just became ready.
+    fn arm_spot(&mut self, nodes: &[usize], now: u64) {
+        for &n in nodes {
+            let pool = &self.nodes.pools[self.nodes.nodes[n].pool];
+            if pool.capacity_type != lab_scenario::CapacityType::Spot {
+                continue;
+            }
+            let rng = &mut self.rng_spot;
+            self.nodes.nodes[n].notice_at = lab_decide::spot::next_interruption_ns(
+                now,
+                pool.spot_interruptions_per_hour,
+                || lab_traffic::uniform(rng),
+            );
+        }
+    }
+
+    /// Spot notices and reclaims that are due: at the notice the node takes
+    /// no new pods and its pods are deleted (they drain with their grace
+    /// period while their ReplicaSets replace them); at the reclaim it is gone.
+    fn spot(&mut self, now: u64) -> Result<(), LocalError> {
+        for n in 0..self.nodes.nodes.len() {
+            let node = &self.nodes.nodes[n];
+            match node.state {
+                NodeState::Ready if node.notice_at.is_some_and(|t| t <= now) => {
+                    let pool = node.pool;
+                    let notice = self.nodes.pools[pool].interruption_notice.nanos();
+                    let Some(at) = lab_decide::spot::reclaim_at(true, now, notice) else {
+                        continue;
+                    };
+                    let before = self.nodes.live(pool);
+                    self.nodes.nodes[n].state = NodeState::Doomed { at };
+                    self.events.push(ScalingEvent {
+                        t_seconds: now as f64 / NS,
+                        target: format!("pool:{}", self.nodes.pools[pool].name),
+                        autoscaler: "spot".into(),
+                        from: before,
+                        to: before.saturating_sub(1),
+                        reason: format!(
+                            "spot interruption notice for node {n}: reclaimed in {}",
+                            lab_units::Dur(notice)
+                        ),
+                    });
+                    let on_node: Vec<usize> = (0..self.pods.len())
+                        .filter(|p| {
+                            self.pods[*p]
+                                .placement
+                                .as_ref()
+                                .is_some_and(|pl| pl.node == n)
+                        })
+                        .collect();
+                    let mut touched: Vec<usize> =
+                        on_node.iter().map(|p| self.pods[*p].dep).collect();
+                    for p in on_node {
+                        self.delete_pod(p, now);
+                    }
+                    touched.sort_unstable();
+                    touched.dedup();
+                    for d in touched {
+                        self.reconcile(d, now)?;
+                    }
+                }
+                NodeState::Doomed { at } if at <= now => self.nodes.remove(n, now),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     fn ca_scan(&mut self, now: u64) {
         let unneeded = self.sc.cluster_autoscaler.scale_down_unneeded_time.nanos();
         for pool in 0..self.nodes.pools.len() {
@@ -875,7 +945,13 @@ impl State<'_> {
 
     pub fn cost_so_far(&self, now: u64) -> f64 {
         (0..self.nodes.pools.len())
-            .map(|p| self.nodes.node_seconds(p, now) / 3600.0 * self.nodes.pools[p].price_per_hour)
+            .map(|p| {
+                lab_decide::cost::pool_usage(
+                    self.nodes.node_ns(p, now),
+                    self.nodes.pools[p].price_per_hour,
+                )
+                .usd
+            })
             .sum()
     }
 
@@ -920,32 +996,21 @@ fn set_signal(v: &mut SignalValues, s: Signal, x: f64) {
     }
 }
 
-/// The share of a node one pod is charged, as the simulator charges it.
+/// The share of a node one pod is charged: lab-decide's rule, the simulator's.
 fn node_share(
     req: &PodRequest,
     s: &lab_scenario::ServiceSpec,
     pool: &lab_scenario::NodePoolSpec,
 ) -> f64 {
-    use lab_decide::binding::GpuRequest;
-    match &req.gpu {
-        GpuRequest::None => (s.cpu_request() / pool.cpu.0.max(1e-9))
-            .max(s.memory_request() / pool.memory.0.max(1e-9))
-            .min(1.0),
-        GpuRequest::Devices(n) => {
-            f64::from(*n)
-                / f64::from(pool.sharing.slots_per_gpu().max(1))
-                / f64::from(pool.gpus_per_node.max(1))
-        }
-        GpuRequest::Mig(p) => {
-            let slices = pool
-                .gpu
-                .as_deref()
-                .and_then(lab_gpu::gpu_type)
-                .and_then(|g| g.mig_profile(p))
-                .map_or(1, |m| m.compute_slices);
-            f64::from(slices) / 7.0 / f64::from(pool.gpus_per_node.max(1))
-        }
-    }
+    lab_decide::cost::node_share(
+        lab_decide::cost::Requested {
+            cpu: s.cpu_request(),
+            memory_bytes: s.memory_request(),
+            gpu: &req.gpu,
+        },
+        pool.node_shape(),
+        pool.gpu.as_deref().and_then(lab_gpu::gpu_type),
+    )
 }
 
 fn autoscaler_first(a: &Autoscaler) -> u64 {
@@ -1185,6 +1250,7 @@ pub async fn run(
         pending: Vec::new(),
         crashes: 0,
         notes,
+        rng_spot: lab_traffic::rng_for(opts.seed, 3),
     };
 
     // The run starts in steady state, as the simulator's does: the initial
@@ -1295,6 +1361,8 @@ pub async fn run(
         let _ = load_stopped.await;
     }));
     st.t0 = Instant::now();
+    let initial: Vec<usize> = (0..st.nodes.nodes.len()).collect();
+    st.arm_spot(&initial, 0);
     // What happened during the warm start is not part of the run.
     st.tracks = vec![ServiceTrack::default(); sc.services.len()];
     st.last_track = 0;
@@ -1333,12 +1401,17 @@ pub async fn run(
     let mut error = None;
     loop {
         let now = st.now();
-        if let Some(ready) = Some(st.nodes.advance(now)).filter(|r| !r.is_empty()) {
-            let _ = ready;
+        let ready = st.nodes.advance(now);
+        if !ready.is_empty() {
+            st.arm_spot(&ready, now);
             if let Err(e) = st.bind_pending(now) {
                 error = Some(e);
                 break;
             }
+        }
+        if let Err(e) = st.spot(now) {
+            error = Some(e);
+            break;
         }
         if now >= next_stats {
             st.report_stats(now);
@@ -1388,6 +1461,7 @@ pub async fn run(
             .into_iter()
             .chain(st.deps.iter().map(|d| d.next_decide))
             .chain(st.nodes.next_ready())
+            .chain(st.nodes.next_spot())
             .min()
             .unwrap_or(end);
         due = due.max(now + 100_000).min(now + 250_000_000);

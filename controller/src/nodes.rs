@@ -40,6 +40,8 @@ pub struct Node {
     pub empty_since: Option<u64>,
     /// When the node had (or will have) each service's image.
     pub images: Vec<(usize, u64)>,
+    /// A spot node's interruption notice, drawn when it became ready.
+    pub notice_at: Option<u64>,
 }
 
 /// Where a pod was bound.
@@ -114,6 +116,7 @@ impl Nodes {
             pods: 0,
             empty_since: Some(now),
             images: Vec::new(),
+            notice_at: None,
         });
         self.nodes.len() - 1
     }
@@ -285,20 +288,40 @@ impl Nodes {
         changes
     }
 
+    /// The next spot notice or reclaim due.
+    pub fn next_spot(&self) -> Option<u64> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match n.state {
+                NodeState::Ready => n.notice_at,
+                NodeState::Doomed { at } => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
     pub fn remove(&mut self, node: NodeId, now: u64) {
         let n = &mut self.nodes[node];
         n.state = NodeState::Gone;
         n.removed = Some(now);
     }
 
-    /// Node-seconds of `pool` up to `now` (nodes are billed from their
-    /// request to their removal, as a cloud bills an instance).
-    pub fn node_seconds(&self, pool: usize, now: u64) -> f64 {
-        self.nodes
-            .iter()
-            .filter(|n| n.pool == pool)
-            .map(|n| (n.removed.unwrap_or(now).min(now).saturating_sub(n.created)) as f64 / 1e9)
-            .sum()
+    /// Node-nanoseconds of `pool` up to `now` (nodes are billed from their
+    /// request to their removal, as a cloud bills an instance), summed as
+    /// lab-decide's cost accounting does.
+    pub fn node_ns(&self, pool: usize, now: u64) -> u128 {
+        let of_pool = || self.nodes.iter().filter(move |n| n.pool == pool);
+        let closed: u128 = of_pool()
+            .filter_map(|n| {
+                n.removed
+                    .filter(|r| *r <= now)
+                    .map(|r| u128::from(r - n.created))
+            })
+            .sum();
+        let live = of_pool()
+            .filter(|n| n.removed.is_none_or(|r| r > now))
+            .map(|n| n.created);
+        lab_decide::cost::node_ns(closed, live, now)
     }
 
     /// What the device plugin tells a pod about its GPU: the `--sharing`
@@ -393,7 +416,10 @@ mod tests {
         let ch = n.scan(0, 0, 1, 600_000_000_000, 700_000_000_000);
         assert_eq!((ch[0].from, ch[0].to), (2, 1));
         assert_eq!(n.live(0), 1);
-        assert!((n.node_seconds(0, 700_000_000_000) - (700.0 + 699.999999)).abs() < 1e-3);
+        assert_eq!(
+            n.node_ns(0, 700_000_000_000),
+            700_000_000_000 + (700_000_000_000 - 1_000)
+        );
     }
 
     #[test]
