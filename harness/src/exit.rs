@@ -49,7 +49,8 @@ Exit codes:
   0    every SLO passed (or the scenario has none)
   1    an SLO failed, or had no data to judge
   2    bad input (scenario, --set, flags, an --out DIR that holds results)
-  3    the run itself failed (I/O)
+  3    the run itself failed (I/O; at --level local a pod, Prometheus, or a
+       load generator that fell behind its schedule: results are still written)
   130  interrupted (Ctrl-C): partial results written, \"complete\": false
   143  stopped by SIGTERM: partial results written, \"complete\": false
 A second Ctrl-C or SIGTERM exits at once (130 or 143), writing nothing more.";

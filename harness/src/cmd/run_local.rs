@@ -183,3 +183,47 @@ fn kept_up(r: &lab_results::Results) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lab_reports::fixtures::{spike_run, Spike};
+
+    fn with_lag(p99: f64, refused: u64) -> lab_results::Results {
+        let mut r = spike_run(&Spike::default());
+        let lag = lab_results::LatencySummary {
+            count: 1000,
+            mean: p99 / 2.0,
+            p50: p99 / 3.0,
+            p90: p99 / 1.5,
+            p95: p99 / 1.2,
+            p99,
+            p999: p99,
+            max: p99,
+        };
+        r.load = Some(lab_results::LoadFigures {
+            send_lag_seconds: lag.clone(),
+            service_seconds: lag,
+            late_over_1ms: 0,
+            refused_in_flight_cap: refused,
+            histograms: lab_results::LoadHistograms {
+                send_lag: String::new(),
+                service: String::new(),
+            },
+        });
+        r
+    }
+
+    #[test]
+    fn a_generator_that_fell_behind_fails_the_run() {
+        let p50 = spike_run(&Spike::default()).summary.latency_seconds.p50;
+        let allowed = KEEP_UP_SECONDS.max(0.1 * p50);
+        assert!(kept_up(&with_lag(allowed * 0.9, 0)).is_ok());
+        let e = kept_up(&with_lag(allowed * 1.5, 0)).unwrap_err();
+        assert!(e.contains("could not keep up"), "{e}");
+        assert!(kept_up(&with_lag(0.0, 3)).unwrap_err().contains("3 arrivals"));
+        let mut none = with_lag(1.0, 0);
+        none.load = None;
+        assert!(kept_up(&none).is_ok(), "no load section: nothing to judge");
+    }
+}
