@@ -47,10 +47,11 @@ impl Autoscaler {
         container_concurrency: u32,
         now: Time,
     ) -> Result<Autoscaler, Vec<String>> {
+        let speed = spec.played_faster;
         let mut problems = spec.problems(bounds);
         if let Some(k) = &spec.kpa {
             // problems() checks without the service's containerConcurrency; check with it.
-            if let Err(p) = KpaConfig::compile(k, bounds, container_concurrency) {
+            if let Err(p) = KpaConfig::compile_played(k, bounds, container_concurrency, speed) {
                 for x in p {
                     if !problems.contains(&x) {
                         problems.push(x);
@@ -63,17 +64,18 @@ impl Autoscaler {
         }
         let policy = if let Some(h) = &spec.hpa {
             Policy::Hpa(Box::new(Hpa::new(
-                HpaConfig::compile(h, bounds, "hpa").map_err(flatten)?,
+                HpaConfig::compile_played(h, bounds, "hpa", speed).map_err(flatten)?,
                 now,
             )))
         } else if let Some(k) = &spec.kpa {
             Policy::Kpa(Box::new(Kpa::new(
-                KpaConfig::compile(k, bounds, container_concurrency).map_err(flatten)?,
+                KpaConfig::compile_played(k, bounds, container_concurrency, speed)
+                    .map_err(flatten)?,
                 now,
             )))
         } else if let Some(k) = &spec.keda {
             Policy::Keda(Box::new(Keda::new(
-                KedaConfig::compile(k, bounds).map_err(flatten)?,
+                KedaConfig::compile_played(k, bounds, speed).map_err(flatten)?,
                 now,
             )))
         } else {

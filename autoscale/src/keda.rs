@@ -6,7 +6,7 @@ use crate::hpa::calc::milli;
 use crate::hpa::calc::Tolerances;
 use crate::hpa::{compile_behavior, compile_flags, Hpa, HpaConfig, Metric, MetricKind, Problems};
 use crate::signal::{reading_for, Reading};
-use crate::spec::{FallbackBehavior, KedaSpec, KedaTrigger, TargetType};
+use crate::spec::{FallbackBehavior, KedaSpec, KedaTrigger, PlaySpeed, TargetType};
 use crate::{Bounds, Decision, Observation, Signal, Time};
 
 /// KEDA's defaults.
@@ -349,8 +349,20 @@ fn compile_trigger(t: &KedaTrigger, path: &str, out: &mut Problems) -> Option<(T
 }
 
 impl KedaConfig {
-    /// Validates a ScaledObject spec; the service's bounds are its min/maxReplicaCount.
+    /// Validates a ScaledObject spec in scenario time; the service's bounds are its
+    /// min/maxReplicaCount.
     pub fn compile(spec: &KedaSpec, bounds: Bounds) -> Result<KedaConfig, Problems> {
+        KedaConfig::compile_played(spec, bounds, PlaySpeed::AT_PACE)
+    }
+
+    /// [`KedaConfig::compile`] for a spec played `speed` times faster: KEDA's own
+    /// durations have no limit but "above 0", so only the generated HPA's
+    /// behavior depends on it.
+    pub fn compile_played(
+        spec: &KedaSpec,
+        bounds: Bounds,
+        speed: PlaySpeed,
+    ) -> Result<KedaConfig, Problems> {
         let mut out = Problems::new();
         if spec.triggers.is_empty() {
             out.push(("keda.triggers".into(), "give at least one trigger, e.g. { type = \"prometheus\", metadata = { query = \"...\", threshold = \"10\" } }".into()));
@@ -404,6 +416,7 @@ impl KedaConfig {
                 compile_behavior(
                     b,
                     flags.downscale_stabilization,
+                    speed,
                     "keda.advanced.horizontalPodAutoscalerConfig.behavior",
                     &mut out,
                 )

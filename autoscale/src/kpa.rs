@@ -5,7 +5,7 @@
 //! initial scale, scale-to-zero and whether the activator sits in the request path).
 
 use crate::hpa::Problems;
-use crate::spec::{KpaMetric, KpaSpec};
+use crate::spec::{KpaMetric, KpaSpec, PlaySpeed};
 use crate::{Bounds, Decision, Observation, SignalValues, Time};
 use std::collections::VecDeque;
 
@@ -85,13 +85,46 @@ fn whole_secs(d: Time) -> bool {
     d.subsec_nanos() == 0
 }
 
+/// Says, after a limit in scenario time, that the value shown is played faster.
+fn played_note(speed: PlaySpeed) -> String {
+    if speed == PlaySpeed::AT_PACE {
+        String::new()
+    } else {
+        format!(
+            " in scenario time, and it is played {} times faster, so the limits are divided by {}",
+            speed.factor(),
+            speed.factor()
+        )
+    }
+}
+
 impl KpaConfig {
-    /// Validates a KPA spec against the service's bounds and containerConcurrency.
+    /// Validates a KPA spec, in scenario time, against the service's bounds and
+    /// containerConcurrency.
     pub fn compile(
         spec: &KpaSpec,
         bounds: Bounds,
         container_concurrency: u32,
     ) -> Result<KpaConfig, Problems> {
+        KpaConfig::compile_played(spec, bounds, container_concurrency, PlaySpeed::AT_PACE)
+    }
+
+    /// [`KpaConfig::compile`] for a spec whose durations are already divided by
+    /// `speed` (`time_scaled`'s copy): upstream's limits are divided too, so
+    /// whatever is valid in scenario time plays. Knative's "whole seconds" is
+    /// checked at pace only: the scenario-time value was checked, and its played
+    /// copy, divided by K and rounded to the nanosecond, cannot be whole
+    /// multiples of 1 s / K for every K (K = 7, say); the buckets the windows are
+    /// counted in are rounded to the nearest whole one.
+    pub fn compile_played(
+        spec: &KpaSpec,
+        bounds: Bounds,
+        container_concurrency: u32,
+        speed: PlaySpeed,
+    ) -> Result<KpaConfig, Problems> {
+        let at_pace = speed == PlaySpeed::AT_PACE;
+        let lim = |secs: u64| speed.played(Time::from_secs(secs));
+        let whole = |d: Time| !at_pace || whole_secs(d);
         let mut out = Problems::new();
         let mut bad = |k: &str, m: String| out.push((format!("kpa.{k}"), m));
         let metric = spec.metric.unwrap_or(KpaMetric::Concurrency);
@@ -127,15 +160,13 @@ impl KpaConfig {
             utilization = p / 100.0;
         }
         let stable_window = spec.window.map_or(defaults::STABLE_WINDOW, |d| d.as_std());
-        if stable_window < Time::from_secs(6)
-            || stable_window > Time::from_secs(3600)
-            || !whole_secs(stable_window)
-        {
+        if stable_window < lim(6) || stable_window > lim(3600) || !whole(stable_window) {
             bad(
                 "window",
                 format!(
-                    "{:?} must be whole seconds between 6s and 1h (default 60s)",
-                    stable_window
+                    "{:?} must be whole seconds between 6s and 1h (default 60s){}",
+                    stable_window,
+                    played_note(speed)
                 ),
             );
         }
@@ -216,17 +247,23 @@ impl KpaConfig {
         let grace = spec
             .scale_to_zero_grace_period
             .map_or(defaults::SCALE_TO_ZERO_GRACE_PERIOD, |d| d.as_std());
-        if grace < Time::from_secs(6) {
+        if grace < lim(6) {
             bad(
                 "scale-to-zero-grace-period",
-                format!("{grace:?} is below 6s; use at least 6s (default 30s)"),
+                format!(
+                    "{grace:?} is below 6s; use at least 6s (default 30s){}",
+                    played_note(speed)
+                ),
             );
         }
         let delay = spec.scale_down_delay.map_or(Time::ZERO, |d| d.as_std());
-        if delay > Time::from_secs(3600) || !whole_secs(delay) {
+        if delay > lim(3600) || !whole(delay) {
             bad(
                 "scale-down-delay",
-                format!("{delay:?} must be whole seconds up to 1h (default 0s)"),
+                format!(
+                    "{delay:?} must be whole seconds up to 1h (default 0s){}",
+                    played_note(speed)
+                ),
             );
         }
         let tbc = spec
@@ -272,7 +309,11 @@ impl KpaConfig {
         }
         Ok(KpaConfig {
             metric,
-            target_value: (total * utilization).max(defaults::TARGET_MIN),
+            // The floor is per second on rps, so played K times faster it is K times higher.
+            target_value: (total * utilization).max(match metric {
+                KpaMetric::Rps => defaults::TARGET_MIN * speed.factor(),
+                KpaMetric::Concurrency => defaults::TARGET_MIN,
+            }),
             total_value: total,
             stable_window,
             panic_window,

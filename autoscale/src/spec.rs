@@ -22,6 +22,49 @@ pub struct AutoscalerSpec {
     pub keda: Option<KedaSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed: Option<FixedSpec>,
+    /// Set by `lab_scenario::time_scaled` on the copy it plays K times faster: the
+    /// durations above are already divided by K, so upstream's limits on them
+    /// are too. Never read from nor written to a file (1 there).
+    #[serde(skip)]
+    pub played_faster: PlaySpeed,
+}
+
+/// How many times faster than scenario time an autoscaler spec is played: 1 for a
+/// scenario as written, K under `--time-scale K`. Compilation divides upstream's
+/// duration limits by it (a 6 s minimum window becomes 0.6 s at K = 10), and
+/// converts the HPA behavior's whole-second fields, which a played copy keeps in
+/// scenario time because they cannot hold a fraction of a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlaySpeed(f64);
+
+impl Default for PlaySpeed {
+    fn default() -> Self {
+        PlaySpeed::AT_PACE
+    }
+}
+
+impl PlaySpeed {
+    /// Scenario time itself.
+    pub const AT_PACE: PlaySpeed = PlaySpeed(1.0);
+
+    /// K times faster; None unless `k` is finite and above 0.
+    pub fn new(k: f64) -> Option<PlaySpeed> {
+        (k.is_finite() && k > 0.0).then_some(PlaySpeed(k))
+    }
+
+    /// K.
+    pub fn factor(self) -> f64 {
+        self.0
+    }
+
+    /// A scenario-time duration as it is played: divided by K, rounded to the
+    /// nanosecond (the rounding `time_scaled` uses for every duration).
+    pub fn played(self, scenario: crate::Time) -> crate::Time {
+        if self.0 == 1.0 {
+            return scenario;
+        }
+        crate::Time::from_nanos((scenario.as_nanos() as f64 / self.0).round() as u64)
+    }
 }
 
 /// The service's replica bounds (KServe `minReplicas` / `maxReplicas`). KEDA takes them
@@ -65,17 +108,20 @@ impl AutoscalerSpec {
             ));
         }
         if let Some(h) = &self.hpa {
-            if let Err(p) = crate::hpa::HpaConfig::compile(h, bounds, "hpa") {
+            if let Err(p) =
+                crate::hpa::HpaConfig::compile_played(h, bounds, "hpa", self.played_faster)
+            {
                 out.extend(p);
             }
         }
         if let Some(k) = &self.kpa {
-            if let Err(p) = crate::kpa::KpaConfig::compile(k, bounds, 0) {
+            if let Err(p) = crate::kpa::KpaConfig::compile_played(k, bounds, 0, self.played_faster)
+            {
                 out.extend(p);
             }
         }
         if let Some(k) = &self.keda {
-            if let Err(p) = crate::keda::KedaConfig::compile(k, bounds) {
+            if let Err(p) = crate::keda::KedaConfig::compile_played(k, bounds, self.played_faster) {
                 out.extend(p);
             }
         }

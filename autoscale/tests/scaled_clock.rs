@@ -221,3 +221,55 @@ fn keda_takes_its_hpa_flags_from_the_scenario() {
         "{p:?}"
     );
 }
+
+#[test]
+fn a_spec_played_faster_is_judged_against_limits_divided_by_its_speed() {
+    use lab_autoscale::spec::PlaySpeed;
+    for bad in [0.0, -2.0, f64::NAN, f64::INFINITY] {
+        assert_eq!(PlaySpeed::new(bad), None, "{bad}");
+    }
+    assert_eq!(PlaySpeed::default(), PlaySpeed::AT_PACE);
+    let ten = PlaySpeed::new(10.0).unwrap();
+    // Knative's 6 s minimum window is 600 ms played ten times faster; 500 ms is
+    // below it, and at pace 600 ms is refused as in a scenario file.
+    let with = |window: &str, speed| {
+        let mut spec = parse(&format!(
+            "[kpa]\nwindow = \"{window}\"\nscale-to-zero-grace-period = \"600ms\"\n\
+             tick-interval = \"200ms\"\nmetric-bucket = \"100ms\"\n"
+        ));
+        spec.played_faster = speed;
+        spec.problems(Bounds { min: 0, max: 10 })
+    };
+    assert_eq!(with("600ms", ten), vec![]);
+    let p = with("500ms", ten);
+    assert!(
+        message(&p, "kpa.window").contains("played 10 times faster"),
+        "{p:?}"
+    );
+    let p = with("600ms", PlaySpeed::AT_PACE);
+    message(&p, "kpa.window");
+    message(&p, "kpa.scale-to-zero-grace-period");
+    // The played flag is never read from a file.
+    assert!(toml::from_str::<AutoscalerSpec>("played_faster = 10.0\n[kpa]\n").is_err());
+    // The HPA behavior's whole seconds are divided as they compile.
+    let mut hpa = parse(
+        "[hpa]\nbehavior = { scaleDown = { stabilizationWindowSeconds = 15, policies = [{ type = \"Pods\", value = 1, periodSeconds = 15 }] } }\n",
+    );
+    hpa.played_faster = ten;
+    let a = Autoscaler::new(&hpa, Bounds { min: 1, max: 10 }, 0, Time::ZERO);
+    assert!(a.is_ok());
+    let c = lab_autoscale::hpa::HpaConfig::compile_played(
+        hpa.hpa.as_ref().unwrap(),
+        Bounds { min: 1, max: 10 },
+        "hpa",
+        ten,
+    )
+    .unwrap();
+    let (up, down) = c.behavior.unwrap();
+    assert_eq!(down.window, Time::from_millis(1_500));
+    assert_eq!(down.policies[0].period, Time::from_millis(1_500));
+    assert!(up
+        .policies
+        .iter()
+        .all(|p| p.period == Time::from_millis(1_500)));
+}

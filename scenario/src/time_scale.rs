@@ -18,6 +18,11 @@
 //! - latency SLO bounds ÷ K, so the goodput the run counts is the one the
 //!   scenario asks for; a nameless SLO gets its scenario-time name.
 //!
+//! The played copy carries its speed (`AutoscalerSpec::played_faster`, never in a
+//! file), so lab-autoscale divides upstream's limits on durations by K (the KPA's
+//! 6 s minimum window is 0.6 s at K = 10) and divides the HPA behavior's
+//! whole-second fields, which stay in scenario time, as it compiles.
+//!
 //! What does not: counts, concurrency, queue and utilization targets, prices.
 //! Prices stay per hour of the scaled run, so the run's accumulated USD is 1/K of
 //! the scenario's and its monthly projection (a cost *rate*) is already right;
@@ -28,14 +33,12 @@
 //! `--time-scale K` it runs K times slower in scenario time.
 
 use crate::spec::*;
-use lab_autoscale::hpa::normalize::Rules;
 use lab_autoscale::hpa::{ControllerFlags, HpaConfig, MetricKind};
 use lab_autoscale::keda::KedaConfig;
 use lab_autoscale::kpa::{defaults as kpa_defaults, KpaConfig};
 use lab_autoscale::spec::{
-    Behavior, ContainerResourceMetricSource, ExternalMetricSource, HpaControllerFlags,
-    KedaAdvanced, KedaHpaConfig, KpaMetric, MetricSpec, MetricTarget, ObjectMetricSource,
-    PodsMetricSource, ResourceMetricSource, ScalingPolicy, ScalingRules,
+    ContainerResourceMetricSource, ExternalMetricSource, HpaControllerFlags, KpaMetric, MetricSpec,
+    MetricTarget, ObjectMetricSource, PlaySpeed, PodsMetricSource, ResourceMetricSource,
 };
 use lab_autoscale::{AutoscalerSpec, Bounds, HpaSpec, KedaSpec, KpaSpec, Signal};
 use lab_gpu::{BatchPoint, LatencyProfile};
@@ -49,10 +52,13 @@ pub const UNSCALED_CONSTANTS: &[&str] = &["KPA activation timeout (630s)"];
 
 /// `sc` played `k` times faster. `k` must be finite and positive; `k = 1` returns
 /// the scenario unchanged. Expects a validated scenario (autoscalers that
-/// compile). Fails, naming each field, when a value kept in whole seconds
-/// (HPA `stabilizationWindowSeconds`, `periodSeconds`) is not a whole number
-/// of seconds once divided by `k`, or when a scaled autoscaler falls outside
-/// upstream's limits (the KPA's window of at least 6 s, for one).
+/// compile). Every autoscaler spec is marked as played `k` times faster
+/// (`AutoscalerSpec::played_faster`), so lab-autoscale judges its durations
+/// against upstream's limits divided by `k`: what is valid in scenario time
+/// plays at any `k`. The HPA behavior's whole seconds
+/// (`stabilizationWindowSeconds`, `periodSeconds`) are left in scenario time and
+/// divided when the spec compiles. Fails, naming each field, when a scaled
+/// autoscaler still does not compile.
 pub fn time_scaled(sc: &Scenario, k: f64) -> Result<Scenario, String> {
     if !(k.is_finite() && k > 0.0) {
         return Err(format!(
@@ -79,6 +85,8 @@ pub fn time_scaled(sc: &Scenario, k: f64) -> Result<Scenario, String> {
         metrics,
         traffic,
         slo,
+        // Relative bounds and counts: nothing to scale.
+        fidelity: _,
     } = &mut out;
     s.run(run);
     for svc in services.iter_mut() {
@@ -123,6 +131,13 @@ struct Scaler {
     problems: Vec<String>,
 }
 
+/// An autoscaler's play speed as `time_scaled` finds it and as it leaves it.
+#[derive(Clone, Copy)]
+struct Speeds {
+    given: PlaySpeed,
+    played: PlaySpeed,
+}
+
 impl Scaler {
     fn dur(&self, d: &mut Dur) {
         *d = self.of(*d);
@@ -142,18 +157,6 @@ impl Scaler {
         *r *= self.k;
     }
 
-    /// A duration kept in whole seconds, divided by K; a problem when it does not divide.
-    fn whole_secs(&mut self, secs: &mut u32, what: &str) {
-        let scaled = f64::from(*secs) / self.k;
-        let rounded = scaled.round();
-        if (scaled - rounded).abs() > 1e-9 {
-            self.problems.push(format!(
-                "{what} = {secs} becomes {scaled} s, and it takes whole seconds"
-            ));
-        }
-        *secs = rounded as u32;
-    }
-
     fn run(&self, r: &mut RunSpec) {
         let RunSpec {
             duration,
@@ -170,6 +173,8 @@ impl Scaler {
         let ServiceSpec {
             name,
             model: _,
+            model_file: _,
+            model_path: _,
             min_replicas,
             max_replicas,
             container_concurrency,
@@ -371,30 +376,45 @@ impl Scaler {
             kpa,
             keda,
             fixed: _,
+            played_faster,
         } = a;
         let before = self.problems.len();
+        // A copy already played faster is played faster again: the factors multiply.
+        let given = *played_faster;
+        let Some(played) = PlaySpeed::new(given.factor() * self.k) else {
+            self.problems.push(format!(
+                "the time scale {} overflows",
+                given.factor() * self.k
+            ));
+            return;
+        };
+        *played_faster = played;
+        let speeds = Speeds { given, played };
         if let Some(h) = hpa {
-            self.hpa(h, bounds);
+            self.hpa(h, bounds, speeds);
         }
         if let Some(k) = kpa {
-            self.kpa(k, bounds, cc);
+            self.kpa(k, bounds, cc, speeds);
         }
         if let Some(k) = keda {
-            self.keda(k, bounds);
+            self.keda(k, bounds, speeds);
         }
         for p in &mut self.problems[before..] {
             *p = format!("service `{service}`: {p}");
         }
     }
 
-    fn hpa(&mut self, h: &mut HpaSpec, bounds: Bounds) {
-        let compiled = match HpaConfig::compile(h, bounds, "hpa") {
+    fn hpa(&mut self, h: &mut HpaSpec, bounds: Bounds, speeds: Speeds) {
+        let compiled = match HpaConfig::compile_played(h, bounds, "hpa", speeds.given) {
             Ok(c) => c,
             Err(p) => return self.invalid("hpa", p),
         };
         let HpaSpec {
             metrics,
-            behavior,
+            // Its whole seconds stay in scenario time (a played 1.5 s does not fit a
+            // u32 of seconds): the spec's play speed divides them as it compiles,
+            // upstream's 15 s default periods with them.
+            behavior: _,
             controller,
         } = h;
         // An empty list compiles to the CPU default, which does not scale.
@@ -406,11 +426,7 @@ impl Scaler {
             }
         }
         self.controller_flags(controller);
-        if let Some(b) = behavior {
-            // A scale-down window left out follows the (scaled) downscale flag.
-            self.behavior(b, None, "hpa.behavior");
-        }
-        if let Err(p) = HpaConfig::compile(h, bounds, "hpa") {
+        if let Err(p) = HpaConfig::compile_played(h, bounds, "hpa", speeds.played) {
             self.scaled_out_of_range(p);
         }
     }
@@ -439,8 +455,8 @@ impl Scaler {
         });
     }
 
-    fn kpa(&mut self, spec: &mut KpaSpec, bounds: Bounds, cc: u32) {
-        if let Err(p) = KpaConfig::compile(spec, bounds, cc) {
+    fn kpa(&mut self, spec: &mut KpaSpec, bounds: Bounds, cc: u32, speeds: Speeds) {
+        if let Err(p) = KpaConfig::compile_played(spec, bounds, cc, speeds.given) {
             return self.invalid("kpa", p);
         }
         let KpaSpec {
@@ -479,13 +495,13 @@ impl Scaler {
             Some(self.of(tick_interval.unwrap_or(Dur::from(kpa_defaults::TICK_INTERVAL))));
         *metric_bucket =
             Some(self.of(metric_bucket.unwrap_or(Dur::from(kpa_defaults::METRIC_BUCKET))));
-        if let Err(p) = KpaConfig::compile(spec, bounds, cc) {
+        if let Err(p) = KpaConfig::compile_played(spec, bounds, cc, speeds.played) {
             self.scaled_out_of_range(p);
         }
     }
 
-    fn keda(&mut self, spec: &mut KedaSpec, bounds: Bounds) {
-        let compiled = match KedaConfig::compile(spec, bounds) {
+    fn keda(&mut self, spec: &mut KedaSpec, bounds: Bounds, speeds: Speeds) {
+        let compiled = match KedaConfig::compile_played(spec, bounds, speeds.given) {
             Ok(c) => c,
             Err(p) => return self.invalid("keda", p),
         };
@@ -495,7 +511,8 @@ impl Scaler {
             initial_cooldown_period,
             idle_replica_count: _,
             fallback: _,
-            advanced,
+            // The generated HPA's `behavior` stays in scenario time, as under `hpa`.
+            advanced: _,
             triggers,
             controller,
         } = spec;
@@ -527,23 +544,7 @@ impl Scaler {
                 rps_triggers.push(i);
             }
         }
-        if let Some(KedaAdvanced {
-            horizontal_pod_autoscaler_config:
-                Some(KedaHpaConfig {
-                    name: _,
-                    behavior: Some(b),
-                }),
-            restore_to_original_replica_count: _,
-        }) = advanced
-        {
-            // A scale-down window left out follows the (scaled) downscale flag.
-            self.behavior(
-                b,
-                None,
-                "keda.advanced.horizontalPodAutoscalerConfig.behavior",
-            );
-        }
-        match KedaConfig::compile(spec, bounds) {
+        match KedaConfig::compile_played(spec, bounds, speeds.played) {
             Err(p) => self.scaled_out_of_range(p),
             Ok(scaled) => {
                 // The table of threshold keys must match lab-autoscale's.
@@ -556,52 +557,6 @@ impl Scaler {
                         ));
                     }
                 }
-            }
-        }
-    }
-
-    /// Scales a `behavior`, writing out upstream's default rules for a direction
-    /// or policy list left out. `down_window`: the scale-down window to write
-    /// out when none is given (None leaves it to the HPA's downscale flag).
-    fn behavior(&mut self, b: &mut Behavior, down_window: Option<u32>, path: &str) {
-        let Behavior {
-            scale_up,
-            scale_down,
-        } = b;
-        let up_default = Rules::default_up();
-        let down_default = Rules::default_down(std::time::Duration::ZERO);
-        for (rules, default, window, dir) in [
-            (scale_up, &up_default, None, "scaleUp"),
-            (scale_down, &down_default, down_window, "scaleDown"),
-        ] {
-            let ScalingRules {
-                stabilization_window_seconds,
-                select_policy: _,
-                policies,
-                tolerance: _,
-            } = rules.get_or_insert_with(Default::default);
-            if stabilization_window_seconds.is_none() {
-                *stabilization_window_seconds = window;
-            }
-            if let Some(w) = stabilization_window_seconds {
-                self.whole_secs(w, &format!("{path}.{dir}.stabilizationWindowSeconds"));
-            }
-            let policies = policies.get_or_insert_with(|| {
-                default
-                    .policies
-                    .iter()
-                    .map(|p| ScalingPolicy {
-                        type_: p.kind,
-                        value: p.value,
-                        period_seconds: p.period.as_secs() as u32,
-                    })
-                    .collect()
-            });
-            for (i, p) in policies.iter_mut().enumerate() {
-                self.whole_secs(
-                    &mut p.period_seconds,
-                    &format!("{path}.{dir}.policies[{i}].periodSeconds"),
-                );
             }
         }
     }
@@ -917,13 +872,41 @@ max = 5000
                 .map(|s| parse_duration(s).unwrap().secs_f64())
                 .or(v.as_f64())
                 .unwrap_or_else(|| panic!("{path} is gone: {v}"));
-            if secs == 0.0 {
+            if path.ends_with("Seconds") {
+                // The behavior's whole seconds: divided as the spec compiles (below).
+                assert_eq!(got, secs, "{path} stays in scenario time");
+            } else if secs == 0.0 {
                 assert_eq!(got, 0.0, "{path}");
             } else {
                 assert!(
                     (got - secs / 2.0).abs() < 1e-9,
                     "{path}: {secs} s became {got} s"
                 );
+            }
+        }
+        // The behaviors' seconds, halved by the play speed as they compile.
+        let hpa = |s: &Scenario| {
+            let a = &s.services[0].autoscaler;
+            HpaConfig::compile_played(a.hpa.as_ref().unwrap(), bounds(), "hpa", a.played_faster)
+                .unwrap()
+                .behavior
+                .unwrap()
+        };
+        let keda = |s: &Scenario| {
+            let a = &s.services[2].autoscaler;
+            KedaConfig::compile_played(a.keda.as_ref().unwrap(), bounds(), a.played_faster)
+                .unwrap()
+                .hpa
+                .behavior
+                .unwrap()
+        };
+        for (pace, played) in [(hpa(&sc), hpa(&scaled)), (keda(&sc), keda(&scaled))] {
+            for (p, q) in [(&pace.0, &played.0), (&pace.1, &played.1)] {
+                assert_eq!(q.window, p.window / 2);
+                assert_eq!(q.policies.len(), p.policies.len());
+                for (a, b) in p.policies.iter().zip(&q.policies) {
+                    assert_eq!(b.period, a.period / 2);
+                }
             }
         }
         // Fields serde leaves out of the text.
@@ -1062,32 +1045,105 @@ max = 5000
         assert!(caveats[0].contains("`k`") && caveats[0].contains("6300s"));
     }
 
+    fn bounds() -> Bounds {
+        Bounds { min: 1, max: 8 }
+    }
+
     #[test]
-    fn values_that_cannot_be_scaled_are_named() {
-        let sc = all();
-        // 30 s policies do not divide by 4; a 120 s KPA window becomes 30 s, fine;
-        // the 60 s grace period becomes 15 s, fine; at 20 the window is 6 s but the
-        // grace period 3 s, below Knative's 6 s.
-        let e = time_scaled(&sc, 4.0).unwrap_err();
+    fn limits_are_judged_in_scenario_time() {
+        // 30 s policies at K = 4 (7.5 s), and the KPA's 120 s window and 60 s grace
+        // period at K = 20 (6 s and 3 s played) are within upstream's limits
+        // divided by K.
+        for k in [4.0, 20.0] {
+            let s = time_scaled(&all(), k).unwrap_or_else(|e| panic!("K = {k}: {e}"));
+            assert_eq!(s.services[1].autoscaler.played_faster.factor(), k);
+            assert!(
+                crate::validate::validate(&s).is_empty(),
+                "K = {k}: {:?}",
+                crate::validate::validate(&s)
+            );
+        }
+        // What the scenario itself gets wrong is refused at every K.
+        let mut sc = all();
+        sc.services[1].autoscaler.kpa.as_mut().unwrap().window = Some(Dur::from_secs(5));
+        let e = time_scaled(&sc, 10.0).unwrap_err();
         assert!(
-            e.contains(
-                "service `h`: hpa.behavior.scaleUp.policies[0].periodSeconds = 30 becomes 7.5 s"
-            ),
+            e.contains("service `k`: the kpa autoscaler does not validate")
+                && e.contains("kpa.window"),
             "{e}"
         );
-        let e = time_scaled(&sc, 20.0).unwrap_err();
+        // A played value rounded to nothing is still caught: the 1 s metric
+        // bucket at K = 1e10 is 0.1 ns.
+        let e = time_scaled(&all(), 1e10).unwrap_err();
         assert!(
-            e.contains("service `k`") && e.contains("scale-to-zero-grace-period"),
+            e.contains("service `k`: scaled, its autoscaler is out of range")
+                && e.contains("kpa.metric-bucket: must be above 0"),
             "{e}"
         );
-        // A scale-down left to defaults gets upstream's 15 s policy, which 10 does not divide.
+    }
+
+    #[test]
+    fn knative_defaults_play_at_k_10_and_20() {
+        let mut sc = all();
+        sc.services[1].autoscaler.kpa = Some(KpaSpec::default());
+        for k in [10.0, 20.0] {
+            let s = time_scaled(&sc, k).unwrap_or_else(|e| panic!("K = {k}: {e}"));
+            let a = &s.services[1].autoscaler;
+            let kpa = a.kpa.as_ref().unwrap();
+            assert_eq!(kpa.window, Some(Dur((60e9 / k) as u64)));
+            assert_eq!(kpa.scale_to_zero_grace_period, Some(Dur((30e9 / k) as u64)));
+            lab_autoscale::Autoscaler::new(a, bounds(), 0, std::time::Duration::ZERO)
+                .unwrap_or_else(|e| panic!("K = {k}: {e:?}"));
+            // The same played values without the mark are refused, as they should be
+            // in a scenario file.
+            let mut unmarked = a.clone();
+            unmarked.played_faster = PlaySpeed::AT_PACE;
+            let e =
+                lab_autoscale::Autoscaler::new(&unmarked, bounds(), 0, std::time::Duration::ZERO)
+                    .unwrap_err();
+            assert!(
+                e.iter()
+                    .any(|p| p.starts_with("kpa.scale-to-zero-grace-period")),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_hpa_behavior_plays_at_k_10() {
+        // Upstream's 15 s default policies (1.5 s played) and a 5 s window (0.5 s).
         let mut sc = all();
         let hpa = sc.services[0].autoscaler.hpa.as_mut().unwrap();
-        hpa.behavior.as_mut().unwrap().scale_down = None;
-        let e = time_scaled(&sc, 2.0).unwrap_err();
-        assert!(
-            e.contains("scaleDown.policies[0].periodSeconds = 15 becomes 7.5 s"),
-            "{e}"
+        hpa.behavior = Some(lab_autoscale::spec::Behavior {
+            scale_up: None,
+            scale_down: Some(lab_autoscale::spec::ScalingRules {
+                stabilization_window_seconds: Some(5),
+                ..Default::default()
+            }),
+        });
+        let s = time_scaled(&sc, 10.0).unwrap_or_else(|e| panic!("{e}"));
+        let a = &s.services[0].autoscaler;
+        assert_eq!(
+            a.hpa.as_ref().unwrap().behavior,
+            sc.services[0].autoscaler.hpa.as_ref().unwrap().behavior,
+            "the behavior's seconds stay in scenario time"
         );
+        let (up, down) =
+            HpaConfig::compile_played(a.hpa.as_ref().unwrap(), bounds(), "hpa", a.played_faster)
+                .unwrap()
+                .behavior
+                .unwrap();
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(up.window, ms(0));
+        assert!(up.policies.iter().all(|p| p.period == ms(1_500)), "{up:?}");
+        assert_eq!(down.window, ms(500));
+        assert!(
+            down.policies.iter().all(|p| p.period == ms(1_500)),
+            "{down:?}"
+        );
+        // Played twice, the speeds multiply.
+        let twice = time_scaled(&time_scaled(&sc, 2.0).unwrap(), 5.0).unwrap();
+        assert_eq!(twice.services[0].autoscaler.played_faster.factor(), 10.0);
+        assert_eq!(twice.services[0].autoscaler, s.services[0].autoscaler);
     }
 }

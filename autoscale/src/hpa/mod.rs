@@ -7,7 +7,7 @@ pub mod normalize;
 
 use crate::signal::{reading_for, Reading};
 use crate::spec::{
-    Behavior, HpaControllerFlags, HpaSpec, MetricSourceType, MetricTarget, TargetType,
+    Behavior, HpaControllerFlags, HpaSpec, MetricSourceType, MetricTarget, PlaySpeed, TargetType,
 };
 use crate::{Bounds, Decision, Observation, Time};
 use calc::{milli, CalcContext, Tolerances};
@@ -155,15 +155,26 @@ pub fn compile_flags(
     flags
 }
 
-/// Fills `behavior` with upstream's defaults and checks it.
+/// Fills `behavior` with upstream's defaults and checks it. `downscale_default`
+/// (the controller's flag) is already in played time; the behavior's own
+/// whole-second fields and upstream's 15 s default periods are in scenario time
+/// and are divided by `speed` here, after the limits (which upstream states in
+/// whole seconds) are checked on them.
 pub fn compile_behavior(
     b: &Behavior,
     downscale_default: Time,
+    speed: PlaySpeed,
     path: &str,
     out: &mut Problems,
 ) -> (Rules, Rules) {
-    let mut up = Rules::default_up();
-    let mut down = Rules::default_down(downscale_default);
+    let played_policies = |mut r: Rules| {
+        for p in &mut r.policies {
+            p.period = speed.played(p.period);
+        }
+        r
+    };
+    let mut up = played_policies(Rules::default_up());
+    let mut down = played_policies(Rules::default_down(downscale_default));
     for (rules, given, dir) in [
         (&mut up, &b.scale_up, "scaleUp"),
         (&mut down, &b.scale_down, "scaleDown"),
@@ -177,7 +188,7 @@ pub fn compile_behavior(
                     format!("{w} is above 3600; use at most one hour"),
                 ));
             }
-            rules.window = Time::from_secs(w as u64);
+            rules.window = speed.played(Time::from_secs(w as u64));
         }
         if let Some(s) = g.select_policy {
             rules.select = s;
@@ -205,7 +216,7 @@ pub fn compile_behavior(
                     normalize::Policy {
                         kind: pol.type_,
                         value: pol.value,
-                        period: Time::from_secs(pol.period_seconds as u64),
+                        period: speed.played(Time::from_secs(pol.period_seconds as u64)),
                     }
                 })
                 .collect();
@@ -215,8 +226,20 @@ pub fn compile_behavior(
 }
 
 impl HpaConfig {
-    /// Validates an HPA spec; `path` prefixes the key paths of problems.
+    /// Validates an HPA spec in scenario time; `path` prefixes the key paths of
+    /// problems.
     pub fn compile(spec: &HpaSpec, bounds: Bounds, path: &str) -> Result<HpaConfig, Problems> {
+        HpaConfig::compile_played(spec, bounds, path, PlaySpeed::AT_PACE)
+    }
+
+    /// [`HpaConfig::compile`] for a spec played `speed` times faster (see
+    /// [`compile_behavior`] for the behavior's whole seconds).
+    pub fn compile_played(
+        spec: &HpaSpec,
+        bounds: Bounds,
+        path: &str,
+        speed: PlaySpeed,
+    ) -> Result<HpaConfig, Problems> {
         let mut out = Problems::new();
         let flags = compile_flags(
             spec.controller.as_ref(),
@@ -250,6 +273,7 @@ impl HpaConfig {
             compile_behavior(
                 b,
                 flags.downscale_stabilization,
+                speed,
                 &format!("{path}.behavior"),
                 &mut out,
             )
