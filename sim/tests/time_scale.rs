@@ -78,6 +78,23 @@ triggers = [
 ]
 "#;
 
+/// A KPA on Knative's defaults (60 s window, 30 s grace period), which played
+/// ten times faster are 6 s and 3 s: within Knative's limits divided by K.
+const KPA_DEFAULTS: &str = r#"
+[services.autoscaler.kpa]
+target = 1
+"#;
+
+/// The HPA above with upstream's default policies (15 s periods, 1.5 s played
+/// ten times faster), which whole seconds cannot carry.
+const HPA_DEFAULT_POLICIES: &str = r#"
+[services.autoscaler.hpa]
+metrics = [
+  { type = "Pods", pods = { metric = { name = "requests_per_second" }, target = { type = "AverageValue", averageValue = "30" } } },
+]
+behavior = { scaleDown = { stabilizationWindowSeconds = 120 } }
+"#;
+
 fn simulate(sc: &lab_scenario::Scenario) -> Results {
     lab_sim::simulate(sc, 1, &mut |_| lab_sim::Control::Continue).results
 }
@@ -196,6 +213,18 @@ fn an_hpa_scenario_played_ten_times_faster_reads_back_the_same() {
 fn a_kpa_scenario_played_ten_times_faster_reads_back_the_same() {
     let (plain, fast) = both(KPA);
     assert_same_story(&plain, &fast, 2.0);
+}
+
+#[test]
+fn a_kpa_on_knatives_defaults_played_ten_times_faster_reads_back_the_same() {
+    let (plain, fast) = both(KPA_DEFAULTS);
+    assert_same_story(&plain, &fast, 2.0);
+}
+
+#[test]
+fn an_hpa_on_upstreams_default_policies_played_ten_times_faster_reads_back_the_same() {
+    let (plain, fast) = both(HPA_DEFAULT_POLICIES);
+    assert_same_story(&plain, &fast, 15.0);
 }
 
 #[test]
