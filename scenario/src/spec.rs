@@ -35,6 +35,9 @@ pub struct Scenario {
     pub traffic: Vec<TrafficSpec>,
     #[serde(default)]
     pub slo: Vec<SloSpec>,
+    /// How close a run at another level must come to this one (`lab compare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<FidelitySpec>,
 }
 
 /// `[run]`: how long, which seed, how finely to record.
@@ -325,5 +328,90 @@ impl Default for MetricsSpec {
             rate_window: Dur::from_secs(60),
             delay: Dur::ZERO,
         }
+    }
+}
+
+/// `[fidelity]`: how far two runs of this scenario at different levels (the
+/// simulator and the local level) may be apart, judged by `lab compare`.
+/// Relative bounds are `|b - a| / a` (0.10 is 10 %); bounds on counts are
+/// absolute. Every bound is multiplied by `slack`, the allowance the machine
+/// that runs the real level needs (2 cores shared with the load generator
+/// measure latency less exactly than an idle server); state why in a comment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FidelitySpec {
+    /// Relative error of median latency, overall and per service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<f64>,
+    /// Relative error of mean latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Relative error of completed requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<f64>,
+    /// Absolute difference of the error rates (a ratio: 0.01 is one point),
+    /// since a relative error of rates near zero says little.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Largest gap in replicas per service (the worse of the ready and the
+    /// desired timelines), once the timelines are aligned by their best lag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<f64>,
+    /// That lag (the larger of the two timelines'), in sync periods of the
+    /// service's autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_lag_periods: Option<f64>,
+    /// Difference in the number of cold starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start_count: Option<f64>,
+    /// Relative error of the mean cold-start duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start_mean: Option<f64>,
+    /// Relative error of the requests that waited on a cold start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_delayed: Option<f64>,
+    /// Scaling events of either run left without a partner in the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched_scaling_events: Option<f64>,
+    /// Relative error of the run's total cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// Factor applied to every bound (at least 1).
+    #[serde(default = "unit_slack")]
+    pub slack: f64,
+}
+
+fn unit_slack() -> f64 {
+    1.0
+}
+
+impl FidelitySpec {
+    /// The declared bounds as (key, value), in the order of the table.
+    pub fn bounds(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("p50", self.p50),
+            ("p95", self.p95),
+            ("p99", self.p99),
+            ("mean", self.mean),
+            ("throughput", self.throughput),
+            ("goodput", self.goodput),
+            ("error_rate", self.error_rate),
+            ("replicas", self.replicas),
+            ("replica_lag_periods", self.replica_lag_periods),
+            ("cold_start_count", self.cold_start_count),
+            ("cold_start_mean", self.cold_start_mean),
+            ("requests_delayed", self.requests_delayed),
+            ("unmatched_scaling_events", self.unmatched_scaling_events),
+            ("cost", self.cost),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
     }
 }

@@ -626,6 +626,27 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
             }
         }
     }
+    // fidelity
+    if let Some(f) = &s.fidelity {
+        let at = || root().key("fidelity");
+        for (key, v) in f.bounds() {
+            if !(v.is_finite() && v >= 0.0) {
+                push(
+                    at().key(key),
+                    format!("a bound must be a finite number of at least 0, got {v}"),
+                );
+            }
+        }
+        if !(f.slack.is_finite() && f.slack >= 1.0) {
+            push(
+                at().key("slack"),
+                format!(
+                    "slack multiplies every bound and must be at least 1, got {}",
+                    f.slack
+                ),
+            );
+        }
+    }
     out.into_inner()
 }
 
