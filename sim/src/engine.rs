@@ -360,6 +360,7 @@ impl<'s> Engine<'s> {
             outstanding_since: 0,
             last_record: 0,
             completed_total: 0,
+            completed_at_last_record: 0,
             rate: RateWindow::new(),
             last_totals: SignalValues::default(),
         });
@@ -1668,7 +1669,9 @@ impl<'s> Engine<'s> {
         }
     }
 
-    /// KPA's per-second bucket: revision-wide concurrency averaged over the second.
+    /// KPA's per-second bucket: revision-wide concurrency averaged over the bucket,
+    /// and requests per second over it (the queue-proxy's per-period stat, not the
+    /// count since the last Prometheus scrape).
     fn record(&mut self, d: usize) {
         let Some(iv) = self.deployments[d].autoscaler.metric_interval() else {
             return;
@@ -1687,10 +1690,11 @@ impl<'s> Engine<'s> {
         dep.outstanding_area = 0;
         dep.last_record = self.now;
         let completed = dep.completed_total;
-        let last = dep.rate.last_total().unwrap_or(0);
+        let rps = completed.saturating_sub(dep.completed_at_last_record) as f64 / (elapsed / NS);
+        dep.completed_at_last_record = completed;
         let totals = SignalValues {
             concurrency,
-            rps: completed.saturating_sub(last) as f64,
+            rps,
             queue_depth: dep.activator.len() as f64,
             ..dep.last_totals
         };

@@ -72,6 +72,8 @@ pub struct Deployment {
     pub outstanding_since: u64,
     pub last_record: u64,
     pub completed_total: u64,
+    /// `completed_total` at the last KPA bucket, for the bucket's requests per second.
+    pub completed_at_last_record: u64,
     /// Scrapes of completed_total for `rate()` windows.
     pub rate: lab_decide::metrics::RateWindow,
     pub last_totals: SignalValues,
