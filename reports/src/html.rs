@@ -1035,6 +1035,63 @@ fn slug(s: &str) -> String {
 // ---------------------------------------------------------------- comparison
 
 pub fn compare(runs: &[(&str, &Results)]) -> Result<String, ReportError> {
+    compare_with(runs, &[])
+}
+
+/// A table a caller adds to the comparison page, after the key figures (what
+/// `lab compare` adds: each figure's error, the bounds it judged).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Section {
+    /// The section's anchor (`id`), letters, digits and `-`.
+    pub id: String,
+    pub title: String,
+    /// A sentence above the table; may be empty.
+    pub lead: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Which columns hold figures (right-aligned); missing entries are text.
+    pub numeric: Vec<bool>,
+    /// Lines listed under the table.
+    pub notes: Vec<String>,
+}
+
+fn section(b: &mut String, s: &Section) {
+    let num = |i: usize| s.numeric.get(i).copied().unwrap_or(false);
+    let class = |i: usize| if num(i) { " class=\"num\"" } else { "" };
+    let _ = writeln!(
+        b,
+        "<section id=\"{}\">\n<h2>{}</h2>",
+        slug(&s.id),
+        esc(&s.title)
+    );
+    if !s.lead.is_empty() {
+        let _ = writeln!(b, "<p class=\"lead\">{}</p>", esc(&s.lead));
+    }
+    b.push_str("<div class=\"table-wrap\"><table class=\"diff\"><thead><tr>");
+    for (i, h) in s.header.iter().enumerate() {
+        let _ = write!(b, "<th{}>{}</th>", class(i), esc(h));
+    }
+    b.push_str("</tr></thead><tbody>\n");
+    for row in &s.rows {
+        b.push_str("<tr>");
+        for (i, cell) in row.iter().enumerate() {
+            let _ = write!(b, "<td{}>{}</td>", class(i), esc(cell));
+        }
+        b.push_str("</tr>\n");
+    }
+    b.push_str("</tbody></table></div>\n");
+    if !s.notes.is_empty() {
+        b.push_str("<ul>\n");
+        for n in &s.notes {
+            let _ = writeln!(b, "<li>{}</li>", esc(n));
+        }
+        b.push_str("</ul>\n");
+    }
+    b.push_str("</section>\n");
+}
+
+/// The comparison page with `extra` tables after the key figures.
+pub fn compare_with(runs: &[(&str, &Results)], extra: &[Section]) -> Result<String, ReportError> {
     let results: Vec<&Results> = runs.iter().map(|r| r.1).collect();
     let labels: Vec<&str> = runs.iter().map(|r| r.0).collect();
     let verdicts: Vec<RunVerdict> = runs.iter().map(|(l, r)| RunVerdict::judge(l, r)).collect();
@@ -1093,6 +1150,9 @@ pub fn compare(runs: &[(&str, &Results)]) -> Result<String, ReportError> {
     b.push_str("</section>\n");
 
     differences(&mut b, &labels, &results);
+    for s in extra {
+        section(&mut b, s);
+    }
 
     let axis = TimeAxis {
         end_seconds: results

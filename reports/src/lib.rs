@@ -28,6 +28,7 @@ pub mod markdown;
 mod series;
 pub mod verdict;
 
+pub use html::Section;
 pub use load::{load_results, parse_results};
 pub use verdict::{CheckPolicy, RunVerdict, SloVerdict};
 
@@ -93,6 +94,18 @@ pub fn render_html_labeled(runs: &[(&str, &Results)]) -> Result<String, ReportEr
         [] => Err(ReportError::NoRuns),
         [(_, one)] => html::single(one),
         many => html::compare(many),
+    }
+}
+
+/// The comparison page of two or more runs with the caller's `sections`
+/// (tables of text) after the key figures, as `lab compare -o` writes it.
+pub fn render_comparison(
+    runs: &[(&str, &Results)],
+    sections: &[Section],
+) -> Result<String, ReportError> {
+    match runs {
+        [] => Err(ReportError::NoRuns),
+        many => html::compare_with(many, sections),
     }
 }
 
