@@ -48,6 +48,8 @@ enum Command {
     Merge(cmd::merge::Args),
     /// Render an HTML report of one or several results files.
     Report(cmd::report::Args),
+    /// Measure one run of a scenario against another (local vs sim), metric by metric, and judge its [fidelity] bounds.
+    Compare(cmd::compare::Args),
     /// Search the simulator for the cheapest configuration that holds the SLOs.
     Plan(cmd::plan::Args),
     /// Print this message or the help of the given subcommand (as `lab COMMAND --help`).
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Load(a) => cmd::load::run(a),
         Command::Merge(a) => cmd::merge::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Help { command } => help(command.as_deref()),
     };
