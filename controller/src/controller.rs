@@ -55,10 +55,13 @@ pub struct Options {
     pub time_scale: f64,
     pub prometheus: PrometheusChoice,
     /// Called about once a second of wall time.
-    pub progress: Option<Box<dyn FnMut(&Progress) + Send>>,
+    pub progress: Option<ProgressFn>,
     /// How long the warm initial pods may take to become ready.
     pub ready_timeout: Duration,
 }
+
+/// The progress callback.
+pub type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
 
 /// What the progress line shows.
 #[derive(Debug, Clone)]
@@ -119,6 +122,16 @@ pub(crate) struct Pod {
     pub window_requests: u64,
     pub last_scrape: u64,
     pub scraped: Option<SignalValues>,
+    /// A real pod's CPU time at the start of its scrape window.
+    pub cpu_mark: Option<CpuMark>,
+}
+
+/// A process's CPU time at one instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuMark {
+    pub pid: u32,
+    pub cpu_seconds: f64,
+    pub at: Instant,
 }
 
 /// A KEDA `prometheus` trigger, queried for real.
@@ -142,7 +155,7 @@ pub(crate) struct Deployment {
     pub pool: usize,
     /// Share of a node's price one pod is charged (OpenCost-style).
     pub node_share: f64,
-    pub profile: PathBuf,
+    pub serving: Serving,
     pub times: StartupTimes,
     pub grace: Duration,
     pub next_decide: u64,
@@ -158,6 +171,16 @@ pub(crate) struct Deployment {
     /// Requests ever buffered at the activator (the gateway's count).
     pub buffered: tokio::sync::watch::Receiver<u64>,
     pub kpa_window_start: u64,
+}
+
+/// What a deployment's pods serve.
+#[derive(Debug, Clone)]
+pub(crate) enum Serving {
+    /// The built-in stand-in model on a GPU emulated from this calibration
+    /// profile (the scenario's latency).
+    Emulated { profile: PathBuf },
+    /// The service's model file with ONNX Runtime on the CPU.
+    Onnx { model_file: PathBuf },
 }
 
 /// Per service, what the time series and summary need.
@@ -184,6 +207,8 @@ pub(crate) struct State<'s> {
     pub lab: PathBuf,
     pub run_dir: PathBuf,
     pub seed: u64,
+    /// `--time-scale`: real CPU use is divided by it to read in scenario time.
+    pub time_scale: f64,
     pub gpu_prefix: String,
     pub nodes: Nodes,
     pub pods: Vec<Pod>,
@@ -240,6 +265,7 @@ impl State<'_> {
             window_requests: 0,
             last_scrape: now,
             scraped: None,
+            cpu_mark: None,
         });
         self.deps[d].pods.push(id);
         self.pending.push(id);
@@ -276,58 +302,28 @@ impl State<'_> {
         let spec = &self.sc.services[svc];
         let http = lab_local::free_port().map_err(|e| fail("a free port for a pod", e))?;
         let grpc = lab_local::free_port().map_err(|e| fail("a free port for a pod", e))?;
-        let mut args: Vec<String> = vec![
-            "--emulate".into(),
-            self.deps[d].profile.display().to_string(),
-            "--emulated-model".into(),
-            spec.model_name().to_string(),
-            "--seed".into(),
-            (self.seed ^ (p as u64).wrapping_mul(0x9e37_79b9)).to_string(),
-            "--grace-period-secs".into(),
-            format!("{}", self.deps[d].grace.as_secs_f64()),
-        ];
-        let gpu_type = self.nodes.pools[self.deps[d].pool].gpu.clone();
-        match self.nodes.sharing_arg(&place, &self.deps[d].request.gpu) {
-            Some((sharing, gpu))
-                if !(self.deps[d].measured_on_slice && sharing.starts_with("mig:")) =>
-            {
-                args.extend(["--sharing".into(), sharing]);
-                args.extend(["--gpu-id".into(), format!("{}-{gpu}", self.gpu_prefix)]);
-            }
-            _ => {
-                args.extend(["--gpu-id".into(), format!("{}-pod{p}", self.gpu_prefix)]);
-            }
-        }
-        if let Some(g) = gpu_type {
-            args.extend(["--gpu-type".into(), g]);
-        }
-        match &spec.batching {
-            Some(b) => {
-                args.extend(["--max-batch-size".into(), b.max_batch_size.to_string()]);
-                args.extend([
-                    "--max-queue-delay-us".into(),
-                    b.max_queue_delay_microseconds.to_string(),
-                ]);
-                args.extend(["--instances".into(), b.instances.max(1).to_string()]);
-                if !b.preferred_batch_size.is_empty() {
-                    args.push("--preferred-batch-sizes".into());
-                    args.push(
-                        b.preferred_batch_size
-                            .iter()
-                            .map(u32::to_string)
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    );
+        let mut args = serve_args(
+            spec,
+            &self.deps[d],
+            self.seed ^ (p as u64).wrapping_mul(0x9e37_79b9),
+        );
+        // A real model runs on the CPU: no GPU to emulate or share.
+        if matches!(self.deps[d].serving, Serving::Emulated { .. }) {
+            let gpu_type = self.nodes.pools[self.deps[d].pool].gpu.clone();
+            match self.nodes.sharing_arg(&place, &self.deps[d].request.gpu) {
+                Some((sharing, gpu))
+                    if !(self.deps[d].measured_on_slice && sharing.starts_with("mig:")) =>
+                {
+                    args.extend(["--sharing".into(), sharing]);
+                    args.extend(["--gpu-id".into(), format!("{}-{gpu}", self.gpu_prefix)]);
                 }
-                if b.max_queue_size > 0 {
-                    args.extend(["--max-queue-rows".into(), b.max_queue_size.to_string()]);
+                _ => {
+                    args.extend(["--gpu-id".into(), format!("{}-pod{p}", self.gpu_prefix)]);
                 }
             }
-            None => args.extend(["--max-batch-size".into(), "1".into()]),
-        }
-        if spec.batching.as_ref().is_none_or(|b| b.max_queue_size == 0) {
-            // The simulator's pod queue is unbounded unless max_queue_size says so.
-            args.extend(["--max-queue-rows".into(), "1000000".into()]);
+            if let Some(g) = gpu_type {
+                args.extend(["--gpu-type".into(), g]);
+            }
         }
         let (pull, load, probe) = if warm {
             (Duration::ZERO, 0.0, Duration::from_millis(20))
@@ -432,6 +428,8 @@ impl State<'_> {
                 if self.pods[p].ready_at.is_none() {
                     self.pods[p].ready_at = Some(now);
                 }
+                // A real pod's first scrape window starts at readiness.
+                self.pods[p].cpu_mark = self.cpu_mark(p);
                 if let Some(ep) = self.pods[p].endpoint {
                     let _ = self.gateway.set_ready(ep, true);
                 }
@@ -614,18 +612,28 @@ impl State<'_> {
     /// Prometheus see them at the scrape interval.
     fn scrape(&mut self, now: u64) {
         let window = self.sc.metrics.rate_window.nanos();
-        for pod in self.pods.iter_mut() {
-            if !matches!(pod.state, PodState::Ready | PodState::Draining) {
+        for p in 0..self.pods.len() {
+            if !matches!(self.pods[p].state, PodState::Ready | PodState::Draining) {
                 continue;
             }
+            let real = matches!(self.deps[self.pods[p].dep].serving, Serving::Onnx { .. });
+            let measured = if real { self.measure_cpu(p) } else { None };
+            let pod = &mut self.pods[p];
             let elapsed = (now.saturating_sub(pod.last_scrape)).max(1) as f64 / NS;
             let concurrency = pod.window_area / elapsed;
             let busy = concurrency.min(1.0);
             let dep = &self.deps[pod.dep];
-            pod.scraped = Some(SignalValues {
+            let cpu_milli = if real {
+                // metrics-server's figure: CPU time used over the window. A
+                // window the process did not live through whole reads as 0.
+                measured.unwrap_or(0.0)
+            } else {
                 // The emulated GPU burns no CPU: the figure follows the
                 // simulator's model of a pod's CPU (see the results' notes).
-                cpu_milli: cpu_usage_milli(dep.request.cpu_milli as f64, busy),
+                cpu_usage_milli(dep.request.cpu_milli as f64, busy)
+            };
+            pod.scraped = Some(SignalValues {
+                cpu_milli,
                 memory_bytes: dep.request.memory_bytes as f64,
                 concurrency,
                 rps: pod.window_requests as f64 / elapsed,
@@ -659,6 +667,31 @@ impl State<'_> {
             totals.queue_depth += buffered;
             self.deps[d].last_totals = totals;
         }
+    }
+
+    /// A real pod's CPU use since its last mark, in millicores of scenario
+    /// time, and a new mark; `None` without a mark of the same process.
+    fn measure_cpu(&mut self, p: usize) -> Option<f64> {
+        let previous = self.pods[p].cpu_mark.take();
+        let mark = self.cpu_mark(p);
+        self.pods[p].cpu_mark = mark;
+        let (old, new) = (previous?, mark?);
+        if old.pid != new.pid {
+            return None;
+        }
+        let milli = cpu_millicores(old.cpu_seconds, new.cpu_seconds, new.at - old.at)?;
+        // A run played K times faster does K times the work per wall second.
+        Some(milli / self.time_scale.max(f64::MIN_POSITIVE))
+    }
+
+    /// The pod's process CPU time now, read from /proc.
+    fn cpu_mark(&self, p: usize) -> Option<CpuMark> {
+        let pid = self.supervisor.handle(&self.pods[p].name)?.record().pid()?;
+        Some(CpuMark {
+            pid,
+            cpu_seconds: process_cpu_seconds(pid)?,
+            at: Instant::now(),
+        })
     }
 
     fn activator_queue(&self, d: usize) -> usize {
@@ -985,6 +1018,261 @@ impl State<'_> {
     }
 }
 
+/// `lab serve`'s arguments for a pod of `dep`, less the emulated GPU's
+/// placement and the model load: the stand-in model on the emulated GPU, or
+/// the model file with ONNX Runtime on the CPU; batching as the scenario says.
+fn serve_args(spec: &lab_scenario::ServiceSpec, dep: &Deployment, seed: u64) -> Vec<String> {
+    let mut args: Vec<String> = match &dep.serving {
+        Serving::Onnx { model_file } => vec![
+            "--model".into(),
+            format!("{}={}", spec.model_name(), model_file.display()),
+        ],
+        Serving::Emulated { profile } => vec![
+            "--emulate".into(),
+            profile.display().to_string(),
+            "--emulated-model".into(),
+            spec.model_name().to_string(),
+        ],
+    };
+    args.extend([
+        "--seed".into(),
+        seed.to_string(),
+        "--grace-period-secs".into(),
+        format!("{}", dep.grace.as_secs_f64()),
+    ]);
+    match &spec.batching {
+        Some(b) => {
+            args.extend(["--max-batch-size".into(), b.max_batch_size.to_string()]);
+            args.extend([
+                "--max-queue-delay-us".into(),
+                b.max_queue_delay_microseconds.to_string(),
+            ]);
+            args.extend(["--instances".into(), b.instances.max(1).to_string()]);
+            if !b.preferred_batch_size.is_empty() {
+                args.push("--preferred-batch-sizes".into());
+                args.push(
+                    b.preferred_batch_size
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+            }
+            if b.max_queue_size > 0 {
+                args.extend(["--max-queue-rows".into(), b.max_queue_size.to_string()]);
+            }
+        }
+        None => args.extend(["--max-batch-size".into(), "1".into()]),
+    }
+    if spec.batching.as_ref().is_none_or(|b| b.max_queue_size == 0) {
+        // The simulator's pod queue is unbounded unless max_queue_size says so.
+        args.extend(["--max-queue-rows".into(), "1000000".into()]);
+    }
+    args
+}
+
+/// CPU time a process has used (user and system), from `/proc/PID/stat`.
+pub(crate) fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from
+    // the last `)`. utime and stime are fields 14 and 15 of the line.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / clock_ticks_per_second() as f64)
+}
+
+/// Millicores between two CPU-time readings `wall` apart, as metrics-server
+/// reports a pod's usage.
+pub(crate) fn cpu_millicores(before: f64, after: f64, wall: Duration) -> Option<f64> {
+    let secs = wall.as_secs_f64();
+    (secs > 0.0 && after >= before).then(|| (after - before) / secs * 1000.0)
+}
+
+/// The kernel's clock ticks per second for /proc times (`sysconf(_SC_CLK_TCK)`),
+/// read from the auxiliary vector's AT_CLKTCK; 100, the usual USER_HZ, if absent.
+fn clock_ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        const AT_CLKTCK: u64 = 17;
+        let word = std::mem::size_of::<usize>();
+        let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
+        let read = |b: &[u8]| -> u64 {
+            let mut buf = [0u8; 8];
+            buf[..word].copy_from_slice(b);
+            if word == 8 {
+                u64::from_ne_bytes(buf)
+            } else {
+                u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as u64
+            }
+        };
+        auxv.chunks_exact(2 * word)
+            .map(|pair| (read(&pair[..word]), read(&pair[word..])))
+            .find(|(key, _)| *key == AT_CLKTCK)
+            .map(|(_, v)| v)
+            .filter(|v| *v > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// What the results should say about how each service's pods ran.
+fn serving_notes(sc: &Scenario, time_scale: f64) -> Vec<String> {
+    let (real, emulated): (Vec<&lab_scenario::ServiceSpec>, Vec<_>) =
+        sc.services.iter().partition(|s| s.model_file.is_some());
+    let names = |v: &[&lab_scenario::ServiceSpec]| {
+        v.iter()
+            .map(|s| format!("`{}`", s.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut notes = Vec::new();
+    if !emulated.is_empty() {
+        notes.push(format!(
+            "services {}: pods are `lab serve` processes with GPUs emulated from the scenario's latency profiles; \
+             HPA CPU figures follow the simulator's model of a pod's CPU (10 % idle, 100 % busy), \
+             since an emulated GPU burns none",
+            names(&emulated)
+        ));
+    }
+    if !real.is_empty() {
+        let mut note = format!(
+            "services {}: pods serve their modelFile with ONNX Runtime on this machine's CPU \
+             (`lab serve --model`), so service times are measured, not taken from the latency profiles; \
+             HPA CPU figures are the pods' real CPU use between scrapes (user and system time from /proc), \
+             as metrics-server reports it",
+            names(&real)
+        );
+        if time_scale != 1.0 {
+            note.push_str(&format!(
+                "; played {time_scale}x faster, that CPU use is divided by {time_scale} to read in scenario time, \
+                 while ONNX Runtime's own service times are not scaled"
+            ));
+        }
+        notes.push(note);
+    }
+    notes
+}
+
+/// The inputs a model-file service's model declares (`GET /v2/models/NAME`
+/// of a pod), without a request through the gateway that would wake a
+/// service at zero: asked of a warm pod, or of a probe pod started outside
+/// the gateway and stopped again when none is warm (minReplicas 0). The
+/// probe runs the same `lab serve` as the pods, so the tensors are the ones
+/// they will check requests against; reading the .onnx file here instead
+/// would load ONNX Runtime into this process for one answer.
+async fn model_inputs(
+    st: &State<'_>,
+    s: usize,
+    timeout: Duration,
+) -> Result<Vec<lab_loadgen::TensorSpec>, LocalError> {
+    let spec = &st.sc.services[s];
+    let path = format!("/v2/models/{}", spec.model_name());
+    let warm = st
+        .pods
+        .iter()
+        .find(|p| p.state == PodState::Ready && st.deps[p.dep].service == s);
+    let body = match warm {
+        Some(pod) => get_json(pod.http_port, &path, timeout)
+            .await
+            .map_err(|e| fail(&format!("pod {}", pod.name), e))?,
+        None => {
+            let Some(dep) = st.deps.iter().find(|d| d.service == s) else {
+                return Err(bad(format!("service `{}` has no deployment", spec.name)));
+            };
+            let name = format!("{}-probe", spec.name);
+            let http = lab_local::free_port().map_err(|e| fail("a free port for a pod", e))?;
+            let mut args = serve_args(spec, dep, st.seed);
+            args.extend(["--model-load-secs".into(), "0".into()]);
+            let mut pod_spec = PodSpec::lab_serve(&name, &st.lab, http, None, args);
+            let log = st.run_dir.join("pods").join(format!("{name}.log"));
+            pod_spec.log = Some(log.clone());
+            let life = Lifecycle {
+                provisioning: Duration::ZERO,
+                image_pull: Duration::ZERO,
+                readiness_period: Duration::from_millis(20),
+                probe_timeout: Duration::from_secs(1),
+                failure_threshold: 3,
+                grace_period: Duration::from_secs(1),
+            };
+            let mut handle = st
+                .supervisor
+                .start(pod_spec, life)
+                .map_err(|e| LocalError::Failed(e.to_string()))?;
+            let probe = async {
+                match tokio::time::timeout(timeout, handle.ready()).await {
+                    Ok(Ok(_)) => get_json(http, &path, timeout).await,
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("not ready within {timeout:?}")),
+                }
+            }
+            .await;
+            if let Ok(mut h) = st.supervisor.terminate(&name) {
+                let _ = tokio::time::timeout(timeout, h.terminated()).await;
+            }
+            probe.map_err(|e| {
+                fail(
+                    &format!(
+                        "the probe pod reading the inputs of `{}` (log: {})",
+                        spec.name,
+                        log.display()
+                    ),
+                    e,
+                )
+            })?
+        }
+    };
+    let inputs: Vec<lab_loadgen::TensorSpec> = serde_json::from_value(body["inputs"].clone())
+        .map_err(|e| fail(&format!("the metadata of model `{}`", spec.model_name()), e))?;
+    if inputs.is_empty() {
+        return Err(bad(format!(
+            "service `{}`: model file {} declares no inputs",
+            spec.name,
+            spec.model_file.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(inputs)
+}
+
+/// One GET of a pod's JSON over HTTP/1.1 with `Connection: close`.
+async fn get_json(port: u16, path: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connecting to 127.0.0.1:{port}: {e}"))?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw)
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("GET {path}: not an HTTP response"))?;
+        let status = head.split_whitespace().nth(1).unwrap_or_default();
+        if status != "200" {
+            return Err(format!("GET {path} answered {status}: {body}"));
+        }
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            return Err(format!(
+                "GET {path}: a chunked answer, which this reader does not take"
+            ));
+        }
+        serde_json::from_str(body).map_err(|e| format!("GET {path}: {e}"))
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| format!("GET {path}: no answer within {timeout:?}"))?
+}
+
 fn set_signal(v: &mut SignalValues, s: Signal, x: f64) {
     match s {
         Signal::Cpu => v.cpu_milli = x,
@@ -1061,25 +1349,46 @@ fn deployments(
         for (vname, latency, share) in versions {
             let specs = latency.unwrap_or(&s.latency);
             let req = s.pod_request();
-            let profile = lab_scenario::profile_for(specs, &sc.node_pools[pool], &req.gpu)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "service `{}`: no latency profile for GPU type `{gpu}` of pool `{}`",
-                        s.name, sc.node_pools[pool].name
-                    ))
-                })?;
-            let file = profiles.join(format!("{}-{}.json", s.name, vname));
-            let cal = crate::profile::calibration(s.model_name(), profile);
-            let text = serde_json::to_string_pretty(&cal).map_err(|e| fail("a profile", e))?;
-            std::fs::write(&file, text)
-                .map_err(|e| fail(&format!("writing {}", file.display()), e))?;
+            let (serving, measured_on_slice) = match (&s.model_file, &s.model_path) {
+                (Some(_), Some(path)) => (
+                    Serving::Onnx {
+                        model_file: path.clone(),
+                    },
+                    false,
+                ),
+                (Some(file), None) => {
+                    return Err(bad(format!(
+                        "service `{}`: modelFile `{file}` was not resolved; load the scenario with lab_scenario::load",
+                        s.name
+                    )))
+                }
+                (None, _) => {
+                    let profile =
+                        lab_scenario::profile_for(specs, &sc.node_pools[pool], &req.gpu)
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "service `{}`: no latency profile for GPU type `{gpu}` of pool `{}`",
+                                    s.name, sc.node_pools[pool].name
+                                ))
+                            })?;
+                    let file = profiles.join(format!("{}-{}.json", s.name, vname));
+                    let cal = crate::profile::calibration(s.model_name(), profile);
+                    let text =
+                        serde_json::to_string_pretty(&cal).map_err(|e| fail("a profile", e))?;
+                    std::fs::write(&file, text)
+                        .map_err(|e| fail(&format!("writing {}", file.display()), e))?;
+                    (
+                        Serving::Emulated { profile: file },
+                        profile.gpu.contains('/'),
+                    )
+                }
+            };
             // A canary's versions split the service's replica bounds as the
             // simulator does: each version is its own Deployment.
             // Each version is a Deployment of its own with the service's
             // bounds, as in the simulator.
             let _ = share;
             let (min, max) = (s.min_replicas, s.max_replicas);
-            let measured_on_slice = profile.gpu.contains('/');
             let autoscaler = Autoscaler::new(
                 &s.autoscaler,
                 Bounds { min, max },
@@ -1133,7 +1442,7 @@ fn deployments(
                 node_share: node_share(&req, s, &sc.node_pools[pool]),
                 request: req,
                 pool,
-                profile: file,
+                serving,
                 times: StartupTimes {
                     pod_start_ns: cs.pod_start.nanos(),
                     image_pull_ns: pull,
@@ -1166,11 +1475,7 @@ pub async fn run(
     mut opts: Options,
     stop: impl Future<Output = ()>,
 ) -> Result<LocalOutput, LocalError> {
-    let mut notes = vec![format!(
-        "pods are `lab serve` processes with GPUs emulated from the scenario's latency profiles; \
-         HPA CPU figures follow the simulator's model of a pod's CPU (10 % idle, 100 % busy), \
-         since an emulated GPU burns none"
-    )];
+    let mut notes = serving_notes(sc, opts.time_scale);
     if opts.time_scale != 1.0 {
         notes.push(format!(
             "run {}x faster than the scenario (--time-scale {}): durations divided, rates multiplied, results reported in scenario time",
@@ -1235,6 +1540,7 @@ pub async fn run(
         lab: opts.lab.clone(),
         run_dir: opts.run_dir.clone(),
         seed: opts.seed,
+        time_scale: opts.time_scale,
         gpu_prefix: format!("lab{}", std::process::id()),
         nodes: Nodes::new(&sc.node_pools, 0),
         pods: Vec::new(),
@@ -1316,12 +1622,34 @@ pub async fn run(
         return Err(e);
     }
 
+    // Each stream's tensors: the stand-in's input, or what the model file's
+    // pods declare.
+    let mut inputs_by_service = Vec::with_capacity(sc.services.len());
+    for s in 0..sc.services.len() {
+        let inputs = if sc.services[s].model_file.is_some() {
+            match model_inputs(&st, s, opts.ready_timeout).await {
+                Ok(i) => i,
+                Err(e) => {
+                    st.supervisor.shutdown().await;
+                    if let Some(p) = st.prometheus.as_mut() {
+                        p.stop().await;
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            vec![lab_loadgen::TensorSpec {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, 4],
+            }]
+        };
+        inputs_by_service.push(inputs);
+    }
+    let stream_inputs: Vec<Vec<lab_loadgen::TensorSpec>> = (0..sc.traffic.len())
+        .map(|i| inputs_by_service[sc.stream_service(i).unwrap_or(0)].clone())
+        .collect();
     // The load and the clock start together.
-    let inputs = vec![lab_loadgen::TensorSpec {
-        name: "input".into(),
-        datatype: "FP32".into(),
-        shape: vec![-1, 4],
-    }];
     let streams: Vec<lab_loadgen::Stream> = sc
         .traffic
         .iter()
@@ -1341,7 +1669,7 @@ pub async fn run(
         lab_loadgen::Protocol::V2Rest,
         streams,
     );
-    load.payload = lab_loadgen::Payload::Inputs(inputs, lab_loadgen::Fill::Random);
+    load.payload = lab_loadgen::Payload::StreamInputs(stream_inputs, lab_loadgen::Fill::Random);
     load.seed = opts.seed;
     load.level = lab_results::Level::Local;
     load.interval = Duration::from_nanos(sc.run.interval.nanos().max(1_000_000));
@@ -1361,6 +1689,13 @@ pub async fn run(
         let _ = load_stopped.await;
     }));
     st.t0 = Instant::now();
+    // Real pods' CPU is measured from the start of the load, not from their
+    // model load before it.
+    for p in 0..st.pods.len() {
+        if st.pods[p].state == PodState::Ready {
+            st.pods[p].cpu_mark = st.cpu_mark(p);
+        }
+    }
     let initial: Vec<usize> = (0..st.nodes.nodes.len()).collect();
     st.arm_spot(&initial, 0);
     // What happened during the warm start is not part of the run.
@@ -1510,10 +1845,8 @@ pub async fn run(
     }
     let now = st.now();
     st.track(now);
-    if stopped || error.is_some() {
-        if load_out.is_none() {
-            load_out = Some(load_task.await);
-        }
+    if (stopped || error.is_some()) && load_out.is_none() {
+        load_out = Some(load_task.await);
     }
     if now < end && !stopped && error.is_none() {
         st.sample(now);
@@ -1545,4 +1878,49 @@ pub async fn run(
         results,
         notes: st.notes.clone(),
     })
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::*;
+
+    #[test]
+    fn proc_cpu_of_a_busy_process_is_positive_and_below_its_cores() {
+        let pid = std::process::id();
+        let (before, start) = (
+            process_cpu_seconds(pid).expect("/proc/self/stat"),
+            Instant::now(),
+        );
+        // Burn CPU on this thread for 300 ms: tens of clock ticks.
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let (after, wall) = (process_cpu_seconds(pid).unwrap(), start.elapsed());
+        let milli = cpu_millicores(before, after, wall).expect("CPU time only grows");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(milli > 0.0, "{milli} millicores after burning {wall:?}");
+        assert!(
+            milli < cores * 1000.0 + 1.0,
+            "{milli} millicores on {cores} cores"
+        );
+    }
+
+    #[test]
+    fn clock_ticks_come_from_the_auxiliary_vector() {
+        let t = clock_ticks_per_second();
+        assert!((1..=10_000).contains(&t), "{t}");
+        assert_eq!(cpu_millicores(1.0, 0.5, Duration::from_secs(1)), None);
+        assert_eq!(cpu_millicores(1.0, 1.5, Duration::ZERO), None);
+        assert_eq!(
+            cpu_millicores(1.0, 1.5, Duration::from_secs(2)),
+            Some(250.0)
+        );
+    }
+
+    #[test]
+    fn a_missing_process_has_no_cpu_figure() {
+        assert_eq!(process_cpu_seconds(u32::MAX), None);
+    }
 }

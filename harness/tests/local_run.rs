@@ -563,3 +563,96 @@ fn sigkill_of_lab_takes_its_pods_with_it() {
         pods.iter().all(|p| !alive(*p))
     });
 }
+
+#[test]
+fn a_model_file_runs_onnx_runtime_and_the_hpa_scales_on_its_real_cpu() {
+    // ONNX Runtime comes from where scripts/install-test-deps.sh put it, found
+    // by `lab serve` as the predictor's own tests find it (ORT_DYLIB_PATH, or
+    // the onnxruntime Python package).
+    let dir = tempfile::tempdir().unwrap();
+    let model = repo().join("predictor/models/mlp.onnx");
+    let scenario = write(
+        dir.path(),
+        &format!(
+            r#"
+name = "onnx-cpu"
+[run]
+duration = "40s"
+interval = "5s"
+seed = 11
+[metrics]
+scrape_interval = "5s"
+rate_window = "10s"
+[[node_pools]]
+name = "cpu"
+cpu = "8"
+memory = "32Gi"
+price_per_hour = 0.2
+min_nodes = 1
+max_nodes = 2
+provisioning_time = "5s"
+[[services]]
+name = "mlp"
+modelFile = "{model}"
+minReplicas = 1
+maxReplicas = 3
+resources = {{ cpu = "100m", memory = "512Mi" }}
+coldStart = {{ image_pull = "1s", model_load = "1s", readiness_probe_period = "1s", pod_start = "1s" }}
+[[services.latency]]
+gpu = "cpu"
+batch_latency = {{ "1" = "2ms" }}
+[services.autoscaler.hpa]
+metrics = [
+  {{ type = "Resource", resource = {{ name = "cpu", target = {{ type = "Utilization", averageUtilization = 2 }} }} }},
+]
+controller = {{ syncPeriod = "10s" }}
+[[traffic]]
+arrivals = {{ process = "poisson" }}
+phases = [{{ kind = "constant", rate = 30, duration = "40s" }}]
+"#,
+            model = model.display()
+        ),
+    );
+    let out = dir.path().join("out");
+    let (o, r) = run_local(&scenario, &out, "1", &[]);
+    conserved(&r);
+    let q = &r["summary"]["requests"];
+    assert_eq!(
+        q["completed"],
+        q["arrived"],
+        "every request completed: mlp's real inputs (FP32 [-1, 32]) were sent: {q}\n{}",
+        stderr(&o)
+    );
+    let notes: Vec<&str> = r["run"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("`mlp`") && n.contains("ONNX Runtime") && n.contains("real CPU")),
+        "the results say the service ran ONNX Runtime: {notes:?}"
+    );
+    let hpa = events(&r, "hpa");
+    assert!(
+        hpa.iter().any(|e| e["to"].as_u64() > e["from"].as_u64()
+            && e["reason"].as_str().unwrap().contains("cpu")),
+        "the HPA saw the pod's real CPU above 2 % of 100m and scaled up: {hpa:?}\n{}",
+        stderr(&o)
+    );
+    // The reason carries the utilization the HPA read: "cpu utilization N%".
+    let seen: Vec<f64> = hpa
+        .iter()
+        .filter_map(|e| {
+            let reason = e["reason"].as_str()?;
+            let rest = reason.split("cpu utilization ").nth(1)?;
+            rest.split('%').next()?.trim().parse().ok()
+        })
+        .collect();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|u| *u > 0.0),
+        "nonzero CPU utilization in the HPA's reasons: {seen:?} {hpa:?}"
+    );
+}

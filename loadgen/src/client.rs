@@ -213,13 +213,19 @@ impl Client {
     /// comes from it.
     pub async fn templates(&self, config: &LoadConfig) -> Result<Vec<Template>, LoadError> {
         let mut out = Vec::with_capacity(config.streams.len());
-        for s in &config.streams {
-            out.push(self.template(config, s).await?);
+        for (i, s) in config.streams.iter().enumerate() {
+            out.push(self.template(config, i, s).await?);
         }
         Ok(out)
     }
 
-    async fn template(&self, config: &LoadConfig, stream: &Stream) -> Result<Template, LoadError> {
+    /// The request of `stream`, the `position`-th of `config.streams`.
+    async fn template(
+        &self,
+        config: &LoadConfig,
+        position: usize,
+        stream: &Stream,
+    ) -> Result<Template, LoadError> {
         let base = config.target.trim_end_matches('/');
         let rows = stream.spec.rows_per_request.max(1);
         let tensors = |specs: &[TensorSpec], fill: Fill| -> Vec<Tensor> {
@@ -234,14 +240,19 @@ impl Client {
                 Payload::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
                     LoadError::BadInput(format!("body file {}: {e}", path.display()))
                 })?)),
-                Payload::FromMetadata(_) | Payload::Inputs(..) => None,
+                Payload::FromMetadata(_) | Payload::Inputs(..) | Payload::StreamInputs(..) => None,
             };
         let fill = match config.payload {
-            Payload::FromMetadata(f) | Payload::Inputs(_, f) => f,
+            Payload::FromMetadata(f) | Payload::Inputs(_, f) | Payload::StreamInputs(_, f) => f,
             Payload::File(_) => Fill::Zero,
         };
         let known = match &config.payload {
             Payload::Inputs(specs, _) => Some(specs.clone()),
+            Payload::StreamInputs(per_stream, _) => {
+                Some(per_stream.get(position).cloned().ok_or_else(|| {
+                    LoadError::BadInput(format!("no input list for traffic stream {position}"))
+                })?)
+            }
             _ => None,
         };
         let mut headers = HeaderMap::new();

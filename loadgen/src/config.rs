@@ -64,6 +64,9 @@ pub enum Payload {
     /// through an activator would wake a service scaled to zero before the
     /// schedule starts.
     Inputs(Vec<crate::TensorSpec>, Fill),
+    /// As `Inputs`, one list per entry of `streams`, in order: streams sent
+    /// to different models need different tensors.
+    StreamInputs(Vec<Vec<crate::TensorSpec>>, Fill),
 }
 
 /// What a tensor built from metadata holds.
@@ -244,6 +247,15 @@ impl LoadConfig {
                 "v2-grpc builds its message from the model metadata; --body is for REST and http"
                     .into(),
             );
+        }
+        if let Payload::StreamInputs(inputs, _) = &self.payload {
+            if inputs.len() != self.streams.len() {
+                problems.push(format!(
+                    "{} input lists for {} traffic streams: give one per stream",
+                    inputs.len(),
+                    self.streams.len()
+                ));
+            }
         }
         if self.protocol == Protocol::Http && self.streams.len() > 1 {
             problems.push("plain http sends to one URL: use one traffic stream".into());

@@ -1,5 +1,6 @@
 //! Reading a scenario: overrides, parsing with key paths and positions, loading
-//! the files it references (traces, calibration profiles), then validation.
+//! the files it references (traces, calibration profiles, model files), then
+//! validation.
 //! File reads happen here and nowhere else in the crate.
 
 use crate::diagnostic::{line_col, plain_words, Diagnostic, ScenarioError};
@@ -273,6 +274,13 @@ fn load_referenced_files(s: &mut Scenario, base: &Path) -> Vec<(KeyPath, String)
         }
     }
     for (i, svc) in s.services.iter_mut().enumerate() {
+        if let Some(file) = &svc.model_file {
+            let at = KeyPath::new().key("services").index(i).key("modelFile");
+            match resolve_model_file(base, file) {
+                Ok(path) => svc.model_path = Some(path),
+                Err(msg) => problems.push((at, msg)),
+            }
+        }
         let version_specs = svc
             .versions
             .iter_mut()
@@ -304,6 +312,17 @@ fn resolve(base: &Path, file: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         base.join(p)
+    }
+}
+
+/// The `.onnx` file a service's `modelFile` names, which must be a readable file.
+fn resolve_model_file(base: &Path, file: &str) -> Result<PathBuf, String> {
+    let path = resolve(base, file);
+    let fix = "give the path of an .onnx file relative to the scenario file, or leave `modelFile` out to emulate the service from its latency";
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(path),
+        Ok(_) => Err(format!("{} is not a file; {fix}", path.display())),
+        Err(e) => Err(format!("cannot read {}: {e}; {fix}", path.display())),
     }
 }
 
@@ -427,4 +446,70 @@ fn locate(root: &toml_edit::Table, path: &[Seg], at_key: bool) -> Option<usize> 
         node = next;
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(model_file: &str) -> String {
+        format!(
+            r#"name = "m"
+[[services]]
+name = "mlp"
+modelFile = "{model_file}"
+resources = {{ cpu = "1" }}
+[[services.latency]]
+gpu = "cpu"
+batch_latency = {{ "1" = "5ms" }}
+[[traffic]]
+phases = [{{ kind = "constant", rate = 1, duration = "10s" }}]
+[[node_pools]]
+name = "cpu"
+cpu = "8"
+memory = "32Gi"
+max_nodes = 1
+price_per_hour = 0.2
+"#
+        )
+    }
+
+    #[test]
+    fn a_model_file_resolves_next_to_the_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("models")).unwrap();
+        std::fs::write(dir.path().join("models/mlp.onnx"), b"onnx").unwrap();
+        let s = parse(&scenario("models/mlp.onnx"), "s.toml", dir.path(), &[]).unwrap();
+        assert_eq!(
+            s.services[0].model_path.as_deref(),
+            Some(dir.path().join("models/mlp.onnx").as_path())
+        );
+        // Absent, nothing is resolved.
+        let text = scenario("x.onnx").replace("modelFile = \"x.onnx\"\n", "");
+        let s = parse(&text, "s.toml", dir.path(), &[]).unwrap();
+        assert_eq!(s.services[0].model_path, None);
+    }
+
+    #[test]
+    fn a_missing_model_file_names_the_file_the_key_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = parse(&scenario("models/gone.onnx"), "s.toml", dir.path(), &[]).unwrap_err();
+        assert_eq!(e.diagnostics.len(), 1, "{e}");
+        let d = &e.diagnostics[0];
+        assert_eq!(d.file, "s.toml");
+        assert_eq!(d.key, "services[0].modelFile");
+        assert_eq!(d.line, Some(4), "{d}");
+        assert!(d.message.contains("gone.onnx"), "{d}");
+        assert!(d.message.contains("relative to the scenario file"), "{d}");
+    }
+
+    #[test]
+    fn a_model_file_that_is_not_onnx_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("model.pt"), b"torch").unwrap();
+        let e = parse(&scenario("model.pt"), "s.toml", dir.path(), &[]).unwrap_err();
+        assert_eq!(e.diagnostics.len(), 1, "{e}");
+        assert_eq!(e.diagnostics[0].key, "services[0].modelFile");
+        assert!(e.diagnostics[0].message.contains(".onnx"), "{e}");
+    }
 }

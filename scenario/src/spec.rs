@@ -72,6 +72,15 @@ pub struct ServiceSpec {
     /// Model name as clients address it; defaults to the service name.
     #[serde(default)]
     pub model: Option<String>,
+    /// An ONNX model file (`.onnx`), relative to the scenario file. The local
+    /// level serves it with ONNX Runtime on the CPU instead of emulating the
+    /// GPU from `latency`. The simulator ignores it: its service times come
+    /// from `latency` alone.
+    #[serde(default)]
+    pub model_file: Option<String>,
+    /// The file `modelFile` resolves to, filled in by the loader.
+    #[serde(skip)]
+    pub model_path: Option<std::path::PathBuf>,
     #[serde(default = "one")]
     pub min_replicas: u32,
     #[serde(default = "one")]

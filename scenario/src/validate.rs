@@ -382,6 +382,17 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
         if svc.max_replicas == 0 {
             push(at().key("maxReplicas"), "must be at least 1".into());
         }
+        // The loader checks that the file exists; its kind is checked here.
+        if let Some(file) = &svc.model_file {
+            if !file.to_ascii_lowercase().ends_with(".onnx") {
+                push(
+                    at().key("modelFile"),
+                    format!(
+                        "`{file}` is not an .onnx file: the local level serves it with ONNX Runtime, so give the path of an ONNX model (`model.onnx`)"
+                    ),
+                );
+            }
+        }
         // The autoscaler's own checks assume sane bounds; bad bounds are reported above.
         let bounds_ok = svc.min_replicas <= svc.max_replicas;
         for (path, msg) in svc
