@@ -3,7 +3,8 @@
 //!
 //! The lag is the shift of `b` that maximises the Pearson correlation of the
 //! overlapping samples (a normalised cross-correlation), searched up to a third
-//! of the run either way so the overlap always holds two thirds of it. Its
+//! of the run either way so the overlap always holds two thirds of it, and at
+//! most [`MAX_LAG_STEPS`] grid steps (a day at 10 s stays quick). Its
 //! resolution is the grid step, the finer of the two runs' time-series
 //! intervals. Positive: `b` changes later than `a`. Ties go to the smaller
 //! shift, so two timelines equal at several shifts (a flat stretch) read as
@@ -11,6 +12,9 @@
 
 use lab_results::Results;
 use serde::{Deserialize, Serialize};
+
+/// The largest shift tried, in grid steps.
+pub const MAX_LAG_STEPS: usize = 1000;
 
 /// How one timeline (ready or desired replicas) of `b` lines up with `a`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -138,7 +142,7 @@ fn pearson(a: &[f64], b: &[f64], lag: isize) -> Option<f64> {
 
 fn best_fit(a: &[f64], b: &[f64], step: f64, period: Option<f64>) -> TimelineFit {
     let n = a.len().min(b.len());
-    let max_lag = (n / 3) as isize;
+    let max_lag = (n / 3).min(MAX_LAG_STEPS) as isize;
     let mut best: Option<(isize, f64)> = None;
     // Shifts in order of size (0, 1, -1, 2, -2, ...), so only a clearly
     // better correlation moves the answer away from a smaller shift.
