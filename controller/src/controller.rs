@@ -166,6 +166,9 @@ pub(crate) struct Deployment {
     pub proxied_total: u64,
     pub last_totals: SignalValues,
     pub prom_triggers: Vec<PromTrigger>,
+    /// The HPA's Pods, Object and External metrics that this run's
+    /// Prometheus has, queried as a prometheus-adapter would serve them.
+    pub hpa_queries: Vec<crate::promql::HpaQuery>,
     /// The profile was measured on the MIG slice itself: no slice speed-down.
     pub measured_on_slice: bool,
     /// Requests ever buffered at the activator (the gateway's count).
@@ -763,9 +766,78 @@ impl State<'_> {
         (Ok(totals), shown)
     }
 
+    /// Answers an HPA's Pods, Object and External metrics from Prometheus:
+    /// per-pod values into the pods' samples (a pod without a series has no
+    /// metrics, as the HPA sees a pod the adapter does not know), service
+    /// values as overrides of the totals. Returns what was asked and
+    /// answered, and the first error.
+    async fn hpa_prometheus(
+        &mut self,
+        d: usize,
+    ) -> (Vec<String>, Vec<(Signal, f64)>, Option<String>) {
+        let queries = self.deps[d].hpa_queries.clone();
+        let (mut shown, mut totals) = (Vec::new(), Vec::new());
+        if queries.is_empty() {
+            return (shown, totals, None);
+        }
+        let Some(client) = self.prom.clone() else {
+            return (
+                shown,
+                totals,
+                Some("no Prometheus is running for this run".into()),
+            );
+        };
+        for q in &queries {
+            let samples = match client.query(&q.query).await {
+                Ok(s) => s,
+                Err(e) => return (shown, totals, Some(e.to_string())),
+            };
+            let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+            if q.per_pod {
+                let pods = self.deps[d].pods.clone();
+                let mut found = 0;
+                for p in pods {
+                    let pod = &mut self.pods[p];
+                    if !matches!(pod.state, PodState::Ready | PodState::Draining) {
+                        continue;
+                    }
+                    let value = samples
+                        .iter()
+                        .find(|x| x.labels.iter().any(|(k, v)| k == "pod" && *v == pod.name))
+                        .map(|x| finite(x.value));
+                    match value {
+                        Some(v) => {
+                            found += 1;
+                            let mut m = pod.scraped.unwrap_or_default();
+                            set_signal(&mut m, q.reading.signal, v / q.reading.scale);
+                            pod.scraped = Some(m);
+                        }
+                        None => pod.scraped = None,
+                    }
+                }
+                shown.push(format!("{} ({found} pod(s))", q.query));
+            } else {
+                let v: f64 = samples.iter().map(|x| finite(x.value)).sum();
+                shown.push(format!("{} = {v}", q.query));
+                totals.push((q.reading.signal, v / q.reading.scale));
+            }
+        }
+        (shown, totals, None)
+    }
+
     async fn decide(&mut self, d: usize, now: u64) -> Result<(), LocalError> {
+        let (hpa_shown, hpa_totals, hpa_error) = self.hpa_prometheus(d).await;
         let samples = self.pod_samples(d);
-        let (totals, queries) = self.totals(d).await;
+        let (mut totals, mut queries) = self.totals(d).await;
+        if let Ok(t) = totals.as_mut() {
+            for (signal, v) in hpa_totals {
+                set_signal(t, signal, v);
+            }
+        }
+        if let Some(e) = hpa_error {
+            totals = Err(MetricError(e));
+        }
+        queries.extend(hpa_shown);
         let status = self.deps[d]
             .pods
             .iter()
@@ -1397,6 +1469,16 @@ fn deployments(
             )
             .map_err(|p| bad(format!("service `{}`: {}", s.name, p.join("; "))))?;
             let record_every = autoscaler.metric_interval().map(|i| i.as_nanos() as u64);
+            let hpa_queries = match &s.autoscaler.hpa {
+                Some(h) => crate::promql::hpa_queries(
+                    h,
+                    &s.name,
+                    &vname,
+                    sc.metrics.rate_window.secs_f64(),
+                )
+                .map_err(|e| bad(format!("service `{}`: {e}", s.name)))?,
+                None => Vec::new(),
+            };
             let mut prom_triggers = Vec::new();
             if let Some(k) = &s.autoscaler.keda {
                 for tr in &k.triggers {
@@ -1459,6 +1541,7 @@ fn deployments(
                 proxied_total: 0,
                 last_totals: SignalValues::default(),
                 prom_triggers,
+                hpa_queries,
                 kpa_window_start: 0,
             });
         }
@@ -1501,7 +1584,9 @@ pub async fn run(
     let gw_addr = gateway.local_addr();
 
     let deps = deployments(sc, &gw, &opts.run_dir.join("profiles"))?;
-    let needs_prometheus = deps.iter().any(|d| !d.prom_triggers.is_empty());
+    let needs_prometheus = deps
+        .iter()
+        .any(|d| !d.prom_triggers.is_empty() || !d.hpa_queries.is_empty());
     let prometheus = match &opts.prometheus {
         PrometheusChoice::External(url) => Some(Prometheus::external(url.clone(), None)),
         PrometheusChoice::Start { binary } => match lab_local::locate_prometheus(binary.as_deref()) {

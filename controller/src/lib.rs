@@ -23,8 +23,9 @@ mod assemble;
 pub mod controller;
 pub mod nodes;
 mod profile;
+pub mod promql;
 
-pub use controller::{run, LocalOutput, Options, Progress, PrometheusChoice};
+pub use controller::{run, LocalOutput, Options, Progress, ProgressFn, PrometheusChoice};
 
 /// Why a local run could not be carried out (bad input is reported as such).
 #[derive(Debug, thiserror::Error)]

@@ -239,6 +239,14 @@ phases = [{{ kind = "ramp", from = 5, to = 60, duration = "180s" }}]
     }
     let max = r["services"][0]["replicas"]["max_ready"].as_u64().unwrap();
     assert!(max >= 2, "added pods became ready: {max}");
+    // The Pods metric came from Prometheus, as a prometheus-adapter serves it.
+    let reason = hpa[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            r#"promql: sum by (pod) (lab_predictor_inflight_requests{service="ranker",revision="default"})"#
+        ),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -46,7 +46,7 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
     } else {
         ("", "\n")
     };
-    let progress: Option<Box<dyn FnMut(&lab_controller::Progress) + Send>> = if show_progress {
+    let progress: Option<lab_controller::ProgressFn> = if show_progress {
         Some(Box::new(move |p: &lab_controller::Progress| {
             let replicas: Vec<String> = p
                 .replicas
@@ -202,7 +202,7 @@ mod tests {
             max: p99,
         };
         r.load = Some(lab_results::LoadFigures {
-            send_lag_seconds: lag.clone(),
+            send_lag_seconds: lag,
             service_seconds: lag,
             late_over_1ms: 0,
             refused_in_flight_cap: refused,
@@ -221,7 +221,9 @@ mod tests {
         assert!(kept_up(&with_lag(allowed * 0.9, 0)).is_ok());
         let e = kept_up(&with_lag(allowed * 1.5, 0)).unwrap_err();
         assert!(e.contains("could not keep up"), "{e}");
-        assert!(kept_up(&with_lag(0.0, 3)).unwrap_err().contains("3 arrivals"));
+        assert!(kept_up(&with_lag(0.0, 3))
+            .unwrap_err()
+            .contains("3 arrivals"));
         let mut none = with_lag(1.0, 0);
         none.load = None;
         assert!(kept_up(&none).is_ok(), "no load section: nothing to judge");
