@@ -664,3 +664,69 @@ phases = [{{ kind = "constant", rate = 30, duration = "40s" }}]
         "nonzero CPU utilization in the HPA's reasons: {seen:?} {hpa:?}"
     );
 }
+
+#[test]
+fn compare_sim_judges_the_fidelity_bounds_the_scenario_declares() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slack 3: a debug build on two shared cores adds a few milliseconds per
+    // request (gateway, JSON, the generator) to the 100 ms service time.
+    let scenario = write(
+        dir.path(),
+        &format!(
+            r#"
+name = "fidelity-steady"
+[run]
+duration = "30s"
+interval = "10s"
+warmup = "5s"
+seed = 4
+{POOL}
+[[services]]
+name = "ranker"
+minReplicas = 2
+maxReplicas = 2
+resources = {{ cpu = "1", memory = "1Gi", "nvidia.com/gpu" = 1 }}
+[[services.latency]]
+gpu = "T4"
+batch_latency = {{ "1" = "100ms" }}
+[[traffic]]
+arrivals = {{ process = "poisson" }}
+phases = [{{ kind = "constant", rate = 10, duration = "30s" }}]
+[fidelity]
+p50 = 0.10
+p99 = 0.10
+throughput = 0.02
+cost = 0.02
+replicas = 0
+slack = 3
+"#
+        ),
+    );
+    let out = dir.path().join("out");
+    let (o, r) = run_local(&scenario, &out, "1", &["--compare-sim"]);
+    conserved(&r);
+    let sim: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sim.json")).unwrap()).unwrap();
+    assert_eq!(sim["level"], "sim");
+    assert_eq!(sim["seed"], r["seed"]);
+    let cmp: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("comparison.json")).unwrap())
+            .unwrap();
+    let bounds = cmp["bounds"].as_array().unwrap();
+    let names: Vec<&str> = bounds.iter().filter_map(|b| b["key"].as_str()).collect();
+    for want in ["p50", "p99", "throughput", "cost", "replicas"] {
+        assert!(names.contains(&want), "{want} judged: {names:?}");
+    }
+    assert!(out.join("comparison.html").is_file());
+    let broken: Vec<&Value> = bounds.iter().filter(|b| b["passed"] != true).collect();
+    assert_eq!(
+        o.status.code(),
+        Some(if broken.is_empty() { 0 } else { 1 }),
+        "the exit code follows the bounds: {broken:?}"
+    );
+    assert!(
+        broken.is_empty(),
+        "fidelity within the declared slack: {broken:#?}\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

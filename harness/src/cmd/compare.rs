@@ -120,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 }
 
 /// The comparison's tables as sections of the report page.
-fn sections(c: &Comparison, bounds: &[BoundResult]) -> Vec<lab_reports::Section> {
+pub(super) fn sections(c: &Comparison, bounds: &[BoundResult]) -> Vec<lab_reports::Section> {
     let table = c.table();
     let mut notes = c.notes.clone();
     notes.extend(c.unmatched_lines());

@@ -37,6 +37,12 @@ pub struct Args {
     /// load generator could not keep up fails with exit 3.
     #[arg(long, value_name = "K", default_value_t = 1.0)]
     pub time_scale: f64,
+    /// Local level: also simulate the same file and seed, write `sim.json`,
+    /// `comparison.json` and `comparison.html` beside results.json (`lab
+    /// compare sim.json results.json`), and exit 1 when a `[fidelity]` bound
+    /// of the scenario is broken.
+    #[arg(long)]
+    pub compare_sim: bool,
     /// Local level: use this running Prometheus (`http://host:9090`) instead
     /// of starting Debian's `prometheus` on a free loopback port.
     #[arg(long, value_name = "URL")]
@@ -93,9 +99,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if args.level == LevelArg::Local {
         return super::run_local::run(args, scenario);
     }
-    if args.time_scale != 1.0 || args.prometheus.is_some() {
+    if args.time_scale != 1.0 || args.prometheus.is_some() || args.compare_sim {
         return Err(exit::bad_input(
-            "--time-scale and --prometheus belong to --level local: the simulator's clock is virtual",
+            "--time-scale, --prometheus and --compare-sim belong to --level local: the simulator's clock is virtual",
         ));
     }
     let seed = args.seed.unwrap_or(scenario.run.seed);

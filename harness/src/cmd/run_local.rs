@@ -149,13 +149,81 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
         eprintln!("lab: {why}");
         return Ok(exit::RUN_FAILED);
     }
+    let fidelity_held = if args.compare_sim && results.complete {
+        compare_with_sim(&scenario, &args, seed, &results, &dir)?
+    } else {
+        true
+    };
     Ok(if !results.complete {
         interrupt.exit_code()
-    } else if results.passed() {
+    } else if results.passed() && fidelity_held {
         exit::PASS
     } else {
         exit::SLO_FAILED
     })
+}
+
+/// `--compare-sim`: the simulator on the same file and seed, `sim.json`, and
+/// the comparison of this run against it, judged by the scenario's
+/// `[fidelity]` bounds. Returns whether every bound held.
+fn compare_with_sim(
+    scenario: &Scenario,
+    args: &Args,
+    seed: u64,
+    local: &lab_results::Results,
+    dir: &std::path::Path,
+) -> anyhow::Result<bool> {
+    let wall = Instant::now();
+    let started = SystemTime::now();
+    let out = lab_sim::simulate(scenario, seed, &mut |_| lab_sim::Control::Continue);
+    let mut sim = out.results;
+    sim.scenario = local.scenario.clone();
+    lab_results::evaluate_slos(
+        &scenario.slo,
+        &mut sim,
+        lab_results::Judging {
+            allow_warnings: args.allow_warnings,
+        },
+    );
+    let elapsed = wall.elapsed().as_secs_f64();
+    sim.wall_clock = lab_results::WallClock {
+        started_at: lab_results::rfc3339(started),
+        elapsed_seconds: elapsed,
+        events: out.events,
+        events_per_second: out.events as f64 / elapsed.max(1e-9),
+        tool: format!("lab {}", env!("CARGO_PKG_VERSION")),
+        host: local.wall_clock.host.clone(),
+    };
+    super::write_atomically(&dir.join("sim.json"), &serde_json::to_string_pretty(&sim)?)?;
+    let comparison = lab_compare::compare(&sim, local)
+        .map_err(|e| anyhow::anyhow!("comparing the run with the simulator: {e}"))?;
+    let bounds = match lab_compare::declared_fidelity(&sim, local).map_err(exit::bad_input)? {
+        Some(spec) => comparison.judge(&spec),
+        None => Vec::new(),
+    };
+    let held = lab_compare::all_hold(&bounds);
+    let doc = serde_json::json!({
+        "a": "sim.json",
+        "b": "results.json",
+        "comparison": comparison,
+        "bounds": bounds,
+        "passed": held,
+    });
+    super::write_atomically(
+        &dir.join("comparison.json"),
+        &(serde_json::to_string_pretty(&doc)? + "\n"),
+    )?;
+    let runs = [("a · sim", &sim), ("b · local", local)];
+    let page =
+        lab_reports::render_comparison(&runs, &super::compare::sections(&comparison, &bounds))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let html = dir.join("comparison.html");
+    std::fs::write(&html, page).with_context(|| format!("writing {}", html.display()))?;
+    if !args.json {
+        print!("{}", comparison.to_text(&bounds));
+        println!("  comparison   {}", dir.join("comparison.json").display());
+    }
+    Ok(held)
 }
 
 /// Whether the load generator sent on time (run time, before the results are
