@@ -13,11 +13,11 @@ mod slo;
 mod time_scale;
 
 pub use histogram::{HistogramBuffer, LatencyHistogram, HISTOGRAM_MAX_NS};
-pub use time_scale::to_scenario_time;
 pub use slo::{
     evaluate_slos, min_samples, observe, recheck, BoundValue, Judging, SloMetric, SloSpec,
     SloThreshold, SloVerdict,
 };
+pub use time_scale::to_scenario_time;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -136,7 +136,10 @@ pub struct RunInfo {
     /// How many times faster than the scenario the run was played
     /// (`--time-scale`); its figures are read back in scenario time. 1, and
     /// left out of the file, for a run at the scenario's own pace.
-    #[serde(default = "unit_time_scale", skip_serializing_if = "is_unit_time_scale")]
+    #[serde(
+        default = "unit_time_scale",
+        skip_serializing_if = "is_unit_time_scale"
+    )]
     pub time_scale: f64,
     /// What a reader of a real-level run should know about how it was made
     /// (what was emulated, what was not available). Absent at the sim level.
