@@ -16,7 +16,7 @@ use lab_autoscale::{
 };
 use lab_decide::binding::{self, PodRequest};
 use lab_decide::lifecycle::{self, StartupTimes};
-use lab_decide::metrics::{clamp_replicas, cpu_usage_milli, RateWindow};
+use lab_decide::metrics::{clamp_replicas, cpu_usage_milli, with_activator, RateWindow};
 use lab_decide::reconcile::{self, LivePhase, LivePod, Reconcile};
 use lab_gateway::{EndpointId, Gateway, GatewayConfig, GatewayHandle, ServiceConfig};
 use lab_local::{
@@ -120,6 +120,8 @@ pub(crate) struct Pod {
     // Scrape window: Σ concurrency·s and requests since the last scrape.
     pub window_area: f64,
     pub window_requests: u64,
+    /// Waiting at its queue-proxy at the last stats report.
+    pub queue_depth: usize,
     pub last_scrape: u64,
     pub scraped: Option<SignalValues>,
     /// A real pod's CPU time at the start of its scrape window.
@@ -210,8 +212,6 @@ pub(crate) struct State<'s> {
     pub lab: PathBuf,
     pub run_dir: PathBuf,
     pub seed: u64,
-    /// `--time-scale`: real CPU use is divided by it to read in scenario time.
-    pub time_scale: f64,
     pub gpu_prefix: String,
     pub nodes: Nodes,
     pub pods: Vec<Pod>,
@@ -266,6 +266,7 @@ impl State<'_> {
             ended: None,
             window_area: 0.0,
             window_requests: 0,
+            queue_depth: 0,
             last_scrape: now,
             scraped: None,
             cpu_mark: None,
@@ -572,6 +573,7 @@ impl State<'_> {
             let pod = &mut self.pods[p];
             pod.window_area += s.concurrency_seconds;
             pod.window_requests += s.requests;
+            pod.queue_depth = s.queue_depth;
             let e = &mut per_dep[pod.dep];
             e.0 += s.average_concurrent_requests;
             e.1 += s.request_count;
@@ -640,7 +642,7 @@ impl State<'_> {
                 memory_bytes: dep.request.memory_bytes as f64,
                 concurrency,
                 rps: pod.window_requests as f64 / elapsed,
-                queue_depth: 0.0,
+                queue_depth: pod.queue_depth as f64,
                 gpu_utilization: 100.0 * busy,
             });
             pod.window_area = 0.0;
@@ -683,8 +685,8 @@ impl State<'_> {
             return None;
         }
         let milli = cpu_millicores(old.cpu_seconds, new.cpu_seconds, new.at - old.at)?;
-        // A run played K times faster does K times the work per wall second.
-        Some(milli / self.time_scale.max(f64::MIN_POSITIVE))
+        // Real models run at their own pace only (`run` refuses a time scale).
+        Some(milli)
     }
 
     /// The pod's process CPU time now, read from /proc.
@@ -735,11 +737,11 @@ impl State<'_> {
     /// real instant query (KEDA's semantics: no series is 0, NaN is 0, more
     /// than one series is an error).
     async fn totals(&mut self, d: usize) -> (Result<SignalValues, MetricError>, Vec<String>) {
-        let queued = self.activator_queue(d) as f64;
+        let queued = self.activator_queue(d);
         let last = self.deps[d].last_totals;
         let mut totals = SignalValues {
-            concurrency: last.concurrency.max(queued),
-            queue_depth: last.queue_depth.max(queued),
+            concurrency: with_activator(last.concurrency, queued),
+            queue_depth: with_activator(last.queue_depth, queued),
             ..last
         };
         let mut shown = Vec::new();
@@ -1189,7 +1191,7 @@ fn clock_ticks_per_second() -> u64 {
 }
 
 /// What the results should say about how each service's pods ran.
-fn serving_notes(sc: &Scenario, time_scale: f64) -> Vec<String> {
+fn serving_notes(sc: &Scenario) -> Vec<String> {
     let (real, emulated): (Vec<&lab_scenario::ServiceSpec>, Vec<_>) =
         sc.services.iter().partition(|s| s.model_file.is_some());
     let names = |v: &[&lab_scenario::ServiceSpec]| {
@@ -1208,20 +1210,13 @@ fn serving_notes(sc: &Scenario, time_scale: f64) -> Vec<String> {
         ));
     }
     if !real.is_empty() {
-        let mut note = format!(
+        notes.push(format!(
             "services {}: pods serve their modelFile with ONNX Runtime on this machine's CPU \
              (`lab serve --model`), so service times are measured, not taken from the latency profiles; \
              HPA CPU figures are the pods' real CPU use between scrapes (user and system time from /proc), \
              as metrics-server reports it",
             names(&real)
-        );
-        if time_scale != 1.0 {
-            note.push_str(&format!(
-                "; played {time_scale}x faster, that CPU use is divided by {time_scale} to read in scenario time, \
-                 while ONNX Runtime's own service times are not scaled"
-            ));
-        }
-        notes.push(note);
+        ));
     }
     notes
 }
@@ -1558,7 +1553,18 @@ pub async fn run(
     mut opts: Options,
     stop: impl Future<Output = ()>,
 ) -> Result<LocalOutput, LocalError> {
-    let mut notes = serving_notes(sc, opts.time_scale);
+    if opts.time_scale != 1.0 {
+        if let Some(s) = sc.services.iter().find(|s| s.model_file.is_some()) {
+            return Err(bad(format!(
+                "--time-scale {} needs emulated GPUs: service `{}` names a modelFile, whose \
+                 real ONNX Runtime service times cannot be played faster; drop --time-scale \
+                 or the modelFile",
+                opts.time_scale, s.name
+            )));
+        }
+    }
+    tokio::pin!(stop);
+    let mut notes = serving_notes(sc);
     if opts.time_scale != 1.0 {
         notes.push(format!(
             "run {}x faster than the scenario (--time-scale {}): durations divided, rates multiplied, results reported in scenario time",
@@ -1625,7 +1631,6 @@ pub async fn run(
         lab: opts.lab.clone(),
         run_dir: opts.run_dir.clone(),
         seed: opts.seed,
-        time_scale: opts.time_scale,
         gpu_prefix: format!("lab{}", std::process::id()),
         nodes: Nodes::new(&sc.node_pools, 0),
         pods: Vec::new(),
@@ -1673,11 +1678,13 @@ pub async fn run(
         }
         let deadline = tokio::time::sleep(opts.ready_timeout);
         tokio::pin!(deadline);
-        while st
-            .pods
-            .iter()
-            .any(|p| p.warm && p.state == PodState::Starting)
-        {
+        // A crashed pod waits out its back-off and is still not ready.
+        let not_ready =
+            |p: &Pod| p.warm && matches!(p.state, PodState::Starting | PodState::BackOff);
+        while st.pods.iter().any(not_ready) {
+            if let Some(cb) = opts.progress.as_mut() {
+                cb(&st.progress("starting the initial pods", 0, sc.duration().nanos(), 0.0));
+            }
             tokio::select! {
                 ev = pod_events.recv() => match ev {
                     Some(PodEvent::Failed { pod, error }) => {
@@ -1686,11 +1693,25 @@ pub async fn run(
                     Some(ev) => st.on_event(ev)?,
                     None => return Err(LocalError::Failed("the supervisor stopped".into())),
                 },
+                _ = &mut stop => return Err(LocalError::Interrupted),
                 _ = &mut deadline => {
-                    let waiting: Vec<String> = st.pods.iter().filter(|p| p.warm && p.state == PodState::Starting).map(|p| format!("{} (log: {})", p.name, st.run_dir.join("pods").join(format!("{}.log", p.name)).display())).collect();
+                    let waiting: Vec<String> = st
+                        .pods
+                        .iter()
+                        .filter(|p| not_ready(p))
+                        .map(|p| {
+                            let log = st.run_dir.join("pods").join(format!("{}.log", p.name));
+                            let crashed = if p.restarts > 0 {
+                                format!(", restarted {} time(s)", p.restarts)
+                            } else {
+                                String::new()
+                            };
+                            format!("{}{crashed} (log: {})", p.name, log.display())
+                        })
+                        .collect();
                     return Err(LocalError::Failed(format!(
-                        "the initial pods were not ready within {:?}: {}",
-                        opts.ready_timeout,
+                        "the initial pods were not ready within {}: {}",
+                        lab_units::Dur::from_secs_f64(opts.ready_timeout.as_secs_f64()),
                         waiting.join(", ")
                     )));
                 }
@@ -1813,7 +1834,6 @@ pub async fn run(
         });
     }
     drop(poke_tx);
-    tokio::pin!(stop);
     let mut load_out = None;
     let mut stopped = false;
     let mut last_progress = Instant::now();

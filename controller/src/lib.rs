@@ -36,4 +36,7 @@ pub enum LocalError {
     /// Something on this machine failed: a process, a port, Prometheus.
     #[error("{0}")]
     Failed(String),
+    /// Stopped (Ctrl-C, SIGTERM) before the load started: nothing was measured.
+    #[error("interrupted while the initial pods were starting; nothing was measured")]
+    Interrupted,
 }

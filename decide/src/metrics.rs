@@ -54,6 +54,14 @@ pub fn mean_concurrency(area: u128, elapsed_ns: u64) -> f64 {
     area as f64 / elapsed_ns.max(1) as f64
 }
 
+/// A service's concurrency or queue as its autoscaler reads it at a
+/// decision: the last scraped figure, but never less than the requests
+/// buffered at the activator right now (the activator reports those itself,
+/// so a service at zero is seen to have demand before any scrape).
+pub fn with_activator(scraped: f64, buffered: usize) -> f64 {
+    scraped.max(buffered as f64)
+}
+
 /// The replicas an autoscaler's recommendation becomes on the Deployment:
 /// within `[min, max]`, where a `min` of 0 lets the service reach zero and a
 /// `max` of 0 still allows one replica.
@@ -66,6 +74,13 @@ pub fn clamp_replicas(recommended: u32, min: u32, max: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buffered_requests_are_a_floor_not_an_addition() {
+        assert_eq!(with_activator(0.0, 3), 3.0);
+        assert_eq!(with_activator(5.5, 3), 5.5);
+        assert_eq!(with_activator(0.25, 0), 0.25);
+    }
 
     const S: u64 = 1_000_000_000;
 

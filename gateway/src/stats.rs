@@ -109,6 +109,9 @@ pub struct PodStat {
     pub proxied_requests: u64,
     /// Σ concurrency·Δt over the window, in request·seconds.
     pub concurrency_seconds: f64,
+    /// Requests waiting at the pod's queue-proxy for a `containerConcurrency`
+    /// permit when the window closed (`kn_serving_queue_depth`).
+    pub queue_depth: usize,
     pub window: Duration,
     pub process_uptime: Duration,
 }
@@ -131,6 +134,7 @@ impl Closed {
             requests: self.requests,
             proxied_requests: self.proxied_requests,
             concurrency_seconds: area,
+            queue_depth: e.queued.load(std::sync::atomic::Ordering::Relaxed),
             window: self.window,
             process_uptime: now.saturating_duration_since(e.started),
         }

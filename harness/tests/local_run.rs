@@ -730,3 +730,72 @@ slack = 3
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// Processes whose command line mentions `needle` (a test's own temp dir).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(needle) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_pod_that_never_becomes_ready_fails_the_run_and_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not a model: every start of the pod exits at once, so it crash-loops.
+    std::fs::write(dir.path().join("broken.onnx"), "not an ONNX model").unwrap();
+    let scenario = write(
+        dir.path(),
+        &format!(
+            r#"
+name = "broken"
+[run]
+duration = "10s"
+{POOL}
+[[services]]
+name = "ranker"
+modelFile = "broken.onnx"
+minReplicas = 1
+maxReplicas = 1
+resources = {{ cpu = "1", memory = "1Gi" }}
+[[services.latency]]
+gpu = "T4"
+batch_latency = {{ "1" = "5ms" }}
+[[traffic]]
+phases = [{{ kind = "constant", rate = 5, duration = "10s" }}]
+"#
+        ),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["run", scenario.to_str().unwrap(), "--level", "local"])
+        .args([
+            "--ready-timeout",
+            "3s",
+            "--no-report",
+            "--progress",
+            "never",
+            "--out",
+        ])
+        .arg(dir.path().join("out"))
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not ready within 3s") && err.contains("ranker-0") && err.contains("log: "),
+        "names the pod and its log: {err}"
+    );
+    let left = processes_mentioning(&dir.path().display().to_string());
+    assert!(
+        left.is_empty(),
+        "processes outlived the failed run: {left:?}"
+    );
+}

@@ -8,7 +8,7 @@ use crate::world::*;
 use lab_autoscale::{
     Autoscaler, Bounds, MetricError, Observation, PodPhase, PodSample, SignalValues, Time,
 };
-use lab_decide::metrics::{clamp_replicas, cpu_usage_milli, RateWindow};
+use lab_decide::metrics::{clamp_replicas, cpu_usage_milli, with_activator, RateWindow};
 use lab_decide::routing;
 use lab_decide::{
     binding, binding::NodeFit, cluster_autoscaler, cost, drain, lifecycle, reconcile, spot,
@@ -1738,8 +1738,8 @@ impl<'s> Engine<'s> {
             status_replicas: status,
             pods,
             totals: Ok::<SignalValues, MetricError>(SignalValues {
-                concurrency: dep.last_totals.concurrency.max(dep.activator.len() as f64),
-                queue_depth: dep.last_totals.queue_depth.max(dep.activator.len() as f64),
+                concurrency: with_activator(dep.last_totals.concurrency, dep.activator.len()),
+                queue_depth: with_activator(dep.last_totals.queue_depth, dep.activator.len()),
                 ..dep.last_totals
             }),
             activator_queue: dep.activator.len() as u32,

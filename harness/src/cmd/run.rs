@@ -43,6 +43,10 @@ pub struct Args {
     /// of the scenario is broken.
     #[arg(long)]
     pub compare_sim: bool,
+    /// Local level: how long the initial (warm) pods may take to become
+    /// ready before the run fails with exit 3, naming them and their logs.
+    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_dur)]
+    pub ready_timeout: lab_units::Dur,
     /// Local level: use this running Prometheus (`http://host:9090`) instead
     /// of starting Debian's `prometheus` on a free loopback port.
     #[arg(long, value_name = "URL")]
@@ -78,6 +82,10 @@ pub struct Args {
     /// only when stderr is a terminal.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressArg,
+}
+
+fn parse_dur(text: &str) -> Result<lab_units::Dur, String> {
+    lab_units::parse_duration(text)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

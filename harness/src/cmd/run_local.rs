@@ -75,7 +75,7 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
             None => lab_controller::PrometheusChoice::Start { binary: None },
         },
         progress,
-        ready_timeout: std::time::Duration::from_secs(120),
+        ready_timeout: std::time::Duration::from_secs_f64(args.ready_timeout.secs_f64()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,6 +93,10 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
         Ok(o) => o,
         Err(lab_controller::LocalError::BadInput(m)) => return Err(exit::bad_input(m)),
         Err(lab_controller::LocalError::Failed(m)) => anyhow::bail!("the local run failed: {m}"),
+        Err(e @ lab_controller::LocalError::Interrupted) => {
+            eprintln!("lab: {e}");
+            return Ok(interrupt.exit_code());
+        }
     };
     let mut results = out.results;
     let kept_up = kept_up(&results);
