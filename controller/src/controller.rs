@@ -934,10 +934,7 @@ impl State<'_> {
                         autoscaler: "spot".into(),
                         from: before,
                         to: before.saturating_sub(1),
-                        reason: format!(
-                            "spot interruption notice for node {n}: reclaimed in {}",
-                            lab_units::Dur(notice)
-                        ),
+                        reason: lab_decide::spot::notice_reason(n, notice),
                     });
                     let on_node: Vec<usize> = (0..self.pods.len())
                         .filter(|p| {

@@ -254,8 +254,10 @@ impl Nodes {
                     pool,
                     from: before,
                     to: before + add,
-                    reason: format!(
-                        "{unschedulable} unschedulable pod(s), {per_node} fit per node, {provisioning} node(s) already provisioning"
+                    reason: cluster_autoscaler::scale_up_reason(
+                        unschedulable,
+                        per_node,
+                        provisioning,
                     ),
                 });
             }
@@ -281,7 +283,7 @@ impl Nodes {
                 pool,
                 from: live,
                 to: live - 1,
-                reason: format!("node {n} empty for {}", lab_units::Dur(unneeded_ns)),
+                reason: cluster_autoscaler::removal_reason(n, unneeded_ns),
             });
             live -= 1;
         }

@@ -40,6 +40,18 @@ pub fn removable(unneeded: u32, live: u32, min_nodes: u32) -> u32 {
     unneeded.min(live.saturating_sub(min_nodes))
 }
 
+/// Why a scan added nodes, as the scaling event says it.
+pub fn scale_up_reason(unschedulable: u32, per_node: u32, provisioning: u32) -> String {
+    format!(
+        "{unschedulable} unschedulable pod(s), {per_node} fit per node, {provisioning} node(s) already provisioning"
+    )
+}
+
+/// Why a scan removed a node, as the scaling event says it.
+pub fn removal_reason(node: impl std::fmt::Display, unneeded_ns: u64) -> String {
+    format!("node {node} empty for {}", lab_units::Dur(unneeded_ns))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,14 @@ pub fn next_interruption_ns(now: u64, per_hour: f64, draw: impl FnOnce() -> f64)
     }
 }
 
+/// What the scaling event of a spot notice says.
+pub fn notice_reason(node: impl std::fmt::Display, notice_ns: u64) -> String {
+    format!(
+        "spot interruption notice for node {node}: reclaimed in {}",
+        lab_units::Dur(notice_ns)
+    )
+}
+
 /// When the provider reclaims a node whose notice came at `notice_at`, with
 /// the pool's notice period; `None` when the node is no longer ready (a
 /// second notice, or one for a node already gone, does nothing).

@@ -416,6 +416,24 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// `lab run SCENARIO --level local` in the background, its stderr kept.
+fn spawn_local(scenario: &Path, out: impl AsRef<Path>) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--level",
+            "local",
+            "--out",
+        ])
+        .arg(out.as_ref())
+        .args(["--no-report", "--progress", "never"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Polls `f` until it holds: the only way to see another process's state.
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -455,20 +473,7 @@ fn a_pod_killed_mid_run_is_restarted_and_no_request_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), &steady("30s", 2));
     let out = dir.path().join("out");
-    let child = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--level",
-            "local",
-            "--out",
-        ])
-        .arg(&out)
-        .args(["--no-report", "--progress", "never"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_local(&scenario, &out);
     let lab = child.id();
     wait_until("two pods", Duration::from_secs(60), || {
         children(lab).len() == 2
@@ -510,20 +515,7 @@ fn ctrl_c_writes_partial_results_and_leaves_no_process_behind() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), &steady("10m", 2));
     let out = dir.path().join("out");
-    let child = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--level",
-            "local",
-            "--out",
-        ])
-        .arg(&out)
-        .args(["--no-report", "--progress", "never"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_local(&scenario, &out);
     let lab = child.id();
     wait_until("two pods", Duration::from_secs(60), || {
         children(lab).len() == 2
@@ -546,20 +538,7 @@ fn ctrl_c_writes_partial_results_and_leaves_no_process_behind() {
 fn sigkill_of_lab_takes_its_pods_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), &steady("10m", 2));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--level",
-            "local",
-            "--out",
-        ])
-        .arg(dir.path().join("out"))
-        .args(["--no-report", "--progress", "never"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_local(&scenario, dir.path().join("out"));
     let lab = child.id();
     wait_until("two pods", Duration::from_secs(60), || {
         children(lab).len() == 2

@@ -1460,10 +1460,7 @@ impl<'s> Engine<'s> {
             autoscaler: "spot".into(),
             from: self.live_nodes(pool) + 1,
             to: self.live_nodes(pool),
-            reason: format!(
-                "spot interruption notice for node {n}: reclaimed in {}",
-                lab_units::Dur(notice)
-            ),
+            reason: lab_decide::spot::notice_reason(n, notice),
         });
         // The node is drained: its pods are deleted and replaced elsewhere.
         let on_node: Vec<u32> = (0..self.pods.len() as u32)
@@ -1546,8 +1543,10 @@ impl<'s> Engine<'s> {
                         autoscaler: "cluster-autoscaler".into(),
                         from: before,
                         to: before + add,
-                        reason: format!(
-                            "{pending} unschedulable pod(s), {per_node} fit per node, {provisioning} node(s) already provisioning"
+                        reason: cluster_autoscaler::scale_up_reason(
+                            pending,
+                            per_node,
+                            provisioning,
                         ),
                     });
                 }
@@ -1578,7 +1577,7 @@ impl<'s> Engine<'s> {
                     autoscaler: "cluster-autoscaler".into(),
                     from: live,
                     to: live - 1,
-                    reason: format!("node {n} empty for {}", lab_units::Dur(unneeded)),
+                    reason: cluster_autoscaler::removal_reason(n, unneeded),
                 });
                 live -= 1;
             }
