@@ -449,8 +449,9 @@ fn calibrate_writes_with_output_and_the_old_out() {
     }
 }
 
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 11] = [
     "run",
+    "compare",
     "validate",
     "check",
     "import",
@@ -491,7 +492,7 @@ fn help_works_everywhere_and_lists_exit_codes() {
     }
     let run = String::from_utf8_lossy(&lab(&["run", "--help"]).stdout).to_string();
     for said in [
-        "only sim is built",
+        "sim and local are built",
         "sim:",
         "local:",
         "cluster:",
