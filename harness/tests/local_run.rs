@@ -24,6 +24,9 @@ max_nodes = 4
 provisioning_time = "20s"
 "#;
 
+/// The send lag a loaded CI machine may show before a run fails for it.
+const SEND_LAG_SLACK: &str = "250ms";
+
 fn write(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("scenario.toml");
     std::fs::write(&path, text).unwrap();
@@ -44,6 +47,11 @@ fn run_local(scenario: &Path, out: &Path, k: &str, extra: &[&str]) -> (Output, V
         "--progress".into(),
         "never".into(),
     ];
+    if !extra.contains(&"--max-send-lag") {
+        // These tests are about behaviour, not the machine's timing: CI runs
+        // them in parallel on two cores with a debug build.
+        args.extend(["--max-send-lag".into(), SEND_LAG_SLACK.into()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let o = Command::new(env!("CARGO_BIN_EXE_lab"))
         .args(&args)
@@ -428,6 +436,7 @@ fn spawn_local(scenario: &Path, out: impl AsRef<Path>) -> std::process::Child {
         ])
         .arg(out.as_ref())
         .args(["--no-report", "--progress", "never"])
+        .args(["--max-send-lag", SEND_LAG_SLACK])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -777,4 +786,27 @@ phases = [{{ kind = "constant", rate = 5, duration = "10s" }}]
         left.is_empty(),
         "processes outlived the failed run: {left:?}"
     );
+}
+
+#[test]
+fn a_run_whose_generator_fell_behind_says_so_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), &steady("10s", 1));
+    let out = dir.path().join("out");
+    // No generator sends within a microsecond of every deadline.
+    let (o, r) = run_local(&scenario, &out, "2", &["--max-send-lag", "1us"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("fell behind its schedule"),
+        "{}",
+        stderr(&o)
+    );
+    let kinds: Vec<&Value> = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["kind"])
+        .collect();
+    assert!(kinds.iter().any(|k| *k == "load_fell_behind"), "{kinds:?}");
+    conserved(&r);
 }

@@ -43,6 +43,12 @@ pub struct Args {
     /// of the scenario is broken.
     #[arg(long)]
     pub compare_sim: bool,
+    /// Local level: the load generator keeps up while its p99 send lag (wall
+    /// time) stays under this [default: 5ms, or a tenth of the median latency
+    /// when that is larger]; past it the run carries a `load_fell_behind`
+    /// warning and exits 3, since its latencies would describe this machine.
+    #[arg(long, value_name = "DUR", value_parser = parse_dur)]
+    pub max_send_lag: Option<lab_units::Dur>,
     /// Local level: how long the initial (warm) pods may take to become
     /// ready before the run fails with exit 3, naming them and their logs.
     #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_dur)]
