@@ -161,9 +161,9 @@ phases = [
     assert!(cold["requests_delayed"].as_u64().unwrap() >= 1, "{cold}");
     // The node kept the image from the warm pod, so no pull; container
     // start, model load and the probe are waited for real: at least their
-    // 5 s of scenario time, not much more on a quiet machine.
+    // 5 s of scenario time, and not four times that even on a loaded one.
     let mean = cold["duration_seconds"]["mean"].as_f64().unwrap();
-    assert!((5.0..12.0).contains(&mean), "cold start {mean} s: {cold}");
+    assert!((5.0..20.0).contains(&mean), "cold start {mean} s: {cold}");
     let phases = &cold["phases_seconds"];
     let phase = |k: &str| phases[k].as_f64().unwrap();
     assert!(phase("image_pull") < 0.1, "{cold}");
