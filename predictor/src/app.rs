@@ -21,17 +21,31 @@ pub struct App {
     /// SIGTERM received: refuse new inference requests.
     pub draining: AtomicBool,
     pub max_body_bytes: usize,
+    /// Every model named on the command line, loaded yet or not: one still
+    /// loading is not ready (503), not unknown (404).
+    pub configured: Vec<String>,
 }
 
 impl App {
-    pub fn new(metrics: Arc<Metrics>, max_body_bytes: usize) -> App {
+    pub fn new(metrics: Arc<Metrics>, max_body_bytes: usize, configured: Vec<String>) -> App {
         App {
             models: Default::default(),
             metrics,
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             max_body_bytes,
+            configured,
         }
+    }
+
+    /// Named on the command line but not loaded yet.
+    pub fn is_loading(&self, name: &str) -> bool {
+        self.configured.iter().any(|n| n == name)
+            && self
+                .models
+                .read()
+                .map(|m| !m.contains_key(name))
+                .unwrap_or(false)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -53,6 +67,11 @@ impl App {
                     "model {name} has no version {v} (versions: {MODEL_VERSION})"
                 )));
             }
+        }
+        if self.is_loading(name) {
+            return Err(ApiError::unavailable(format!(
+                "model '{name}' is still loading"
+            )));
         }
         self.models
             .read()

@@ -174,6 +174,10 @@ impl GrpcInferenceService for Service {
         req: Request<pb::ModelReadyRequest>,
     ) -> Result<Response<pb::ModelReadyResponse>, Status> {
         let r = req.into_inner();
+        // A model still loading is known and not ready.
+        if self.app.is_loading(&r.name) {
+            return Ok(Response::new(pb::ModelReadyResponse { ready: false }));
+        }
         self.app
             .model(&r.name, Some(&r.version))
             .map_err(|e| status(&e))?;

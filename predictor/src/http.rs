@@ -123,6 +123,10 @@ async fn model_ready(
             };
             json_response(status, json!({ "name": b.model.name, "ready": ready }))
         }
+        Err(_) if app.is_loading(&p["name"]) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "name": p["name"], "ready": false }),
+        ),
         Err(e) => error_response(&e),
     }
 }

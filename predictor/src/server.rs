@@ -284,7 +284,8 @@ async fn serve(
         None => None,
     };
     let metrics = Arc::new(Metrics::new());
-    let app = Arc::new(App::new(metrics.clone(), opts.max_body_bytes));
+    let configured = models.iter().map(|(n, _)| n.clone()).collect();
+    let app = Arc::new(App::new(metrics.clone(), opts.max_body_bytes, configured));
 
     // Listen first: liveness answers while models load, readiness says not yet.
     let http = TcpListener::bind((opts.host.as_str(), opts.http_port))
