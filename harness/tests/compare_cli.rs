@@ -294,3 +294,46 @@ fn two_real_runs_differing_by_an_override_compare() {
         stderr(&o)
     );
 }
+
+#[test]
+fn lab_check_judges_a_comparison_by_its_bounds_with_a_junit_testcase_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = sim();
+    a.scenario.config["fidelity"] = serde_json::json!({"p99": 0.10, "cost": 0.02});
+    let mut b = local(&a);
+    b.summary.latency_seconds.p99 *= 1.3;
+    write(dir.path(), "a.json", &a);
+    write(dir.path(), "b.json", &b);
+    let o = lab(&["compare", "--json", "a.json", "b.json"], dir.path());
+    std::fs::write(dir.path().join("comparison.json"), &o.stdout).unwrap();
+
+    let o = lab(
+        &["check", "comparison.json", "--junit", "junit.xml"],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 1, "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("FAIL p99 (overall)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("PASS cost (overall)"), "{}", stdout(&o));
+    let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    let cases = xml.matches("<testcase ").count();
+    let bounds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("comparison.json")).unwrap())
+            .unwrap();
+    assert_eq!(cases, bounds["bounds"].as_array().unwrap().len(), "{xml}");
+    assert!(xml.contains("package=\"lab.fidelity\""), "{xml}");
+    assert!(
+        xml.contains("<failure type=\"fidelity\" message=\"p99 overall: observed 0.3"),
+        "{xml}"
+    );
+
+    // A comparison whose bounds hold passes; beside a results file whose own
+    // SLOs fail (the fixture's do), the check still fails.
+    a.scenario.config["fidelity"]["slack"] = 4.0.into();
+    write(dir.path(), "a.json", &a);
+    let o = lab(&["compare", "--json", "a.json", "b.json"], dir.path());
+    std::fs::write(dir.path().join("comparison.json"), &o.stdout).unwrap();
+    let o = lab(&["check", "comparison.json"], dir.path());
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let o = lab(&["check", "comparison.json", "a.json"], dir.path());
+    assert_eq!(code(&o), 1, "{}\n{}", stdout(&o), stderr(&o));
+}

@@ -8,12 +8,81 @@ use crate::verdict::RunVerdict;
 use std::fmt::Write as _;
 
 pub fn render(runs: &[RunVerdict]) -> String {
+    render_with(runs, &[])
+}
+
+/// One comparison's `[fidelity]` bounds as a test suite (`lab check
+/// comparison.json`): a testcase per bound, a `<failure>` when it is broken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FidelitySuite {
+    /// The file as named on the command line.
+    pub source: String,
+    pub scenario: String,
+    /// The two levels compared, `sim vs local`.
+    pub levels: String,
+    pub cases: Vec<FidelityCase>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FidelityCase {
+    /// `p99 (overall)`.
+    pub name: String,
+    /// Observed against the limit, and what was compared; `None` when it holds.
+    pub failure: Option<String>,
+}
+
+/// SLO suites for the runs, then a suite per comparison's fidelity bounds.
+pub fn render_with(runs: &[RunVerdict], fidelity: &[FidelitySuite]) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     for (id, run) in runs.iter().enumerate() {
         suite(&mut x, id, run);
     }
+    for (i, f) in fidelity.iter().enumerate() {
+        fidelity_suite(&mut x, runs.len() + i, f);
+    }
     x.push_str("</testsuites>\n");
     x
+}
+
+fn fidelity_suite(x: &mut String, id: usize, f: &FidelitySuite) {
+    let classname = format!("lab.fidelity.{}", token(&f.scenario));
+    let failures = f.cases.iter().filter(|c| c.failure.is_some()).count();
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"{}\" package=\"lab.fidelity\" id=\"{id}\" tests=\"{}\" failures=\"{failures}\" \
+         errors=\"0\" skipped=\"0\" time=\"0\" timestamp=\"1970-01-01T00:00:00\" hostname=\"localhost\">",
+        attr(&format!("{} fidelity ({})", f.scenario, f.levels)),
+        f.cases.len(),
+    );
+    x.push_str("    <properties>\n");
+    for (name, value) in [("file", &f.source), ("levels", &f.levels)] {
+        let _ = writeln!(
+            x,
+            "      <property name=\"{name}\" value=\"{}\"/>",
+            attr(value)
+        );
+    }
+    x.push_str("    </properties>\n");
+    for c in &f.cases {
+        let _ = write!(
+            x,
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"0\"",
+            attr(&classname),
+            attr(&c.name)
+        );
+        match &c.failure {
+            None => x.push_str("/>\n"),
+            Some(why) => {
+                let _ = write!(
+                    x,
+                    ">\n      <failure type=\"fidelity\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                    attr(why),
+                    text(&format!("{why}\nfile: {}\n", f.source))
+                );
+            }
+        }
+    }
+    x.push_str("    <system-out></system-out>\n    <system-err></system-err>\n  </testsuite>\n");
 }
 
 fn suite(x: &mut String, id: usize, run: &RunVerdict) {
@@ -184,6 +253,32 @@ fn escape(s: &str, in_attr: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_fidelity_bound_is_a_failed_testcase() {
+        let suite = FidelitySuite {
+            source: "comparison.json".into(),
+            scenario: "steady".into(),
+            levels: "sim vs local".into(),
+            cases: vec![
+                FidelityCase {
+                    name: "p50 (overall)".into(),
+                    failure: None,
+                },
+                FidelityCase {
+                    name: "p99 (overall)".into(),
+                    failure: Some("observed 52.9 % > limit 20.0 %".into()),
+                },
+            ],
+        };
+        let x = render_with(&[], &[suite]);
+        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(x.contains("name=\"p50 (overall)\" time=\"0\"/>"), "{x}");
+        assert!(
+            x.contains("<failure type=\"fidelity\" message=\"observed 52.9 % &gt; limit 20.0 %\">"),
+            "{x}"
+        );
+    }
 
     #[test]
     fn timestamps_lose_zone_and_fraction() {

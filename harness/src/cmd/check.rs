@@ -17,7 +17,9 @@ not a lab results file."
 )]
 pub struct Args {
     /// Results files written by `lab run`, `lab load` or `lab merge`; each becomes one
-    /// test suite in the JUnit output.
+    /// test suite in the JUnit output. A comparison written by `lab run --level
+    /// local --compare-sim` (comparison.json) or `lab compare --json` is judged by
+    /// its `[fidelity]` bounds instead: a test suite with one testcase per bound.
     #[arg(required = true, value_name = "RESULTS.json")]
     files: Vec<PathBuf>,
 
@@ -56,7 +58,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         allow_incomplete: args.allow_incomplete,
     };
     let mut runs = Vec::with_capacity(args.files.len());
+    let mut comparisons = Vec::new();
     for file in &args.files {
+        if let Some(suite) = comparison(file)? {
+            comparisons.push(suite);
+            continue;
+        }
         let results =
             lab_reports::load_results(file).map_err(|e| exit::bad_input(e.to_string()))?;
         runs.push(RunVerdict::judge_with(
@@ -67,9 +74,49 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
 
     let text = if args.json {
-        serde_json::to_string_pretty(&verdict::to_json(&runs))? + "\n"
+        let mut doc = verdict::to_json(&runs);
+        if !comparisons.is_empty() {
+            doc["fidelity"] = serde_json::Value::Array(
+                comparisons
+                    .iter()
+                    .map(|(suite, bounds)| {
+                        serde_json::json!({
+                            "file": suite.source,
+                            "scenario": suite.scenario,
+                            "levels": suite.levels,
+                            "bounds": bounds,
+                            "passed": lab_compare::all_hold(bounds),
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        serde_json::to_string_pretty(&doc)? + "\n"
     } else {
-        runs.iter().map(RunVerdict::to_text).collect()
+        let mut t: String = runs.iter().map(RunVerdict::to_text).collect();
+        for (suite, bounds) in &comparisons {
+            let broken = bounds.iter().filter(|b| !b.passed).count();
+            t.push_str(&format!(
+                "{}: {} fidelity ({}): {}\n",
+                suite.source,
+                suite.scenario,
+                suite.levels,
+                if broken == 0 {
+                    format!("PASS: every bound holds ({})", bounds.len())
+                } else {
+                    format!("FAIL: {broken} of {} bounds broken", bounds.len())
+                }
+            ));
+            for (case, b) in suite.cases.iter().zip(bounds) {
+                t.push_str(&format!(
+                    "  {} {}: {}\n",
+                    if b.passed { "PASS" } else { "FAIL" },
+                    case.name,
+                    b.detail
+                ));
+            }
+        }
+        t
     };
     // A closed pipe (`lab check ... | head`) is not an error worth a panic.
     match std::io::stdout().lock().write_all(text.as_bytes()) {
@@ -79,7 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         _ => {}
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, junit::render(&runs))
+        let suites: Vec<junit::FidelitySuite> =
+            comparisons.iter().map(|(s, _)| s.clone()).collect();
+        std::fs::write(path, junit::render_with(&runs, &suites))
             .with_context(|| format!("writing JUnit XML to {}", path.display()))?;
     }
     if let Some(path) = &args.summary_md {
@@ -90,11 +139,68 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .and_then(|mut f| f.write_all(markdown::render(&runs).as_bytes()))
             .with_context(|| format!("writing the Markdown summary to {}", path.display()))?;
     }
-    Ok(if runs.iter().all(|r| r.passed) {
+    let bounds_hold = comparisons
+        .iter()
+        .all(|(_, bounds)| lab_compare::all_hold(bounds));
+    Ok(if runs.iter().all(|r| r.passed) && bounds_hold {
         exit::PASS
     } else {
         exit::SLO_FAILED
     })
+}
+
+/// A comparison file (`{"comparison": …, "bounds": […]}`) as a JUnit suite
+/// and its bounds; `None` for anything else, which is read as results.
+fn comparison(
+    file: &std::path::Path,
+) -> anyhow::Result<Option<(junit::FidelitySuite, Vec<lab_compare::BoundResult>)>> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Ok(None); // load_results says what is wrong with it
+    };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(None);
+    };
+    let (Some(cmp), Some(bounds)) = (doc.get("comparison"), doc.get("bounds")) else {
+        return Ok(None);
+    };
+    let bounds: Vec<lab_compare::BoundResult> =
+        serde_json::from_value(bounds.clone()).map_err(|e| {
+            exit::bad_input(format!(
+                "{}: not a lab comparison file (its bounds: {e})",
+                file.display()
+            ))
+        })?;
+    let side = |k: &str, f: &str| cmp[k][f].as_str().unwrap_or("?").to_string();
+    let cases = bounds
+        .iter()
+        .map(|b| junit::FidelityCase {
+            name: format!("{} ({})", b.key, b.service.as_deref().unwrap_or("overall")),
+            failure: (!b.passed).then(|| {
+                let observed = b
+                    .observed
+                    .map_or("nothing to observe".to_string(), |o| format!("{o}"));
+                format!(
+                    "{} {}: observed {observed} {} against a limit of {} ({} × slack {}): {}",
+                    b.key,
+                    b.service.as_deref().unwrap_or("overall"),
+                    b.unit,
+                    b.limit,
+                    b.declared,
+                    b.slack,
+                    b.detail
+                )
+            }),
+        })
+        .collect();
+    Ok(Some((
+        junit::FidelitySuite {
+            source: file.display().to_string(),
+            scenario: side("a", "scenario"),
+            levels: format!("{} vs {}", side("a", "level"), side("b", "level")),
+            cases,
+        },
+        bounds,
+    )))
 }
 
 #[cfg(test)]
