@@ -262,22 +262,26 @@ impl Nodes {
                 });
             }
         }
-        let empty: Vec<NodeId> = self
+        let mut live = self.live(pool);
+        let views = self
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, n)| {
-                n.pool == pool
-                    && n.state == NodeState::Ready
-                    && n.pods == 0
-                    && cluster_autoscaler::is_unneeded(n.empty_since, now, unneeded_ns)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let mut live = self.live(pool);
-        let allowed =
-            cluster_autoscaler::removable(empty.len() as u32, live, self.pools[pool].min_nodes);
-        for n in empty.into_iter().take(allowed as usize) {
+            .filter(|(_, n)| n.pool == pool)
+            .map(|(id, n)| cluster_autoscaler::NodeView {
+                id,
+                ready: n.state == NodeState::Ready,
+                pods: n.pods,
+                empty_since: n.empty_since,
+            });
+        let gone = cluster_autoscaler::nodes_to_remove(
+            views,
+            live,
+            self.pools[pool].min_nodes,
+            now,
+            unneeded_ns,
+        );
+        for n in gone {
             self.remove(n, now);
             changes.push(PoolChange {
                 pool,

@@ -40,6 +40,34 @@ pub fn removable(unneeded: u32, live: u32, min_nodes: u32) -> u32 {
     unneeded.min(live.saturating_sub(min_nodes))
 }
 
+/// One node of a pool as the scale-down half of a scan sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeView<Id> {
+    pub id: Id,
+    /// Ready (not provisioning, not doomed, not gone).
+    pub ready: bool,
+    pub pods: u32,
+    pub empty_since: Option<u64>,
+}
+
+/// The nodes a scan removes, in the order given: ready, empty and unneeded
+/// ones, as many as `min_nodes` allows out of `live`.
+pub fn nodes_to_remove<Id: Copy>(
+    nodes: impl IntoIterator<Item = NodeView<Id>>,
+    live: u32,
+    min_nodes: u32,
+    now: u64,
+    unneeded_ns: u64,
+) -> Vec<Id> {
+    let empty: Vec<Id> = nodes
+        .into_iter()
+        .filter(|n| n.ready && n.pods == 0 && is_unneeded(n.empty_since, now, unneeded_ns))
+        .map(|n| n.id)
+        .collect();
+    let allowed = removable(empty.len() as u32, live, min_nodes) as usize;
+    empty.into_iter().take(allowed).collect()
+}
+
 /// Why a scan added nodes, as the scaling event says it.
 pub fn scale_up_reason(unschedulable: u32, per_node: u32, provisioning: u32) -> String {
     format!(
@@ -55,6 +83,26 @@ pub fn removal_reason(node: impl std::fmt::Display, unneeded_ns: u64) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_ready_empty_unneeded_nodes_go_and_never_below_min_nodes() {
+        let node = |id, ready, pods, empty_since| NodeView {
+            id,
+            ready,
+            pods,
+            empty_since,
+        };
+        let nodes = [
+            node(0, true, 0, Some(0)),
+            node(1, true, 2, None),
+            node(2, false, 0, Some(0)),
+            node(3, true, 0, Some(90)),
+            node(4, true, 0, Some(10)),
+        ];
+        assert_eq!(nodes_to_remove(nodes, 5, 0, 100, 50), vec![0, 4]);
+        assert_eq!(nodes_to_remove(nodes, 5, 4, 100, 50), vec![0]);
+        assert!(nodes_to_remove(nodes, 2, 2, 100, 50).is_empty());
+    }
 
     fn pool() -> PoolView {
         PoolView {

@@ -1551,25 +1551,26 @@ impl<'s> Engine<'s> {
                     });
                 }
             }
-            let removable: Vec<u32> = self
+            let mut live = self.live_nodes(pool);
+            let views = self
                 .nodes
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| {
-                    n.pool == pool
-                        && n.state == NodeState::Ready
-                        && n.pods == 0
-                        && cluster_autoscaler::is_unneeded(n.empty_since, self.now, unneeded)
-                })
-                .map(|(i, _)| i as u32)
-                .collect();
-            let mut live = self.live_nodes(pool);
-            let allowed = cluster_autoscaler::removable(
-                removable.len() as u32,
+                .filter(|(_, n)| n.pool == pool)
+                .map(|(i, n)| cluster_autoscaler::NodeView {
+                    id: i as u32,
+                    ready: n.state == NodeState::Ready,
+                    pods: n.pods,
+                    empty_since: n.empty_since,
+                });
+            let gone = cluster_autoscaler::nodes_to_remove(
+                views,
                 live,
                 self.pools[pool].min_nodes,
+                self.now,
+                unneeded,
             );
-            for n in removable.into_iter().take(allowed as usize) {
+            for n in gone {
                 self.remove_node(n);
                 self.scaling_events.push(ScalingEvent {
                     t_seconds: self.now as f64 / NS,
