@@ -298,23 +298,6 @@ fn warnings(st: &State, r: &Results) -> Vec<Warning> {
                 ),
             });
         }
-        let failed: Vec<&str> = st
-            .pods
-            .iter()
-            .filter(|p| p.state == PodState::Failed && st.deps[p.dep].service == si)
-            .filter_map(|p| p.error.as_deref())
-            .collect();
-        if let Some(e) = failed.first() {
-            out.push(Warning {
-                kind: WarningKind::Unschedulable,
-                service: Some(s.name.clone()),
-                message: format!(
-                    "{} pod(s) of `{}` could not start: {e}",
-                    failed.len(),
-                    s.name
-                ),
-            });
-        }
     }
     out
 }

@@ -112,9 +112,7 @@ pub(crate) struct Pod {
     /// Part of the initial, warm replicas: not a cold start.
     pub warm: bool,
     /// lab-decide's start-up timeline, as planned at binding.
-    pub planned_phases_ns: [u64; 4],
     pub restarts: u32,
-    pub error: Option<String>,
     /// When it stopped holding its node (for cost).
     pub ended: Option<u64>,
     // Scrape window: Σ concurrency·s and requests since the last scrape.
@@ -165,7 +163,6 @@ pub(crate) struct Deployment {
     pub record_every: Option<u64>,
     pub rate: RateWindow,
     pub requests_total: u64,
-    pub proxied_total: u64,
     pub last_totals: SignalValues,
     pub prom_triggers: Vec<PromTrigger>,
     /// The HPA's Pods, Object and External metrics that this run's
@@ -175,7 +172,6 @@ pub(crate) struct Deployment {
     pub measured_on_slice: bool,
     /// Requests ever buffered at the activator (the gateway's count).
     pub buffered: tokio::sync::watch::Receiver<u64>,
-    pub kpa_window_start: u64,
 }
 
 /// What a deployment's pods serve.
@@ -225,7 +221,6 @@ pub(crate) struct State<'s> {
     pub tracks: Vec<ServiceTrack>,
     pub last_track: u64,
     pub pending: Vec<usize>,
-    pub crashes: u64,
     pub notes: Vec<String>,
     /// Spot interruptions' own stream, as the simulator keeps one.
     pub rng_spot: lab_traffic::Rng,
@@ -260,9 +255,7 @@ impl State<'_> {
             endpoint: None,
             http_port: 0,
             warm,
-            planned_phases_ns: [0; 4],
             restarts: 0,
-            error: None,
             ended: None,
             window_area: 0.0,
             window_requests: 0,
@@ -285,7 +278,7 @@ impl State<'_> {
             }
             let d = self.pods[p].dep;
             let (pool, req) = (self.deps[d].pool, self.deps[d].request.clone());
-            match self.nodes.bind(pool, p as u64, &req, now) {
+            match self.nodes.bind(pool, p as u64, &req) {
                 Some(place) => self.start_pod(p, place, now)?,
                 None => self.pending.push(p),
             }
@@ -374,7 +367,6 @@ impl State<'_> {
         pod.placement = Some(place);
         pod.endpoint = Some(ep);
         pod.http_port = http;
-        pod.planned_phases_ns = up.phases_ns;
         self.write_targets();
         Ok(())
     }
@@ -452,7 +444,6 @@ impl State<'_> {
             PodEvent::Crashed { pod, restarts, .. } => {
                 if let Some(p) = self.pod_by_name(&pod) {
                     self.track(now);
-                    self.crashes += 1;
                     self.pods[p].restarts = restarts;
                     if self.pods[p].state != PodState::Draining {
                         self.pods[p].state = PodState::BackOff;
@@ -467,13 +458,13 @@ impl State<'_> {
                     self.finish_pod(p, PodState::Terminated, now);
                 }
             }
+            // The spec itself cannot run (no restart helps): replacing the pod
+            // would fail the same way, so the run stops and says why.
             PodEvent::Failed { pod, error } => {
                 if let Some(p) = self.pod_by_name(&pod) {
-                    self.pods[p].error = Some(error);
                     self.finish_pod(p, PodState::Failed, now);
-                    let d = self.pods[p].dep;
-                    self.reconcile(d, now)?;
                 }
+                return Err(fail(&format!("pod {pod} could not be started"), error));
             }
         }
         Ok(())
@@ -561,7 +552,7 @@ impl State<'_> {
     /// and feeds each KPA its bucket, as Knative's autoscaler scrapes them.
     fn report_stats(&mut self, now: u64) {
         let stats = self.gateway.report_stats();
-        let mut per_dep: Vec<(f64, f64, u64, u64)> = vec![(0.0, 0.0, 0, 0); self.deps.len()];
+        let mut per_dep: Vec<(f64, f64, u64)> = vec![(0.0, 0.0, 0); self.deps.len()];
         for s in &stats {
             let Some(p) = self
                 .pods
@@ -578,12 +569,10 @@ impl State<'_> {
             e.0 += s.average_concurrent_requests;
             e.1 += s.request_count;
             e.2 += s.requests;
-            e.3 += s.proxied_requests;
         }
-        for (d, (conc, rps, requests, proxied)) in per_dep.into_iter().enumerate() {
+        for (d, (conc, rps, requests)) in per_dep.into_iter().enumerate() {
             let dep = &mut self.deps[d];
             dep.requests_total += requests;
-            dep.proxied_total += proxied;
             let Some(next) = dep.next_record else {
                 continue;
             };
@@ -609,7 +598,6 @@ impl State<'_> {
                 .filter(|p| self.pods[**p].state == PodState::Ready)
                 .count() as u32;
             dep.autoscaler.record(t(now), &totals, ready);
-            dep.kpa_window_start = now;
         }
     }
 
@@ -999,15 +987,28 @@ impl State<'_> {
     }
 
     /// Integrates ready replicas per service up to `now` (before a change).
+    /// A service's (desired, ready) replicas, summed over its versions.
+    fn replicas(&self, s: usize) -> (u32, u32) {
+        let desired = self
+            .deps
+            .iter()
+            .filter(|d| d.service == s)
+            .map(|d| d.desired)
+            .sum();
+        let ready = self
+            .pods
+            .iter()
+            .filter(|p| p.state == PodState::Ready && self.deps[p.dep].service == s)
+            .count() as u32;
+        (desired, ready)
+    }
+
     pub fn track(&mut self, now: u64) {
         let dt = now.saturating_sub(self.last_track) as f64 / NS;
         let warmup = self.sc.run.warmup.nanos();
-        for (s, tr) in self.tracks.iter_mut().enumerate() {
-            let ready = self
-                .pods
-                .iter()
-                .filter(|p| p.state == PodState::Ready && self.deps[p.dep].service == s)
-                .count() as u32;
+        for s in 0..self.tracks.len() {
+            let (_, ready) = self.replicas(s);
+            let tr = &mut self.tracks[s];
             tr.ready_area += ready as f64 * dt;
             tr.max_ready = tr.max_ready.max(ready);
             tr.min_ready = Some(tr.min_ready.map_or(ready, |m| m.min(ready)));
@@ -1020,20 +1021,7 @@ impl State<'_> {
 
     fn sample(&mut self, at: u64) {
         let services = (0..self.sc.services.len())
-            .map(|s| {
-                let desired = self
-                    .deps
-                    .iter()
-                    .filter(|d| d.service == s)
-                    .map(|d| d.desired)
-                    .sum();
-                let ready = self
-                    .pods
-                    .iter()
-                    .filter(|p| p.state == PodState::Ready && self.deps[p.dep].service == s)
-                    .count() as u32;
-                (desired, ready)
-            })
+            .map(|s| self.replicas(s))
             .collect();
         let pools = (0..self.nodes.pools.len())
             .map(|p| (self.nodes.live(p), self.nodes.ready(p)))
@@ -1070,17 +1058,7 @@ impl State<'_> {
                 .iter()
                 .enumerate()
                 .map(|(s, spec)| {
-                    let ready = self
-                        .pods
-                        .iter()
-                        .filter(|p| p.state == PodState::Ready && self.deps[p.dep].service == s)
-                        .count() as u32;
-                    let desired = self
-                        .deps
-                        .iter()
-                        .filter(|d| d.service == s)
-                        .map(|d| d.desired)
-                        .sum();
+                    let (desired, ready) = self.replicas(s);
                     (spec.name.clone(), ready, desired)
                 })
                 .collect(),
@@ -1530,11 +1508,9 @@ fn deployments(
                 record_every,
                 rate: RateWindow::new(),
                 requests_total: 0,
-                proxied_total: 0,
                 last_totals: SignalValues::default(),
                 prom_triggers,
                 hpa_queries,
-                kpa_window_start: 0,
             });
         }
     }
@@ -1641,7 +1617,6 @@ pub async fn run(
         tracks: vec![ServiceTrack::default(); sc.services.len()],
         last_track: 0,
         pending: Vec::new(),
-        crashes: 0,
         notes,
         rng_spot: lab_traffic::rng_for(opts.seed, 3),
     };
@@ -1659,12 +1634,12 @@ pub async fn run(
             let d = st.pods[p].dep;
             let pool = st.deps[d].pool;
             let req = st.deps[d].request.clone();
-            let place = match st.nodes.bind(pool, p as u64, &req, 0) {
+            let place = match st.nodes.bind(pool, p as u64, &req) {
                 Some(x) => Some(x),
                 None if st.nodes.live(pool) < st.nodes.pools[pool].max_nodes => {
                     // As the simulator does for warm pods: the node they need exists.
                     st.nodes.add_ready(pool, 0);
-                    st.nodes.bind(pool, p as u64, &req, 0)
+                    st.nodes.bind(pool, p as u64, &req)
                 }
                 None => None,
             };

@@ -167,7 +167,7 @@ impl Nodes {
 
     /// Binds a pod of `service` asking `req` on a ready node of `pool`, the
     /// first that has room, taking GPU slots by `lab_decide::binding`.
-    pub fn bind(&mut self, pool: usize, pod: u64, req: &PodRequest, now: u64) -> Option<Placement> {
+    pub fn bind(&mut self, pool: usize, pod: u64, req: &PodRequest) -> Option<Placement> {
         let cpu = req.cpu_milli as f64 / 1000.0;
         let mem = req.memory_bytes as f64;
         let (node, slots) = self.nodes.iter().enumerate().find_map(|(i, n)| {
@@ -187,7 +187,6 @@ impl Nodes {
         for (g, s) in &slots {
             n.gpus[*g][*s].1 = Some(pod);
         }
-        let _ = now;
         Some(Placement { node, slots })
     }
 
@@ -388,25 +387,25 @@ mod tests {
     #[test]
     fn time_sliced_gpu_takes_as_many_pods_as_replicas_then_none() {
         let mut n = Nodes::new(&[pool(Sharing::TimeSlicing { replicas: 2 }, 1)], 0);
-        let a = n.bind(0, 1, &gpu_pod(), 0).expect("first replica");
-        let b = n.bind(0, 2, &gpu_pod(), 0).expect("second replica");
+        let a = n.bind(0, 1, &gpu_pod()).expect("first replica");
+        let b = n.bind(0, 2, &gpu_pod()).expect("second replica");
         assert_eq!(a.node, b.node);
         assert_ne!(a.slots, b.slots);
-        assert!(n.bind(0, 3, &gpu_pod(), 0).is_none());
+        assert!(n.bind(0, 3, &gpu_pod()).is_none());
         assert_eq!(
             n.sharing_arg(&a, &GpuRequest::Devices(1)),
             Some(("time-slicing:2".into(), "node0-gpu0".into()))
         );
         n.release(&a, &gpu_pod(), 5);
-        assert!(n.bind(0, 3, &gpu_pod(), 6).is_some());
+        assert!(n.bind(0, 3, &gpu_pod()).is_some());
     }
 
     #[test]
     fn the_cluster_autoscaler_adds_a_node_that_appears_after_provisioning_and_removes_it_when_empty(
     ) {
         let mut n = Nodes::new(&[pool(Sharing::None, 2)], 0);
-        n.bind(0, 1, &gpu_pod(), 0).unwrap();
-        assert!(n.bind(0, 2, &gpu_pod(), 0).is_none());
+        n.bind(0, 1, &gpu_pod()).unwrap();
+        assert!(n.bind(0, 2, &gpu_pod()).is_none());
         let ch = n.scan(0, 1, 1, 600_000_000_000, 1_000);
         assert_eq!((ch[0].from, ch[0].to), (1, 2));
         assert_eq!(n.live(0), 2);
@@ -414,7 +413,7 @@ mod tests {
         assert_eq!(n.next_ready(), Some(1_000 + 60_000_000_000));
         assert!(n.advance(59_000_000_000).is_empty());
         assert_eq!(n.advance(61_000_000_000), vec![1]);
-        let placed = n.bind(0, 2, &gpu_pod(), 61_000_000_000).unwrap();
+        let placed = n.bind(0, 2, &gpu_pod()).unwrap();
         assert_eq!(placed.node, 1);
         n.release(&placed, &gpu_pod(), 62_000_000_000);
         // Not empty long enough, then long enough: removed down to min_nodes.
@@ -444,9 +443,9 @@ mod tests {
             memory_bytes: 0,
             gpu: GpuRequest::Mig("1g.5gb".into()),
         };
-        let p = n.bind(0, 1, &req, 0).unwrap();
+        let p = n.bind(0, 1, &req).unwrap();
         assert_eq!(p.slots, vec![(0, 1)]);
         assert_eq!(n.sharing_arg(&p, &req.gpu).unwrap().0, "mig:1g.5gb");
-        assert!(n.bind(0, 2, &req, 0).is_none());
+        assert!(n.bind(0, 2, &req).is_none());
     }
 }

@@ -90,6 +90,27 @@ pub struct Args {
     pub progress: ProgressArg,
 }
 
+impl ProgressArg {
+    /// Whether to draw the progress line: `auto` only on a terminal.
+    pub(super) fn shown(self) -> bool {
+        match self {
+            ProgressArg::Auto => std::io::stderr().is_terminal(),
+            ProgressArg::Always => true,
+            ProgressArg::Never => false,
+        }
+    }
+}
+
+/// What starts and ends a progress line: on a terminal it rewrites itself,
+/// in a log each update is its own line.
+pub(super) fn progress_line_ends() -> (&'static str, &'static str) {
+    if std::io::stderr().is_terminal() {
+        ("\r", "")
+    } else {
+        ("", "\n")
+    }
+}
+
 fn parse_dur(text: &str) -> Result<lab_units::Dur, String> {
     lab_units::parse_duration(text)
 }
@@ -129,17 +150,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let interrupt =
         crate::interrupt::Interrupt::install("stopping, partial results will be written")?;
     let wall = Instant::now();
-    let show_progress = match args.progress {
-        ProgressArg::Auto => std::io::stderr().is_terminal(),
-        ProgressArg::Always => true,
-        ProgressArg::Never => false,
-    };
-    // On a terminal the line rewrites itself; in a log each update is its own line.
-    let (line_start, line_end) = if std::io::stderr().is_terminal() {
-        ("\r", "")
-    } else {
-        ("", "\n")
-    };
+    let show_progress = args.progress.shown();
+    let (line_start, line_end) = progress_line_ends();
     let mut last_line = Instant::now();
     let mut progress = |p: lab_sim::Progress| {
         if show_progress

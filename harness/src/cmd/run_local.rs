@@ -7,11 +7,10 @@ use crate::exit;
 use crate::summary;
 use anyhow::Context;
 use lab_scenario::Scenario;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use super::run::{Args, ProgressArg};
+use super::run::Args;
 
 /// The load generator kept up when its p99 send lag stays under this, or
 /// under a tenth of the median latency when that is larger (run time).
@@ -36,16 +35,8 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
         )))?,
     };
     let lab = std::env::current_exe().context("finding the lab binary for the pods")?;
-    let show_progress = match args.progress {
-        ProgressArg::Auto => std::io::stderr().is_terminal(),
-        ProgressArg::Always => true,
-        ProgressArg::Never => false,
-    };
-    let (line_start, line_end) = if std::io::stderr().is_terminal() {
-        ("\r", "")
-    } else {
-        ("", "\n")
-    };
+    let show_progress = args.progress.shown();
+    let (line_start, line_end) = super::run::progress_line_ends();
     let progress: Option<lab_controller::ProgressFn> = if show_progress {
         Some(Box::new(move |p: &lab_controller::Progress| {
             let replicas: Vec<String> = p
