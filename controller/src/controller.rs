@@ -1747,7 +1747,7 @@ pub async fn run(
         lab_loadgen::Protocol::V2Rest,
         streams,
     );
-    load.payload = lab_loadgen::Payload::StreamInputs(stream_inputs, lab_loadgen::Fill::Random);
+    load.payload = lab_loadgen::Payload::Inputs(stream_inputs, lab_loadgen::Fill::Random);
     load.seed = opts.seed;
     load.level = lab_results::Level::Local;
     load.interval = Duration::from_nanos(sc.run.interval.nanos().max(1_000_000));
@@ -1852,7 +1852,6 @@ pub async fn run(
             next_scan += scan_every;
         }
         while next_sample <= now.min(end) {
-            st.track(now);
             st.sample(next_sample);
             next_sample += interval;
         }

@@ -240,15 +240,14 @@ impl Client {
                 Payload::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
                     LoadError::BadInput(format!("body file {}: {e}", path.display()))
                 })?)),
-                Payload::FromMetadata(_) | Payload::Inputs(..) | Payload::StreamInputs(..) => None,
+                Payload::FromMetadata(_) | Payload::Inputs(..) => None,
             };
         let fill = match config.payload {
-            Payload::FromMetadata(f) | Payload::Inputs(_, f) | Payload::StreamInputs(_, f) => f,
+            Payload::FromMetadata(f) | Payload::Inputs(_, f) => f,
             Payload::File(_) => Fill::Zero,
         };
         let known = match &config.payload {
-            Payload::Inputs(specs, _) => Some(specs.clone()),
-            Payload::StreamInputs(per_stream, _) => {
+            Payload::Inputs(per_stream, _) => {
                 Some(per_stream.get(position).cloned().ok_or_else(|| {
                     LoadError::BadInput(format!("no input list for traffic stream {position}"))
                 })?)

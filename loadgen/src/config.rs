@@ -59,14 +59,12 @@ pub enum Payload {
     FromMetadata(Fill),
     /// A file sent as the body of every request, unchanged.
     File(PathBuf),
-    /// Tensors built for inputs known in advance, without asking the target for
-    /// metadata: the local level knows its pods' inputs, and a metadata request
-    /// through an activator would wake a service scaled to zero before the
-    /// schedule starts.
-    Inputs(Vec<crate::TensorSpec>, Fill),
-    /// As `Inputs`, one list per entry of `streams`, in order: streams sent
-    /// to different models need different tensors.
-    StreamInputs(Vec<Vec<crate::TensorSpec>>, Fill),
+    /// Tensors built for inputs known in advance, one list per entry of
+    /// `streams` in order (streams to different models need different
+    /// tensors), without asking the target for metadata: the local level
+    /// knows its pods' inputs, and a metadata request through an activator
+    /// would wake a service scaled to zero before the schedule starts.
+    Inputs(Vec<Vec<crate::TensorSpec>>, Fill),
 }
 
 /// What a tensor built from metadata holds.
@@ -248,7 +246,7 @@ impl LoadConfig {
                     .into(),
             );
         }
-        if let Payload::StreamInputs(inputs, _) = &self.payload {
+        if let Payload::Inputs(inputs, _) = &self.payload {
             if inputs.len() != self.streams.len() {
                 problems.push(format!(
                     "{} input lists for {} traffic streams: give one per stream",
