@@ -1,0 +1,1 @@
+//! `lab deploy`: the manifests a cluster runs, rendered from one scenario file.
