@@ -6,11 +6,20 @@ use lab_autoscale::spec::{Behavior, HpaSpec, MetricSpec};
 use lab_autoscale::{AutoscalerSpec, Bounds};
 
 pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
+    // k8s-openapi fills a missing spec or maxReplicas with zeros; a manifest without
+    // them is a mistake to report, not an HPA that scales to nothing.
+    let spec_value = value
+        .get("spec")
+        .ok_or_else(|| schema_error("HorizontalPodAutoscaler", "it has no spec"))?;
+    if spec_value.get("maxReplicas").is_none() {
+        return Err(schema_error(
+            "HorizontalPodAutoscaler",
+            "spec.maxReplicas is missing",
+        ));
+    }
     let hpa: HorizontalPodAutoscaler =
         serde_yaml::from_value(value).map_err(|e| schema_error("HorizontalPodAutoscaler", e))?;
-    let spec = hpa
-        .spec
-        .ok_or_else(|| schema_error("HorizontalPodAutoscaler", "it has no spec"))?;
+    let spec = hpa.spec;
     let metrics: Vec<MetricSpec> = match &spec.metrics {
         Some(m) => convert("HorizontalPodAutoscaler spec.metrics", m)?,
         None => Vec::new(),
