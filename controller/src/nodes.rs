@@ -362,7 +362,7 @@ mod tests {
             gpu: Some(gpu.into()),
             gpus_per_node: 1,
             cpu: Quantity(8.0),
-            memory: Quantity(32.0 * 1024f64.powi(3)),
+            memory: Quantity(32.0 * 1024.0 * 1024.0 * 1024.0),
             sharing,
             contention: Default::default(),
             capacity_type: Default::default(),

@@ -26,7 +26,7 @@ pub fn next_interruption_ns(now: u64, per_hour: f64, draw: impl FnOnce() -> f64)
     if rate_per_ns.is_nan() || rate_per_ns <= 0.0 {
         return None;
     }
-    let wait = -draw().ln() / rate_per_ns;
+    let wait = -libm::log(draw()) / rate_per_ns;
     if wait.is_finite() && wait < (u64::MAX / 2) as f64 {
         now.checked_add(wait as u64)
     } else {

@@ -27,7 +27,7 @@ impl Mix {
 fn old_next(now: u64, per_hour: f64, u: &mut impl FnMut() -> f64) -> Option<u64> {
     let rate = per_hour / 3600.0 / 1e9;
     if rate > 0.0 {
-        let wait = -u().ln() / rate;
+        let wait = -libm::log(u()) / rate;
         if wait.is_finite() && wait < (u64::MAX / 2) as f64 {
             return Some(now + wait as u64);
         }
@@ -74,7 +74,7 @@ fn a_draw_of_one_is_now_and_a_draw_of_zero_is_never() {
     assert_eq!(next_interruption_ns(42, 2.0, || 1.0), Some(42));
     assert_eq!(next_interruption_ns(42, 2.0, || 0.0), None);
     // One interruption an hour, a draw of 1/e: one hour on.
-    let at = next_interruption_ns(0, 1.0, || (-1.0f64).exp()).unwrap();
+    let at = next_interruption_ns(0, 1.0, || libm::exp(-1.0)).unwrap();
     assert!(at.abs_diff(HOUR_NS) < 1_000, "{at}");
     // A wait past the clock's range is no interruption, not a wrap-around.
     assert_eq!(next_interruption_ns(u64::MAX - 10, 1.0, || 0.5), None);

@@ -63,17 +63,17 @@ impl LatencyProfile {
 pub fn sample_service_seconds(mean: f64, dist: ServiceDistribution, u1: f64, u2: f64) -> f64 {
     match dist {
         ServiceDistribution::Deterministic => mean,
-        ServiceDistribution::Exponential => -mean * u1.max(f64::MIN_POSITIVE).ln(),
+        ServiceDistribution::Exponential => -mean * libm::log(u1.max(f64::MIN_POSITIVE)),
         ServiceDistribution::Lognormal { cv } => {
             if cv <= 0.0 {
                 return mean;
             }
-            let sigma2 = (1.0 + cv * cv).ln();
-            let mu = mean.ln() - sigma2 / 2.0;
+            let sigma2 = libm::log(1.0 + cv * cv);
+            let mu = libm::log(mean) - sigma2 / 2.0;
             // Box-Muller: one standard normal from two uniforms.
-            let z = (-2.0 * u1.max(f64::MIN_POSITIVE).ln()).sqrt()
-                * (2.0 * std::f64::consts::PI * u2).cos();
-            (mu + sigma2.sqrt() * z).exp()
+            let z = (-2.0 * libm::log(u1.max(f64::MIN_POSITIVE))).sqrt()
+                * libm::cos(2.0 * std::f64::consts::PI * u2);
+            libm::exp(mu + sigma2.sqrt() * z)
         }
     }
 }
@@ -149,8 +149,8 @@ pub fn lognormal_from_quantiles(p50: f64, p99: f64) -> ServiceDistribution {
     if !(p50 > 0.0 && p99 > p50) {
         return ServiceDistribution::Deterministic;
     }
-    let sigma = (p99 / p50).ln() / Z99;
-    let cv = ((sigma * sigma).exp() - 1.0).sqrt();
+    let sigma = libm::log(p99 / p50) / Z99;
+    let cv = (libm::exp(sigma * sigma) - 1.0).sqrt();
     ServiceDistribution::Lognormal { cv }
 }
 
@@ -202,7 +202,7 @@ mod tests {
             }
         }
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / xs.len() as f64;
         assert!((mean - 2.0).abs() < 0.02, "mean {mean}");
         assert!(
             (var.sqrt() / mean - 0.5).abs() < 0.03,
@@ -214,8 +214,8 @@ mod tests {
     #[test]
     fn quantile_fit_recovers_a_known_cv() {
         // For cv = 0.5, sigma = sqrt(ln 1.25); p99/p50 = exp(2.326 sigma).
-        let sigma = 1.25f64.ln().sqrt();
-        let p99 = (2.326_347_874 * sigma).exp();
+        let sigma = libm::log(1.25).sqrt();
+        let p99 = libm::exp(2.326_347_874 * sigma);
         match lognormal_from_quantiles(1.0, p99) {
             ServiceDistribution::Lognormal { cv } => assert!((cv - 0.5).abs() < 1e-6),
             other => panic!("{other:?}"),
@@ -254,7 +254,7 @@ mod tests {
             })
             .collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
         assert!((mean - 0.01).abs() < 1e-4, "mean {mean}");
         assert!(
             (var.sqrt() / mean - 1.0).abs() < 0.02,

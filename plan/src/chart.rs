@@ -36,7 +36,7 @@ pub fn pareto_svg(o: &Outcome, r: &Ranking, p99_bound: Option<f64>) -> Result<St
         (a.min(y), b.max(y))
     });
     // Start the log axis at a power of ten: plotters labels decades from there.
-    let (y0, y1) = (10f64.powf((y0 / 1.2).log10().floor()), y1 * 1.5);
+    let (y0, y1) = (libm::pow(10.0, libm::log10(y0 / 1.2).floor()), y1 * 1.5);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 400)).into_drawing_area();

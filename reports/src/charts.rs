@@ -238,7 +238,7 @@ fn log_floor(chart: &Chart, top: f64) -> Option<f64> {
     if !low.is_finite() || top / low < 20.0 {
         return None;
     }
-    Some(10f64.powf((low * 0.8).log10().floor()))
+    Some(libm::pow(10.0, libm::log10(low * 0.8).floor()))
 }
 
 fn plot_in<Y>(
@@ -300,7 +300,7 @@ where
         .axis_style(RGBColor(150, 150, 150))
         .draw()?;
 
-    if floor > 0.0 && y_top / floor <= 10f64.powf(2.5) {
+    if floor > 0.0 && y_top / floor <= libm::pow(10.0, 2.5) {
         // Plotters labels only the decades of a log axis; 2× and 5× steps
         // make values readable without counting gridlines (when they fit).
         let label_font = ("sans-serif", 17)

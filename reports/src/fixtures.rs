@@ -105,7 +105,7 @@ pub fn spike_run(s: &Spike) -> Results {
     for i in 0..n {
         let t = i as f64 * dt;
         let mut rate =
-            s.base_rps * (1.0 + 0.15 * (t / s.duration_seconds * std::f64::consts::TAU).sin());
+            s.base_rps * (1.0 + 0.15 * libm::sin(t / s.duration_seconds * std::f64::consts::TAU));
         if (spike_from..spike_to).contains(&t) {
             rate *= s.spike_factor;
         }
@@ -208,7 +208,9 @@ pub fn spike_run(s: &Spike) -> Results {
         };
         let util = (done / capacity.max(1e-9)).min(1.0);
         let p50 = svc_time * (1.0 + util) + wait * 0.5;
-        let p99 = svc_time * (2.0 + 4.0 * util.powi(4)) + wait * 1.2 + 0.01 * j.next().abs();
+        let p99 = svc_time * (2.0 + 4.0 * ((util * util) * (util * util)))
+            + wait * 1.2
+            + 0.01 * j.next().abs();
         p99s.push(p99);
 
         let gpus = f64::from(nodes);

@@ -177,7 +177,7 @@ pub fn sig3(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    let mag = v.abs().log10().floor() as i32;
+    let mag = libm::log10(v.abs()).floor() as i32;
     if mag >= 3 {
         return count_signed(v.round());
     }

@@ -186,8 +186,8 @@ pub struct ColdStartSpec {
 impl Default for ColdStartSpec {
     fn default() -> Self {
         ColdStartSpec {
-            image_size: Quantity(2.0 * 1024f64.powi(3)),
-            image_pull_bandwidth: Quantity(100.0 * 1024f64.powi(2)),
+            image_size: Quantity(2.0 * 1024.0 * 1024.0 * 1024.0),
+            image_pull_bandwidth: Quantity(100.0 * 1024.0 * 1024.0),
             image_pull: None,
             model_load: Dur::from_secs(10),
             readiness_probe_period: Dur::from_secs(10),
@@ -254,7 +254,7 @@ fn default_cpu() -> Quantity {
     Quantity(32.0)
 }
 fn default_memory() -> Quantity {
-    Quantity(128.0 * 1024f64.powi(3))
+    Quantity(128.0 * 1024.0 * 1024.0 * 1024.0)
 }
 fn two_minutes() -> Dur {
     Dur::from_secs(120)

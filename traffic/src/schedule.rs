@@ -217,7 +217,7 @@ fn push_phase(pieces: &mut Vec<Piece>, phase: &Phase, start: u64, dur: u64) {
             let amp = (peak - trough) / 2.0;
             let rate = |t: u64| {
                 let x = (t as f64 - peak_at.0 as f64) / period.0 as f64;
-                mid + amp * (2.0 * std::f64::consts::PI * x).cos()
+                mid + amp * libm::cos(2.0 * std::f64::consts::PI * x)
             };
             let mut t = 0;
             while t < dur {
@@ -407,25 +407,26 @@ pub(crate) fn unit_open(rng: &mut impl RngCore) -> f64 {
 fn std_normal(rng: &mut impl RngCore) -> f64 {
     let u1 = unit_open(rng);
     let u2 = unit_open(rng);
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    (-2.0 * libm::log(u1)).sqrt() * libm::cos(2.0 * std::f64::consts::PI * u2)
 }
 
 /// Gamma(shape, 1) by Marsaglia and Tsang, with the boost for shape < 1.
 fn gamma(rng: &mut impl RngCore, shape: f64) -> f64 {
     if shape < 1.0 {
         let u = unit_open(rng);
-        return gamma(rng, shape + 1.0) * u.powf(1.0 / shape);
+        return gamma(rng, shape + 1.0) * libm::pow(u, 1.0 / shape);
     }
     let d = shape - 1.0 / 3.0;
     let c = 1.0 / (9.0 * d).sqrt();
     loop {
         let x = std_normal(rng);
-        let v = (1.0 + c * x).powi(3);
+        let t = 1.0 + c * x;
+        let v = t * t * t;
         if v <= 0.0 {
             continue;
         }
         let u = unit_open(rng);
-        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+        if libm::log(u) < 0.5 * x * x + d - d * v + d * libm::log(v) {
             return d * v;
         }
     }

@@ -196,10 +196,11 @@ pub fn parse_quantity(text: &str) -> Result<Quantity, String> {
         "G" => 1e9,
         "T" => 1e12,
         "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Ei" => 1024f64.powi(6),
+        // Powers of two, exact as products; powi's rounding is not specified.
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "Ei" => (1u64 << 60) as f64,
         other => {
             return Err(format!(
                 "unknown suffix `{other}` in `{text}` (use m, k, M, G, T, Ki, Mi, Gi or Ti)"
@@ -271,7 +272,10 @@ mod tests {
     #[test]
     fn quantities_parse_like_kubernetes() {
         assert_eq!(parse_quantity("500m").unwrap().0, 0.5);
-        assert_eq!(parse_quantity("16Gi").unwrap().0, 16.0 * 1024f64.powi(3));
+        assert_eq!(
+            parse_quantity("16Gi").unwrap().0,
+            16.0 * 1024.0 * 1024.0 * 1024.0
+        );
         assert_eq!(parse_quantity("2").unwrap().0, 2.0);
         assert_eq!(parse_quantity("1e3").unwrap().0, 1000.0);
         assert!(parse_quantity("3 cores").is_err());

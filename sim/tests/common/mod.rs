@@ -50,6 +50,6 @@ phases = [{{ kind = "constant", rate = {rate}, duration = "{minutes}m" }}]
 pub fn mean_se(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n;
-    let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+    let var = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
     (m, (var / n).sqrt())
 }

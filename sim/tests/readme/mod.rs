@@ -82,7 +82,7 @@ impl Figure {
 
 /// `value` rounded half away from zero to `decimals`, thousands grouped.
 fn number(value: f64, decimals: usize) -> String {
-    let scale = 10f64.powi(decimals as i32);
+    let scale = 10u64.pow(decimals as u32) as f64;
     let rounded = (value * scale).round() / scale;
     let text = format!("{rounded:.decimals$}");
     let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
