@@ -32,8 +32,9 @@ pub struct ServeOptions {
     #[arg(long = "emulated-model", value_name = "NAME", requires = "emulate")]
     pub emulated_models: Vec<String>,
 
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on. Loopback unless told otherwise: a pod (or any host
+    /// reachable from outside) passes `--host 0.0.0.0` on purpose.
+    #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
 
     /// REST port (Open Inference Protocol V2, KServe V1, /metrics). 0 picks a free port.
