@@ -113,6 +113,37 @@ pub struct CalibrationPoint {
 pub const CALIBRATION_FORMAT: &str = "lab-calibration/v1";
 
 impl CalibrationProfile {
+    /// A profile that reproduces `latency` exactly: mean, p50 and p99 of each
+    /// point all the point's mean, and the distribution given explicitly, so an
+    /// emulated GPU (`lab serve --emulate`) draws service times as the simulator
+    /// does. The local level writes one per pod; `lab deploy` puts one in a
+    /// ConfigMap for pods on a cluster without GPUs.
+    pub fn reproducing(
+        model: &str,
+        latency: &LatencyProfile,
+        written_by: &str,
+    ) -> CalibrationProfile {
+        CalibrationProfile {
+            format: CALIBRATION_FORMAT.into(),
+            model: model.into(),
+            device: "emulated".into(),
+            gpu: latency.gpu.clone(),
+            measured_on: written_by.into(),
+            points: latency
+                .points
+                .iter()
+                .map(|p| CalibrationPoint {
+                    batch_size: p.batch_size,
+                    mean_seconds: p.seconds,
+                    p50_seconds: p.seconds,
+                    p99_seconds: p.seconds,
+                    samples: 1,
+                })
+                .collect(),
+            distribution: Some(latency.distribution),
+        }
+    }
+
     /// The profile as the simulator uses it. The spread is, first found: the
     /// `distribution` argument, the profile's own `distribution`, or a lognormal
     /// fitted from the measured p50 and p99 of the batch size the profile
@@ -157,6 +188,26 @@ pub fn lognormal_from_quantiles(p50: f64, p99: f64) -> ServiceDistribution {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reproducing_profile_reads_back_as_the_latency_it_was_made_from() {
+        let latency = LatencyProfile {
+            gpu: "L4".into(),
+            points: vec![
+                BatchPoint {
+                    batch_size: 1,
+                    seconds: 0.004,
+                },
+                BatchPoint {
+                    batch_size: 8,
+                    seconds: 0.011,
+                },
+            ],
+            distribution: ServiceDistribution::Exponential,
+        };
+        let back = CalibrationProfile::reproducing("m", &latency, "test").to_latency_profile(None);
+        assert_eq!(back, latency);
+    }
 
     fn profile() -> LatencyProfile {
         LatencyProfile {
