@@ -1089,34 +1089,7 @@ fn serve_args(spec: &lab_scenario::ServiceSpec, dep: &Deployment, seed: u64) -> 
         "--grace-period-secs".into(),
         format!("{}", dep.grace.as_secs_f64()),
     ]);
-    match &spec.batching {
-        Some(b) => {
-            args.extend(["--max-batch-size".into(), b.max_batch_size.to_string()]);
-            args.extend([
-                "--max-queue-delay-us".into(),
-                b.max_queue_delay_microseconds.to_string(),
-            ]);
-            args.extend(["--instances".into(), b.instances.max(1).to_string()]);
-            if !b.preferred_batch_size.is_empty() {
-                args.push("--preferred-batch-sizes".into());
-                args.push(
-                    b.preferred_batch_size
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-            }
-            if b.max_queue_size > 0 {
-                args.extend(["--max-queue-rows".into(), b.max_queue_size.to_string()]);
-            }
-        }
-        None => args.extend(["--max-batch-size".into(), "1".into()]),
-    }
-    if spec.batching.as_ref().is_none_or(|b| b.max_queue_size == 0) {
-        // The simulator's pod queue is unbounded unless max_queue_size says so.
-        args.extend(["--max-queue-rows".into(), "1000000".into()]);
-    }
+    args.extend(spec.serve_batching_flags());
     args
 }
 
@@ -1414,7 +1387,11 @@ fn deployments(
                                 ))
                             })?;
                     let file = profiles.join(format!("{}-{}.json", s.name, vname));
-                    let cal = crate::profile::calibration(s.model_name(), profile);
+                    let cal = lab_gpu::CalibrationProfile::reproducing(
+                        s.model_name(),
+                        profile,
+                        "written by lab run --level local from the scenario's latency profile",
+                    );
                     let text =
                         serde_json::to_string_pretty(&cal).map_err(|e| fail("a profile", e))?;
                     std::fs::write(&file, text)

@@ -67,6 +67,13 @@ Exit codes:
   2    a file is missing, unreadable or not a lab results file
   3    an output file (--junit, --summary-md) could not be written";
 
+pub const DEPLOY_HELP: &str = "\
+Exit codes:
+  0    rendered (notes say what lives outside the objects: node labels, controller flags)
+  2    the scenario is invalid, or holds settings the mode cannot express (each is printed
+       with its key), or a file in the folder was not written by lab deploy
+  3    a file could not be written";
+
 pub const IMPORT_HELP: &str = "\
 Exit codes:
   0    imported (notes and warnings about what could not be carried over are printed)

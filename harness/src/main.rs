@@ -50,6 +50,8 @@ enum Command {
     Report(cmd::report::Args),
     /// Measure one run of a scenario against another (local vs sim), metric by metric, and judge its [fidelity] bounds.
     Compare(cmd::compare::Args),
+    /// Render the Kubernetes manifests (KServe, KEDA/HPA/Knative, Prometheus, GPU sharing) a cluster runs for a scenario.
+    Deploy(cmd::deploy::Args),
     /// Search the simulator for the cheapest configuration that holds the SLOs.
     Plan(cmd::plan::Args),
     /// Print this message or the help of the given subcommand (as `lab COMMAND --help`).
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Deploy(a) => cmd::deploy::run(a),
         Command::Help { command } => help(command.as_deref()),
     };
     match result {

@@ -9,6 +9,7 @@
 mod diagnostic;
 mod load;
 mod overrides;
+mod serve_flags;
 mod spec;
 mod time_scale;
 mod typed;

@@ -3,6 +3,7 @@
 pub mod calibrate;
 pub mod check;
 pub mod compare;
+pub mod deploy;
 pub mod import;
 pub mod load;
 pub mod merge;
