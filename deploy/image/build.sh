@@ -145,4 +145,7 @@ docker build --target "$VARIANT" "${BUILD_ARGS[@]}" \
   --build-arg "BUILDER_IMAGE=$BASE" \
   --build-arg "CPU_BASE_IMAGE=$BASE" \
   -t "$TAG" "$CTX" >&2
+# The classic builder leaves each builder stage behind as an untagged image;
+# only this project's (by label) are removed.
+docker image prune -f --filter label=lab.image.stage=build >/dev/null 2>&1 || true
 echo "$TAG"
