@@ -1,31 +1,43 @@
 //! HorizontalPodAutoscaler (autoscaling/v2) -> `[services.autoscaler.hpa]`.
 
-use crate::{convert, schema_error, ImportError, Imported};
+use crate::yaml::{key, Document};
+use crate::{convert, ImportError, Imported};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use lab_autoscale::spec::{Behavior, HpaSpec, MetricSpec};
 use lab_autoscale::{AutoscalerSpec, Bounds};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 
-pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
-    // k8s-openapi fills a missing spec or maxReplicas with zeros; a manifest without
-    // them is a mistake to report, not an HPA that scales to nothing.
-    let spec_value = value
-        .get("spec")
-        .ok_or_else(|| schema_error("HorizontalPodAutoscaler", "it has no spec"))?;
-    if spec_value.get("maxReplicas").is_none() {
-        return Err(schema_error(
-            "HorizontalPodAutoscaler",
-            "spec.maxReplicas is missing",
-        ));
-    }
-    let hpa: HorizontalPodAutoscaler =
-        serde_yaml::from_value(value).map_err(|e| schema_error("HorizontalPodAutoscaler", e))?;
+const KIND: &str = "HorizontalPodAutoscaler";
+
+/// The fields k8s-openapi fills with zeros when they are missing: a manifest without
+/// them is a mistake to report, not an HPA that scales to nothing.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Required {
+    #[allow(dead_code)]
+    spec: RequiredSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequiredSpec {
+    #[allow(dead_code)]
+    scale_target_ref: IgnoredAny,
+    #[allow(dead_code)]
+    max_replicas: IgnoredAny,
+}
+
+pub fn import(doc: &Document) -> Result<Imported, ImportError> {
+    doc.typed::<Required>(KIND)?;
+    let hpa: HorizontalPodAutoscaler = doc.typed(KIND)?;
     let spec = hpa.spec;
     let metrics: Vec<MetricSpec> = match &spec.metrics {
-        Some(m) => convert("HorizontalPodAutoscaler spec.metrics", m)?,
+        Some(m) => convert(doc, KIND, &[key("spec"), key("metrics")], m)?,
         None => Vec::new(),
     };
     let behavior: Option<Behavior> = match &spec.behavior {
-        Some(b) => Some(convert("HorizontalPodAutoscaler spec.behavior", b)?),
+        Some(b) => Some(convert(doc, KIND, &[key("spec"), key("behavior")], b)?),
         None => None,
     };
     let min = spec.min_replicas.unwrap_or(1);

@@ -2,7 +2,8 @@
 
 use crate::crds::ScaledObject;
 use crate::hpa::non_negative;
-use crate::{convert, schema_error, ImportError, Imported};
+use crate::yaml::{key, Document, Seg};
+use crate::{convert, schema_problem, ImportError, Imported};
 use lab_autoscale::spec::{
     AuthenticationRef, Behavior, FallbackBehavior, KedaAdvanced, KedaFallback, KedaHpaConfig,
     KedaSpec, KedaTrigger, TargetType,
@@ -14,9 +15,10 @@ fn secs(x: Option<i32>) -> Option<Dur> {
     x.map(|s| Dur::from_secs(s.max(0) as u64))
 }
 
-pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
-    let so: ScaledObject =
-        serde_yaml::from_value(value).map_err(|e| schema_error("ScaledObject", e))?;
+const KIND: &str = "ScaledObject";
+
+pub fn import(doc: &Document) -> Result<Imported, ImportError> {
+    let so: ScaledObject = doc.typed(KIND)?;
     let s = &so.spec;
     let mut notes = Vec::new();
     let fallback = match &s.fallback {
@@ -28,7 +30,10 @@ pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
                 Some("currentReplicasIfHigher") => FallbackBehavior::CurrentReplicasIfHigher,
                 Some("currentReplicasIfLower") => FallbackBehavior::CurrentReplicasIfLower,
                 Some(other) => {
-                    return Err(schema_error("ScaledObject", format!("spec.fallback.behavior `{other}` is not static, currentReplicas, currentReplicasIfHigher or currentReplicasIfLower")))
+                    return Err(doc.error_at(
+                        &[key("spec"), key("fallback"), key("behavior")],
+                        schema_problem(KIND, format!("`{other}` is not static, currentReplicas, currentReplicasIfHigher or currentReplicasIfLower")),
+                    ))
                 }
             };
             Some(KedaFallback {
@@ -53,7 +58,14 @@ pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
                 .and_then(|h| h.behavior.as_ref())
             {
                 Some(b) => Some(convert(
-                    "ScaledObject advanced.horizontalPodAutoscalerConfig.behavior",
+                    doc,
+                    KIND,
+                    &[
+                        key("spec"),
+                        key("advanced"),
+                        key("horizontalPodAutoscalerConfig"),
+                        key("behavior"),
+                    ],
                     b,
                 )?),
                 None => None,
@@ -77,7 +89,18 @@ pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
             Some("Value") => Some(TargetType::Value),
             Some("Utilization") => Some(TargetType::Utilization),
             Some(other) => {
-                return Err(schema_error("ScaledObject", format!("spec.triggers[{i}].metricType `{other}` is not AverageValue, Value or Utilization")))
+                return Err(doc.error_at(
+                    &[
+                        key("spec"),
+                        key("triggers"),
+                        Seg::Index(i),
+                        key("metricType"),
+                    ],
+                    schema_problem(
+                        KIND,
+                        format!("`{other}` is not AverageValue, Value or Utilization"),
+                    ),
+                ))
             }
         };
         triggers.push(KedaTrigger {

@@ -4,7 +4,8 @@
 
 use crate::crds::InferenceService;
 use crate::hpa::non_negative;
-use crate::{schema_error, ImportError, Imported};
+use crate::yaml::{key, Document};
+use crate::{schema_problem, ImportError, Imported, Problem};
 use lab_autoscale::spec::{
     HpaSpec, KpaSpec, MetricSourceType, MetricSpec, MetricTarget, ResourceMetricSource, TargetType,
 };
@@ -42,9 +43,15 @@ const HANDLED: &[&str] = &[
     "metric-aggregation-algorithm",
 ];
 
-pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
-    let isvc: InferenceService =
-        serde_yaml::from_value(value).map_err(|e| schema_error("InferenceService", e))?;
+const KIND: &str = "InferenceService";
+
+/// Where an annotation sits: `metadata.annotations["..."]`.
+fn annotation(full: &str) -> [crate::yaml::Seg; 3] {
+    [key("metadata"), key("annotations"), key(full)]
+}
+
+pub fn import(doc: &Document) -> Result<Imported, ImportError> {
+    let isvc: InferenceService = doc.typed(KIND)?;
     let ann: BTreeMap<String, String> = isvc.metadata.annotations.clone().unwrap_or_default();
     let p = &isvc.spec.predictor;
     let mut notes = Vec::new();
@@ -62,18 +69,26 @@ pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
         "Serverless" => true,
         "RawDeployment" | "Standard" => false,
         other => {
-            return Err(ImportError::Unsupported(format!(
-                "deploymentMode `{other}` is not simulated; use Serverless or RawDeployment"
-            )))
+            return Err(doc.error_at(
+                &annotation("serving.kserve.io/deploymentMode"),
+                Problem::Unsupported(format!(
+                    "deploymentMode `{other}` is not simulated; use Serverless or RawDeployment"
+                )),
+            ))
         }
     };
     // KServe's default minReplicas is 1; Knative's min-scale annotation wins if set.
-    let min = match knative("min-scale").or(knative("minScale")) {
-        Some(v) => parse_u32("autoscaling.knative.dev/min-scale", v)?,
+    let either = |a: &'static str, b: &'static str| {
+        [a, b]
+            .into_iter()
+            .find_map(|k| knative(k).map(|v| (format!("{KNATIVE}{k}"), v)))
+    };
+    let min = match either("min-scale", "minScale") {
+        Some((full, v)) => parse_u32(doc, &full, v)?,
         None => non_negative(p.min_replicas.unwrap_or(1)),
     };
-    let max_given = match knative("max-scale").or(knative("maxScale")) {
-        Some(v) => Some(parse_u32("autoscaling.knative.dev/max-scale", v)?),
+    let max_given = match either("max-scale", "maxScale") {
+        Some((full, v)) => Some(parse_u32(doc, &full, v)?),
         None => p.max_replicas.map(non_negative),
     };
     let max = match max_given {
@@ -95,6 +110,14 @@ pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
                 "cpu".into()
             }
         });
+    // Where the metric was set, for an error about it.
+    let metric_at = if p.scale_metric.is_some() {
+        vec![key("spec"), key("predictor"), key("scaleMetric")]
+    } else if knative("metric").is_some() {
+        annotation(&format!("{KNATIVE}metric")).to_vec()
+    } else {
+        vec![key("spec"), key("predictor")]
+    };
     let cc = p.container_concurrency.map(|c| non_negative(c.max(0)));
     let class = ann
         .get("serving.kserve.io/autoscalerClass")
@@ -106,23 +129,23 @@ pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
             AutoscalerSpec { fixed: Some(FixedSpec { replicas: None }), ..AutoscalerSpec::default() }
         }
         (_, _, Some("keda")) => {
-            return Err(ImportError::Unsupported(
+            return Err(doc.error_at(&annotation("serving.kserve.io/autoscalerClass"), Problem::Unsupported(
                 "KServe's KEDA mode generates a ScaledObject; import that instead (kubectl get scaledobject NAME -o yaml)".into(),
-            ))
+            )))
         }
         (true, "concurrency" | "rps", _) if knative_class == "kpa.autoscaling.knative.dev" => {
-            AutoscalerSpec { kpa: Some(kpa_spec(&ann, &metric, p.scale_target, &mut notes)?), ..AutoscalerSpec::default() }
+            AutoscalerSpec { kpa: Some(kpa_spec(doc, &ann, &metric, p.scale_target, &mut notes)?), ..AutoscalerSpec::default() }
         }
-        (_, "cpu" | "memory", _) => AutoscalerSpec { hpa: Some(resource_hpa(&metric, p)?), ..AutoscalerSpec::default() },
+        (_, "cpu" | "memory", _) => AutoscalerSpec { hpa: Some(resource_hpa(doc, &metric, p)?), ..AutoscalerSpec::default() },
         (true, m, _) => {
-            return Err(ImportError::Unsupported(format!(
+            return Err(doc.error_at(&metric_at, Problem::Unsupported(format!(
                 "metric `{m}` with autoscaling class `{knative_class}` is not supported; use concurrency or rps with the KPA, or cpu or memory"
-            )))
+            ))))
         }
         (false, m, _) => {
-            return Err(ImportError::Unsupported(format!(
+            return Err(doc.error_at(&metric_at, Problem::Unsupported(format!(
                 "RawDeployment mode scales on cpu or memory with the HPA, not `{m}`; use KEDA (autoscalerClass: keda) for request metrics"
-            )))
+            ))))
         }
     };
     for k in ann.keys().filter_map(|k| k.strip_prefix(KNATIVE)) {
@@ -142,17 +165,18 @@ pub fn import(value: serde_yaml::Value) -> Result<Imported, ImportError> {
     })
 }
 
-fn parse_u32(key: &str, v: &str) -> Result<u32, ImportError> {
+fn parse_u32(doc: &Document, full: &str, v: &str) -> Result<u32, ImportError> {
     v.trim().parse().map_err(|_| {
-        schema_error(
-            "InferenceService",
-            format!("annotation {key} = `{v}` is not a whole number"),
+        doc.error_at(
+            &annotation(full),
+            schema_problem(KIND, format!("`{v}` is not a whole number")),
         )
     })
 }
 
 /// Knative annotations (plus KServe's scaleTarget/scaleMetric) as a KPA table.
 fn kpa_spec(
+    doc: &Document,
     ann: &BTreeMap<String, String>,
     metric: &str,
     scale_target: Option<i32>,
@@ -169,9 +193,9 @@ fn kpa_spec(
         };
         if NUMERIC.contains(&k) {
             let n: f64 = v.trim().parse().map_err(|_| {
-                schema_error(
-                    "InferenceService",
-                    format!("annotation {full} = `{v}` is not a number"),
+                doc.error_at(
+                    &annotation(full),
+                    schema_problem(KIND, format!("`{v}` is not a number")),
                 )
             })?;
             // KServe's scaleTarget field wins over the annotation, as KServe writes it.
@@ -192,17 +216,36 @@ fn kpa_spec(
             ));
         }
     }
-    serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|e| schema_error("InferenceService annotations", e))
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+        doc.error_at(
+            &[key("metadata"), key("annotations")],
+            schema_problem(
+                KIND,
+                format!("the Knative annotations do not make a KPA: {e}"),
+            ),
+        )
+    })
 }
 
 /// KServe's HPA for RawDeployment (or Knative's HPA class): one Resource metric.
-fn resource_hpa(metric: &str, p: &crate::crds::PredictorSpec) -> Result<HpaSpec, ImportError> {
+fn resource_hpa(
+    doc: &Document,
+    metric: &str,
+    p: &crate::crds::PredictorSpec,
+) -> Result<HpaSpec, ImportError> {
     let kind = match p.scale_metric_type.as_deref() {
         None | Some("Utilization") => TargetType::Utilization,
         Some("AverageValue") => TargetType::AverageValue,
         Some(other) => {
-            return Err(schema_error("InferenceService", format!("scaleMetricType `{other}` does not apply to {metric}; use Utilization or AverageValue")))
+            return Err(doc.error_at(
+                &[key("spec"), key("predictor"), key("scaleMetricType")],
+                schema_problem(
+                    KIND,
+                    format!(
+                        "`{other}` does not apply to {metric}; use Utilization or AverageValue"
+                    ),
+                ),
+            ))
         }
     };
     // KServe's default target is 80 (percent for Utilization).

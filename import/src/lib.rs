@@ -11,9 +11,12 @@ mod crds;
 mod hpa;
 mod keda;
 mod kserve;
+mod yaml;
 
 use lab_autoscale::{AutoscalerSpec, Bounds};
 use serde::Serialize;
+use std::fmt;
+use yaml::{Document, Seg};
 
 pub use crds::{InferenceService, ScaledObject};
 
@@ -33,15 +36,32 @@ pub struct Imported {
     pub problems: Vec<(String, String)>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ImportError {
+/// A place in the manifest file, both 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: u64,
+    pub column: u64,
+}
+
+/// Why a manifest could not be imported, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportError {
+    /// Where in the file, when the error is about a place in it.
+    pub position: Option<Position>,
+    /// The key inside the object, e.g. `spec.metrics[0].resource.target`.
+    pub path: Option<String>,
+    pub problem: Problem,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum Problem {
     #[error("not valid YAML: {0}")]
     Yaml(String),
     #[error("the manifest has no `kind`; expected HorizontalPodAutoscaler, ScaledObject or InferenceService")]
     NoKind,
     #[error("`{kind}` ({api_version}) is not an autoscaling manifest lab can import; give a HorizontalPodAutoscaler (autoscaling/v2), a ScaledObject (keda.sh/v1alpha1) or an InferenceService (serving.kserve.io/v1beta1)")]
     UnsupportedKind { kind: String, api_version: String },
-    #[error("{kind} does not match its schema: {message}")]
+    #[error("{message} ({kind})")]
     Schema { kind: String, message: String },
     #[error("{0}")]
     Unsupported(String),
@@ -49,68 +69,115 @@ pub enum ImportError {
     Nothing,
 }
 
-/// Imports the first autoscaling object in a (possibly multi-document) YAML file.
+/// `LINE:COLUMN: KEY.PATH: problem`, each part where known; [`ImportError::in_file`]
+/// puts the file name in front.
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = self.position {
+            write!(f, "{}:{}: ", p.line, p.column)?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, "{path}: ")?;
+        }
+        write!(f, "{}", self.problem)
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+impl From<Problem> for ImportError {
+    fn from(problem: Problem) -> Self {
+        ImportError {
+            position: None,
+            path: None,
+            problem,
+        }
+    }
+}
+
+impl ImportError {
+    /// The error as editors and compilers print it: `hpa.yaml:12:7: spec.maxReplicas: ...`.
+    pub fn in_file(&self, name: &str) -> String {
+        match self.position {
+            Some(_) => format!("{name}:{self}"),
+            None => format!("{name}: {self}"),
+        }
+    }
+}
+
+/// Imports the first autoscaling object in a (possibly multi-document) YAML file;
+/// documents of other kinds (a Deployment next to its HPA) are skipped.
 pub fn import_yaml(text: &str) -> Result<Imported, ImportError> {
     let mut first_err = None;
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let value: serde_yaml::Value =
-            serde::Deserialize::deserialize(doc).map_err(|e| ImportError::Yaml(e.to_string()))?;
-        if value.is_null() {
-            continue;
-        }
-        match import_value(value) {
+    for doc in yaml::documents(text)? {
+        match import_document(&doc) {
             Ok(i) => return Ok(i),
-            // A multi-document file may hold a Deployment and the like next to the HPA.
-            Err(e @ ImportError::UnsupportedKind { .. }) => {
+            Err(
+                e @ ImportError {
+                    problem: Problem::UnsupportedKind { .. },
+                    ..
+                },
+            ) => {
                 first_err.get_or_insert(e);
             }
             Err(e) => return Err(e),
         }
     }
-    Err(first_err.unwrap_or(ImportError::Nothing))
+    Err(first_err.unwrap_or_else(|| Problem::Nothing.into()))
 }
 
-fn import_value(value: serde_yaml::Value) -> Result<Imported, ImportError> {
-    let kind = value
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .ok_or(ImportError::NoKind)?
-        .to_string();
-    let api_version = value
-        .get("apiVersion")
-        .and_then(|k| k.as_str())
-        .unwrap_or("")
-        .to_string();
+fn import_document(doc: &Document) -> Result<Imported, ImportError> {
+    let Some(kind) = doc.kind.clone() else {
+        return Err(doc.error_at(&[], Problem::NoKind));
+    };
+    let api_version = doc.api_version.clone().unwrap_or_default();
     let mut imported = match (kind.as_str(), api_version.as_str()) {
-        ("HorizontalPodAutoscaler", "autoscaling/v2") => hpa::import(value)?,
+        ("HorizontalPodAutoscaler", "autoscaling/v2") => hpa::import(doc)?,
         ("HorizontalPodAutoscaler", other) => {
-            return Err(ImportError::Unsupported(format!(
+            return Err(doc.error_at(&[yaml::key("apiVersion")], Problem::Unsupported(format!(
                 "HorizontalPodAutoscaler {other} is not supported; convert it to autoscaling/v2 (kubectl convert) and import that"
-            )))
+            ))))
         }
-        ("ScaledObject", _) => keda::import(value)?,
-        ("InferenceService", _) => kserve::import(value)?,
-        _ => return Err(ImportError::UnsupportedKind { kind, api_version }),
+        ("ScaledObject", _) => keda::import(doc)?,
+        ("InferenceService", _) => kserve::import(doc)?,
+        (list, _) if list.ends_with("List") => {
+            return Err(doc.error_at(&[yaml::key("kind")], Problem::Unsupported(format!(
+                "a {list} holds several objects; import one at a time (kubectl get hpa NAME -o yaml)"
+            ))))
+        }
+        _ => {
+            return Err(doc.error_at(
+                &[yaml::key("kind")],
+                Problem::UnsupportedKind { kind, api_version },
+            ))
+        }
     };
     imported.problems = imported.autoscaler.problems(imported.bounds);
     Ok(imported)
 }
 
-fn schema_error(kind: &str, e: impl std::fmt::Display) -> ImportError {
-    ImportError::Schema {
+fn schema_problem(kind: &str, e: impl fmt::Display) -> Problem {
+    Problem::Schema {
         kind: kind.to_string(),
         message: e.to_string(),
     }
 }
 
 /// Converts between two serde shapes of the same JSON (k8s-openapi types and ours
-/// mirror the same camelCase fields).
+/// mirror the same camelCase fields); an error names the key under `at`, placed in
+/// the document.
 fn convert<T: serde::de::DeserializeOwned>(
-    what: &str,
+    doc: &Document,
+    kind: &str,
+    at: &[Seg],
     v: impl Serialize,
 ) -> Result<T, ImportError> {
-    let json = serde_json::to_value(v).map_err(|e| schema_error(what, e))?;
-    serde_json::from_value(json).map_err(|e| schema_error(what, e))
+    let json = serde_json::to_value(v).map_err(|e| doc.error_at(at, schema_problem(kind, e)))?;
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let mut path = at.to_vec();
+        path.extend(yaml::segments(e.path()));
+        doc.error_at(&path, schema_problem(kind, e.inner()))
+    })
 }
 
 #[derive(Serialize)]

@@ -4,7 +4,7 @@
 
 use lab_autoscale::spec::{KpaMetric, SelectPolicy, TargetType};
 use lab_autoscale::{Autoscaler, AutoscalerSpec, Time};
-use lab_import::{import_yaml, ImportError, Imported};
+use lab_import::{import_yaml, ImportError, Imported, Problem};
 use serde::Deserialize;
 
 fn manifest(name: &str) -> String {
@@ -147,23 +147,92 @@ fn raw_deployment_inference_service_becomes_a_cpu_hpa() {
 
 #[test]
 fn other_kinds_and_broken_manifests_say_what_is_wrong() {
-    match import_yaml(&manifest("configmap.yaml")) {
-        Err(ImportError::UnsupportedKind { kind, .. }) => assert_eq!(kind, "ConfigMap"),
+    match import_yaml(&manifest("configmap.yaml")).map_err(|e| e.problem) {
+        Err(Problem::UnsupportedKind { kind, .. }) => assert_eq!(kind, "ConfigMap"),
         other => panic!("{other:?}"),
     }
     let e = import_yaml(&manifest("hpa-bad-target.yaml")).unwrap_err();
-    assert!(matches!(e, ImportError::Schema { .. }), "{e}");
+    assert!(matches!(e.problem, Problem::Schema { .. }), "{e}");
     assert!(e.to_string().contains("HorizontalPodAutoscaler"), "{e}");
-    assert!(matches!(
-        import_yaml("kind: [").unwrap_err(),
-        ImportError::Yaml(_)
-    ));
-    assert!(matches!(
-        import_yaml("apiVersion: v1\n").unwrap_err(),
-        ImportError::NoKind
-    ));
+    let e = import_yaml("kind: [").unwrap_err();
+    assert!(matches!(e.problem, Problem::Yaml(_)), "{e}");
+    assert_eq!(e.position.map(|p| p.line), Some(1), "{e}");
+    let e = import_yaml("apiVersion: v1\n").unwrap_err();
+    assert_eq!(e.problem, Problem::NoKind);
     let e = import_yaml("apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\n").unwrap_err();
     assert!(e.to_string().contains("autoscaling/v2"), "{e}");
+    assert_eq!(e.to_string().split(": ").next(), Some("1:13"), "{e}");
+}
+
+/// `line:column: key path: message`, with the line counted in the whole file.
+fn at(e: &ImportError) -> (u64, u64, &str) {
+    let p = e.position.unwrap_or_else(|| panic!("no position: {e}"));
+    (p.line, p.column, e.path.as_deref().unwrap_or(""))
+}
+
+#[test]
+fn schema_errors_name_line_column_and_key_path() {
+    let e = import_yaml(&manifest("hpa-bad-target.yaml")).unwrap_err();
+    assert_eq!(at(&e), (10, 16, "spec.maxReplicas"), "{e}");
+    assert!(e.to_string().contains("`\"lots\"`"), "{e}");
+    assert!(
+        e.in_file("hpa-bad-target.yaml")
+            .starts_with("hpa-bad-target.yaml:10:16: spec.maxReplicas: "),
+        "{}",
+        e.in_file("hpa-bad-target.yaml")
+    );
+
+    // Deep inside a list, and in the second document: lines count from the file's top.
+    let text = format!(
+        "{}---\n{}",
+        manifest("configmap.yaml"),
+        manifest("hpa.yaml").replace("averageUtilization: 60", "averageUtilization: \"x\"")
+    );
+    let line = text
+        .lines()
+        .position(|l| l.contains("averageUtilization"))
+        .unwrap() as u64
+        + 1;
+    let e = import_yaml(&text).unwrap_err();
+    assert_eq!(
+        at(&e),
+        (
+            line,
+            31,
+            "spec.metrics[0].resource.target.averageUtilization"
+        ),
+        "{e}"
+    );
+
+    let e = import_yaml(&manifest("hpa.yaml").replace("  maxReplicas: 12\n", "")).unwrap_err();
+    assert_eq!(e.path.as_deref(), Some("spec"), "{e}");
+    assert!(e.to_string().contains("maxReplicas"), "{e}");
+}
+
+#[test]
+fn errors_found_after_parsing_point_at_their_key() {
+    let text = manifest("isvc-serverless.yaml").replace(
+        "target-burst-capacity: \"50\"",
+        "target-burst-capacity: \"lots\"",
+    );
+    let e = import_yaml(&text).unwrap_err();
+    assert_eq!(
+        at(&e),
+        (
+            9,
+            52,
+            "metadata.annotations[\"autoscaling.knative.dev/target-burst-capacity\"]"
+        ),
+        "{e}"
+    );
+    let text = manifest("scaledobject.yaml").replace(
+        "    - type: prometheus\n",
+        "    - type: prometheus\n      metricType: Average\n",
+    );
+    let e = import_yaml(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains("metricType")).unwrap() as u64 + 1;
+    assert_eq!(at(&e), (line, 19, "spec.triggers[0].metricType"), "{e}");
+    assert!(e.to_string().contains("AverageValue"), "{e}");
 }
 
 #[test]
