@@ -310,7 +310,7 @@ fn second_sigterm_ends_serve_at_once_during_its_drain() {
     out.wait_for("ready", Duration::from_secs(60));
     let _held = send_infer(&addr);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !get(&addr, "/metrics").contains("lab_predictor_inflight_requests 1") {
+    while !get(&addr, "/metrics").contains("lab_predictor_inflight_requests{model=\"iris\"} 1") {
         assert!(Instant::now() < deadline, "the request never got in flight");
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -21,19 +21,30 @@ pub struct App {
     /// SIGTERM received: refuse new inference requests.
     pub draining: AtomicBool,
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
+    /// Turns true at SIGTERM: connections and bodies still arriving stop waiting.
+    pub stop: tokio::sync::watch::Sender<bool>,
     /// Every model named on the command line, loaded yet or not: one still
     /// loading is not ready (503), not unknown (404).
     pub configured: Vec<String>,
 }
 
 impl App {
-    pub fn new(metrics: Arc<Metrics>, max_body_bytes: usize, configured: Vec<String>) -> App {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        max_body_bytes: usize,
+        body_timeout: std::time::Duration,
+        configured: Vec<String>,
+    ) -> App {
         App {
             models: Default::default(),
             metrics,
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             max_body_bytes,
+            body_timeout,
+            stop: tokio::sync::watch::channel(false).0,
             configured,
         }
     }
@@ -108,18 +119,18 @@ impl App {
     }
 }
 
-/// Counts a request in flight for as long as it lives.
-pub struct Inflight<'a>(&'a Metrics);
+/// Counts a request in flight, under its model's label, for as long as it lives.
+pub struct Inflight<'a>(&'a Metrics, String);
 
 impl<'a> Inflight<'a> {
-    pub fn new(m: &'a Metrics) -> Self {
-        m.inflight_add(1);
-        Inflight(m)
+    pub fn new(m: &'a Metrics, model: &str) -> Self {
+        m.inflight_add(model, 1);
+        Inflight(m, model.to_string())
     }
 }
 
 impl Drop for Inflight<'_> {
     fn drop(&mut self) {
-        self.0.inflight_add(-1);
+        self.0.inflight_add(&self.1, -1);
     }
 }

@@ -219,14 +219,14 @@ impl Batcher {
         }
         let rows: u32 = jobs.iter().map(|j| j.rows).sum();
         let (inputs, replies) = stack(jobs, self.model.batchable);
-        self.metrics.busy_begin();
+        self.metrics.busy_begin(name);
         let model = self.model.clone();
         let compute = tokio::task::spawn_blocking(move || model.run(inputs));
         let result = match &self.emulator {
             Some(em) => tokio::join!(compute, em.hold(rows)).0,
             None => compute.await,
         };
-        self.metrics.busy_end();
+        self.metrics.busy_end(name);
         self.metrics
             .executed(name, rows, started.elapsed().as_secs_f64());
         drop(permit);

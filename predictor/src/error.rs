@@ -28,6 +28,8 @@ pub enum ErrorKind {
     NotFound,
     /// Body over the configured limit.
     TooLarge,
+    /// The body did not arrive within the body timeout.
+    Timeout,
     /// Queue full, model not ready, or the server is shutting down.
     Unavailable,
     /// The model failed to run.
@@ -65,6 +67,7 @@ impl ApiError {
             ErrorKind::BadRequest => 400,
             ErrorKind::NotFound => 404,
             ErrorKind::TooLarge => 413,
+            ErrorKind::Timeout => 408,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,
         }

@@ -22,18 +22,78 @@ use pb::model_metadata_response::TensorMetadata;
 
 pub struct Service {
     app: Arc<App>,
-    max_message_bytes: usize,
 }
 
-pub fn server(app: Arc<App>, max_message_bytes: usize) -> GrpcInferenceServiceServer<Service> {
-    GrpcInferenceServiceServer::new(Service {
-        app,
-        max_message_bytes,
-    })
-    // tonic refuses past this with OUT_OF_RANGE; up to it, `model_infer` answers
-    // RESOURCE_EXHAUSTED, the code gRPC servers use for an oversized message.
-    .max_decoding_message_size(max_message_bytes.saturating_mul(4))
-    .max_encoding_message_size(usize::MAX)
+pub fn server(
+    app: Arc<App>,
+    max_message_bytes: usize,
+) -> StatusCodes<GrpcInferenceServiceServer<Service>> {
+    StatusCodes(
+        GrpcInferenceServiceServer::new(Service { app })
+            // tonic reads a message's length prefix and refuses it before
+            // buffering anything past this.
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(usize::MAX),
+    )
+}
+
+/// The gRPC service with the status codes the protocol's clients expect for
+/// what tonic refuses before our handlers run: an oversized message is
+/// RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE), a message that is not valid
+/// protobuf is INVALID_ARGUMENT (tonic says INTERNAL).
+#[derive(Clone)]
+pub struct StatusCodes<S>(S);
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for StatusCodes<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for StatusCodes<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            remap_status(resp.headers_mut());
+            Ok(resp)
+        })
+    }
+}
+
+/// Rewrites tonic's codes for the two refusals above in a headers-only
+/// (trailers-only) error response.
+fn remap_status(headers: &mut http::HeaderMap) {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    let fixed = match code.as_deref() {
+        Some("11") if message.contains("message length too large") => "8",
+        Some("13") if message.contains("failed to decode Protobuf message") => "3",
+        _ => return,
+    };
+    headers.insert("grpc-status", http::HeaderValue::from_static(fixed));
 }
 
 fn status(e: &ApiError) -> Status {
@@ -41,6 +101,7 @@ fn status(e: &ApiError) -> Status {
         ErrorKind::BadRequest => Status::invalid_argument(&e.message),
         ErrorKind::NotFound => Status::not_found(&e.message),
         ErrorKind::TooLarge => Status::resource_exhausted(&e.message),
+        ErrorKind::Timeout => Status::deadline_exceeded(&e.message),
         ErrorKind::Unavailable => Status::unavailable(&e.message),
         ErrorKind::Internal => Status::internal(&e.message),
     }
@@ -121,9 +182,9 @@ impl Service {
                 }
             };
             raw.push(RawInput {
-                name: &input.name,
-                datatype: &input.datatype,
-                shape: &input.shape,
+                name: input.name.clone(),
+                datatype: input.datatype.clone(),
+                shape: input.shape.clone(),
                 data,
             });
         }
@@ -220,27 +281,16 @@ impl GrpcInferenceService for Service {
         req: Request<pb::ModelInferRequest>,
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
         let start = Instant::now();
-        let _inflight = Inflight::new(&self.app.metrics);
         let req = req.into_inner();
         let name = req.model_name.clone();
-        let size = prost::Message::encoded_len(&req);
-        let result = if size > self.max_message_bytes {
-            Err(ApiError::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "request message is {size} bytes, over the limit of {} bytes",
-                    self.max_message_bytes
-                ),
-            ))
-        } else {
-            self.infer(req).await
-        };
-        let code = result.as_ref().map_or_else(ApiError::http_status, |_| 200);
-        let label = if self.app.model(&name, None).is_ok() {
+        let label = if self.app.model(&name, None).is_ok() || self.app.is_loading(&name) {
             name.as_str()
         } else {
             "_unknown"
         };
+        let _inflight = Inflight::new(&self.app.metrics, label);
+        let result = self.infer(req).await;
+        let code = result.as_ref().map_or_else(ApiError::http_status, |_| 200);
         self.app
             .metrics
             .request(label, code, start.elapsed().as_secs_f64());

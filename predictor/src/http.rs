@@ -2,6 +2,7 @@
 //! extension), KServe V1 `:predict`, and `/metrics`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,15 +13,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::{Deserialize, Serialize};
+use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 
 use crate::app::{App, Inflight, EXTENSIONS, MODEL_VERSION, SERVER_NAME};
+use crate::conn::ConnHandle;
+use crate::decode::{self, InputValues};
+use crate::encode;
 use crate::error::{ApiError, ErrorKind};
 use crate::infer::{self, InputData, RawInput};
 use crate::model::{Model, TensorSpec};
-use crate::tensor::TensorData;
+use crate::tensor::{DataType, TensorData};
 
 const HEADER_LENGTH: &str = "inference-header-content-length";
 
@@ -45,6 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/models/{spec}", get(v1_status).post(v1_predict))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(every_response))
         .with_state(app)
 }
 
@@ -143,30 +147,137 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-/// Reads the whole body, refusing (413) anything over the limit without reading it all.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorKind::TooLarge,
-            format!("request body is larger than the limit of {limit} bytes"),
-        )
-    };
-    if let Some(len) = headers
+/// Bodies up to this size are read whole and decoded on the runtime's thread
+/// (well under a millisecond); larger ones are decoded as they arrive, on a
+/// decoding thread.
+const SMALL_BODY: usize = 64 * 1024;
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorKind::TooLarge,
+        format!("request body is larger than the limit of {limit} bytes"),
+    )
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit as u64 {
-            return Err(too_large());
+}
+
+/// Passes the body's chunks to `sink` as they arrive, within the size limit and
+/// the body timeout; a shutdown stops the wait (503). Returns the bytes read.
+async fn pump_body<F>(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    mut sink: F,
+) -> Result<usize, ApiError>
+where
+    F: AsyncSink,
+{
+    let limit = app.max_body_bytes;
+    if content_length(headers).is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let mut stop = app.stop.subscribe();
+    let timeout = app.body_timeout;
+    let read = async {
+        let mut body = body;
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::bad_request(format!("could not read the request body: {e}"))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                total += data.len();
+                if total > limit {
+                    return Err(too_large(limit));
+                }
+                if !sink.push(data).await {
+                    // The decoder stopped (it found an error): its error is the answer.
+                    break;
+                }
+            }
         }
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "could not read the request body: {e}"
+        Ok(total)
+    };
+    tokio::select! {
+        r = tokio::time::timeout(timeout, read) => r.unwrap_or_else(|_| Err(ApiError::new(
+            ErrorKind::Timeout,
+            format!("the request body did not arrive within the body timeout of {}s", timeout.as_secs_f64()),
         ))),
+        _ = stop.wait_for(|s| *s) => Err(ApiError::unavailable("server is shutting down")),
     }
+}
+
+/// Where [`pump_body`] puts chunks.
+trait AsyncSink {
+    /// False when the receiver is gone.
+    fn push(&mut self, chunk: Bytes) -> impl std::future::Future<Output = bool> + Send;
+}
+
+impl AsyncSink for &mut Vec<Bytes> {
+    async fn push(&mut self, chunk: Bytes) -> bool {
+        Vec::push(self, chunk);
+        true
+    }
+}
+
+impl AsyncSink for tokio::sync::mpsc::Sender<Bytes> {
+    async fn push(&mut self, chunk: Bytes) -> bool {
+        self.send(chunk).await.is_ok()
+    }
+}
+
+/// Reads the whole body into one buffer.
+async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let mut chunks = Vec::new();
+    let total = pump_body(app, headers, body, &mut chunks).await?;
+    if chunks.len() == 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    let mut all = Vec::with_capacity(total);
+    for c in chunks {
+        all.extend_from_slice(&c);
+    }
+    Ok(all.into())
+}
+
+/// Decodes a JSON body with `slice` (small bodies, on this thread) or `reader`
+/// (larger ones, as they arrive, on a decoding thread).
+async fn decode_json<T, S, R>(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    slice: S,
+    reader: R,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    S: FnOnce(&[u8]) -> Result<T, String>,
+    R: FnOnce(crate::decode::ChunkReader, usize) -> Result<T, String> + Send + 'static,
+{
+    let malformed = |e: String| ApiError::bad_request(format!("malformed JSON request: {e}"));
+    let len = content_length(headers);
+    if len.is_some_and(|n| n <= SMALL_BODY as u64) {
+        let body = read_body(app, headers, body).await?;
+        return slice(&body).map_err(malformed);
+    }
+    let size_hint = len.map_or(app.max_body_bytes, |n| n as usize);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let decoded = crate::decode::on_decode_thread(move || {
+        reader(crate::decode::ChunkReader::new(rx), size_hint)
+    })
+    .map_err(|e| ApiError::unavailable(format!("cannot start a decoding thread: {e}")))?;
+    // The body's own failure (too large, too slow, shutdown) comes first: the
+    // decoder only saw it end early.
+    pump_body(app, headers, body, tx).await?;
+    decoded
+        .await
+        .map_err(|_| ApiError::internal("the decoding thread stopped"))?
+        .map_err(malformed)
 }
 
 /// Runs a handler body, then records the request's status and latency.
@@ -174,16 +285,16 @@ async fn measured<F>(app: &App, model: &str, start: Instant, f: F) -> Response
 where
     F: std::future::Future<Output = Result<Response, ApiError>>,
 {
-    let _inflight = Inflight::new(&app.metrics);
-    let response = match f.await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
-    };
     // Unknown names share one label so clients cannot grow the metric set.
-    let label = if app.model(model, None).is_ok() {
+    let label = if app.model(model, None).is_ok() || app.is_loading(model) {
         model
     } else {
         "_unknown"
+    };
+    let _inflight = Inflight::new(&app.metrics, label);
+    let response = match f.await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
     };
     app.metrics.request(
         label,
@@ -193,53 +304,8 @@ where
     response
 }
 
-#[derive(Deserialize)]
-struct V2Request {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    parameters: Map<String, Value>,
-    inputs: Vec<V2Input>,
-    #[serde(default)]
-    outputs: Vec<V2RequestedOutput>,
-}
-
-#[derive(Deserialize)]
-struct V2Input {
-    name: String,
-    shape: Vec<i64>,
-    datatype: String,
-    #[serde(default)]
-    parameters: Map<String, Value>,
-    #[serde(default)]
-    data: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct V2RequestedOutput {
-    name: String,
-    #[serde(default)]
-    parameters: Map<String, Value>,
-}
-
-#[derive(Serialize)]
-struct V2Response<'a> {
-    model_name: &'a str,
-    model_version: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    outputs: Vec<V2Output<'a>>,
-}
-
-#[derive(Serialize)]
-struct V2Output<'a> {
-    name: &'a str,
-    datatype: &'static str,
-    shape: &'a [i64],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a TensorData>,
+fn bool_param(params: &Map<String, Value>, key: &str) -> Option<bool> {
+    params.get(key).and_then(Value::as_bool)
 }
 
 async fn infer_v2(
@@ -253,27 +319,51 @@ async fn infer_v2(
     measured(&app, &name, start, async {
         let batcher = app.model(&name, p.get("version").map(String::as_str))?;
         app.admit()?;
-        let body = read_body(&headers, body, app.max_body_bytes).await?;
-        let header_len = match headers.get(HEADER_LENGTH) {
-            None => body.len(),
-            Some(v) => v
-                .to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok())
-                .filter(|n| *n <= body.len())
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Inference-Header-Content-Length {v:?} is not a length within the {}-byte body",
-                        body.len()
-                    ))
-                })?,
+        let (req, binary) = match headers.get(HEADER_LENGTH) {
+            // The binary extension: a JSON header, then raw tensors.
+            Some(v) => {
+                let body = read_body(&app, &headers, body).await?;
+                let header_len = v
+                    .to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse::<usize>().ok())
+                    .filter(|n| *n <= body.len())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "Inference-Header-Content-Length {v:?} is not a length within the {}-byte body",
+                            body.len()
+                        ))
+                    })?;
+                let json = body.slice(..header_len);
+                let req = if json.len() <= SMALL_BODY {
+                    decode::decode_v2_slice(&batcher.model, &json)
+                } else {
+                    let b = batcher.clone();
+                    crate::decode::on_decode_thread(move || decode::decode_v2_slice(&b.model, &json))
+                        .map_err(|e| ApiError::unavailable(format!("cannot start a decoding thread: {e}")))?
+                        .await
+                        .map_err(|_| ApiError::internal("the decoding thread stopped"))?
+                }
+                .map_err(|e| ApiError::bad_request(format!("malformed JSON request: {e}")))?;
+                (req, body.slice(header_len..))
+            }
+            None => {
+                let b = batcher.clone();
+                let req = decode_json(
+                    &app,
+                    &headers,
+                    body,
+                    |bytes| decode::decode_v2_slice(&batcher.model, bytes),
+                    move |reader, len| decode::decode_v2_reader(&b.model, reader, len),
+                )
+                .await?;
+                (req, Bytes::new())
+            }
         };
-        let req: V2Request = serde_json::from_slice(&body[..header_len])
-            .map_err(|e| ApiError::bad_request(format!("malformed JSON request: {e}")))?;
-        let mut binary = &body[header_len..];
+        let mut rest = &binary[..];
         let mut raw = Vec::with_capacity(req.inputs.len());
-        for input in &req.inputs {
-            let data = match (input.parameters.get("binary_data_size"), &input.data) {
+        for input in req.inputs {
+            let data = match (input.parameters.get("binary_data_size"), input.data) {
                 (Some(size), _) => {
                     let size = size
                         .as_u64()
@@ -284,86 +374,77 @@ async fn infer_v2(
                                 input.name
                             ))
                         })?;
-                    if size > binary.len() {
+                    if size > rest.len() {
                         return Err(ApiError::bad_request(format!(
                             "input '{}': binary_data_size {size} but only {} bytes of binary data remain",
                             input.name,
-                            binary.len()
+                            rest.len()
                         )));
                     }
-                    let (chunk, rest) = binary.split_at(size);
-                    binary = rest;
+                    let (chunk, tail) = rest.split_at(size);
+                    rest = tail;
                     InputData::Raw(chunk)
                 }
-                (None, Some(v)) => InputData::Json(v),
-                (None, None) => InputData::Missing,
+                (None, InputValues::Decoded(d)) => InputData::Json(d),
+                (None, InputValues::Text(t)) => match DataType::parse(&input.datatype) {
+                    Some(dtype) => InputData::Json(decode::decode_text(dtype, t.get()).map_err(|e| {
+                        ApiError::bad_request(format!("input '{}': {e}", input.name))
+                    })?),
+                    // prepare() names the unknown datatype.
+                    None => InputData::Missing,
+                },
+                (None, InputValues::Absent) => InputData::Missing,
             };
             raw.push(RawInput {
-                name: &input.name,
-                datatype: &input.datatype,
-                shape: &input.shape,
+                name: input.name,
+                datatype: input.datatype,
+                shape: input.shape,
                 data,
             });
         }
-        if !binary.is_empty() {
+        if !rest.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "{} bytes of binary data follow the JSON but no input claims them",
-                binary.len()
+                rest.len()
             )));
         }
         let model = &batcher.model;
         let (rows, tensors) = infer::prepare(model, batcher.max_batch_size(), raw)?;
         let names: Vec<&str> = req.outputs.iter().map(|o| o.name.as_str()).collect();
         let selected = infer::select_outputs(model, &names)?;
-        let default_binary = req
-            .parameters
-            .get("binary_data_output")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let default_binary = bool_param(&req.parameters, "binary_data_output").unwrap_or(false);
         let outputs = infer::run(&batcher, rows, tensors).await?;
 
         let mut tail: Vec<u8> = Vec::new();
-        let mut out_json = Vec::with_capacity(selected.len());
-        let mut raw_parts = Vec::new();
+        let mut out = Vec::with_capacity(selected.len());
         for (k, &i) in selected.iter().enumerate() {
             let (data, shape) = &outputs[i];
             let wants_binary = req
                 .outputs
                 .get(k)
-                .and_then(|o| o.parameters.get("binary_data"))
-                .and_then(Value::as_bool)
+                .and_then(|o| bool_param(&o.parameters, "binary_data"))
                 .unwrap_or(default_binary);
-            let (parameters, data) = if wants_binary {
+            let binary_size = if wants_binary {
                 let bytes = data.to_le_bytes();
-                let p = json!({ "binary_data_size": bytes.len() });
-                raw_parts.push(bytes);
-                (Some(p), None)
+                let n = bytes.len();
+                tail.extend_from_slice(&bytes);
+                Some(n)
             } else {
-                (None, Some(data))
+                None
             };
-            out_json.push(V2Output {
+            out.push(encode::V2Output {
                 name: &model.outputs[i].name,
                 datatype: model.outputs[i].dtype.name(),
                 shape,
-                parameters,
                 data,
+                binary_size,
             });
         }
-        let resp = V2Response {
-            model_name: &model.name,
-            model_version: MODEL_VERSION,
-            id: req.id.as_ref(),
-            outputs: out_json,
-        };
-        let mut body = serde_json::to_vec(&resp)
-            .map_err(|e| ApiError::internal(format!("encoding the response: {e}")))?;
-        if raw_parts.is_empty() {
+        let mut body = encode::v2_response(&model.name, MODEL_VERSION, req.id.as_ref(), &out);
+        if tail.is_empty() {
             return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
         }
         let json_len = body.len();
-        for part in raw_parts {
-            tail.extend_from_slice(&part);
-        }
         body.extend_from_slice(&tail);
         let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response();
         response.headers_mut().insert(
@@ -389,66 +470,6 @@ async fn v1_status(State(app): State<Arc<App>>, Path(spec): Path<String>) -> Res
     }
 }
 
-/// Shape of nested JSON arrays, following the first element at each level.
-fn nested_shape(v: &Value) -> Vec<i64> {
-    let mut shape = Vec::new();
-    let mut cur = v;
-    while let Value::Array(items) = cur {
-        shape.push(items.len() as i64);
-        match items.first() {
-            Some(first) => cur = first,
-            None => break,
-        }
-    }
-    shape
-}
-
-/// Nests a flat row-major list of values into arrays of the given dimensions.
-fn nest(values: &[Value], dims: &[i64]) -> Value {
-    if dims.len() <= 1 {
-        return Value::Array(values.to_vec());
-    }
-    let inner: usize = dims[1..]
-        .iter()
-        .map(|d| *d as usize)
-        .product::<usize>()
-        .max(1);
-    Value::Array(values.chunks(inner).map(|c| nest(c, &dims[1..])).collect())
-}
-
-/// One JSON value per row of an output.
-fn rows_of(data: &TensorData, shape: &[i64]) -> Vec<Value> {
-    let flat = match data {
-        // Widening f32 to f64 would print 0.9816568493843079 for 0.98165685; go
-        // through the f32's shortest decimal instead.
-        TensorData::Fp32(v) => v
-            .iter()
-            .map(|x| {
-                x.to_string()
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or(Value::Null, Value::Number)
-            })
-            .collect(),
-        _ => match serde_json::to_value(data) {
-            Ok(Value::Array(v)) => v,
-            _ => Vec::new(),
-        },
-    };
-    let rows = shape.first().copied().unwrap_or(1).max(1) as usize;
-    let per_row = (flat.len() / rows).max(1);
-    flat.chunks(per_row)
-        .map(|c| {
-            if shape.len() <= 1 {
-                c[0].clone()
-            } else {
-                nest(c, &shape[1..])
-            }
-        })
-        .collect()
-}
-
 async fn v1_predict(
     State(app): State<Arc<App>>,
     Path(spec): Path<String>,
@@ -467,69 +488,121 @@ async fn v1_predict(
             )));
         }
         app.admit()?;
-        let body = read_body(&headers, body, app.max_body_bytes).await?;
-        let req: Map<String, Value> = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("malformed JSON request: {e}")))?;
-        let instances = req
-            .get("instances")
-            .or_else(|| req.get("inputs"))
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| {
-                ApiError::bad_request("the request needs a non-empty \"instances\" array")
-            })?;
+        let b = batcher.clone();
+        let cols = decode_json(
+            &app,
+            &headers,
+            body,
+            |bytes| decode::decode_v1_slice(&batcher.model, bytes),
+            move |reader, _| decode::decode_v1_reader(&b.model, reader),
+        )
+        .await?;
         let model = &batcher.model;
-        // One input: instances are its rows. Several: each instance is an object.
-        let mut columns: Vec<Value> = Vec::with_capacity(model.inputs.len());
-        if model.inputs.len() == 1 {
-            columns.push(Value::Array(instances.clone()));
-        } else {
-            for spec in &model.inputs {
-                let mut col = Vec::with_capacity(instances.len());
-                for (i, inst) in instances.iter().enumerate() {
-                    let v = inst.get(&spec.name).ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "instance {i}: missing input '{}' (the model has several inputs, so each instance is an object keyed by input name)",
-                            spec.name
-                        ))
-                    })?;
-                    col.push(v.clone());
-                }
-                columns.push(Value::Array(col));
-            }
-        }
-        let shapes: Vec<Vec<i64>> = columns.iter().map(nested_shape).collect();
         let raw = model
             .inputs
             .iter()
-            .zip(&columns)
-            .zip(&shapes)
-            .map(|((spec, col), shape)| RawInput {
-                name: &spec.name,
-                datatype: spec.dtype.name(),
-                shape,
+            .zip(cols.columns)
+            .map(|(spec, col)| RawInput {
+                name: spec.name.clone(),
+                datatype: spec.dtype.name().to_string(),
+                shape: col.nesting.iter().map(|n| *n as i64).collect(),
                 data: InputData::Json(col),
             })
             .collect();
         let (rows, tensors) = infer::prepare(model, batcher.max_batch_size(), raw)?;
         let outputs = infer::run(&batcher, rows, tensors).await?;
-        let per_output: Vec<Vec<Value>> = outputs.iter().map(|(d, s)| rows_of(d, s)).collect();
-        let predictions: Vec<Value> = if per_output.len() == 1 {
-            per_output.into_iter().next().unwrap_or_default()
+        let named: Vec<(&str, &TensorData, &[i64])> = model
+            .outputs
+            .iter()
+            .zip(&outputs)
+            .map(|(spec, (d, s))| (spec.name.as_str(), d, s.as_slice()))
+            .collect();
+        let rows = if model.batchable {
+            rows as usize
         } else {
-            (0..rows as usize)
-                .map(|r| {
-                    let mut obj = Map::new();
-                    for (spec, vals) in model.outputs.iter().zip(&per_output) {
-                        obj.insert(spec.name.clone(), vals.get(r).cloned().unwrap_or(Value::Null));
-                    }
-                    Value::Object(obj)
-                })
-                .collect()
+            cols.instances
         };
-        Ok(json_response(StatusCode::OK, json!({ "predictions": predictions })))
+        let body = encode::v1_predictions(rows, &named);
+        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     })
     .await
+}
+
+/// Wraps every response: an error without a JSON body (axum's 405, a path it
+/// could not parse) gets `{"error": ...}`, and a response sent before its
+/// request's body was read closes the connection with a lingering close.
+async fn every_response(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use http_body::Body as _;
+    let conn = req.extensions().get::<ConnHandle>().cloned();
+    let read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+    let req = req.map(|b| {
+        Body::new(Tracked {
+            inner: b,
+            read: read.clone(),
+        })
+    });
+    let mut resp = next.run(req).await;
+    if !read.load(Ordering::Relaxed) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        if let Some(c) = conn {
+            c.0.linger_on_close();
+        }
+    }
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let (mut parts, body) = resp.into_parts();
+        let text = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_string();
+        let message = if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_lowercase()
+        } else {
+            text
+        };
+        let body = json!({ "error": message }).to_string();
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(body));
+    }
+    resp
+}
+
+/// A request body that records when it has been read to the end.
+struct Tracked {
+    inner: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = r {
+            self.read.store(true, Ordering::Relaxed);
+        } else if self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]
@@ -537,14 +610,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn v1_rows_nest_by_the_output_shape() {
-        let d = TensorData::Fp32(vec![1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(
-            rows_of(&d, &[2, 2]),
-            vec![json!([1.0, 2.0]), json!([3.0, 4.0])]
-        );
-        let l = TensorData::I64(vec![7, 8]);
-        assert_eq!(rows_of(&l, &[2]), vec![json!(7), json!(8)]);
-        assert_eq!(nested_shape(&json!([[1, 2, 3], [4, 5, 6]])), vec![2, 3]);
+    fn an_oversized_content_length_is_refused_before_reading() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1000"));
+        assert_eq!(content_length(&h), Some(1000));
+        assert_eq!(too_large(10).http_status(), 413);
     }
 }

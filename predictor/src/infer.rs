@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use crate::batcher::Batcher;
+use crate::decode::Decoded;
 use crate::error::ApiError;
 use crate::model::{Model, Tensors};
 use crate::tensor::{element_count, DataType, TensorData};
 
 /// Where an input's elements are in the request.
 pub enum InputData<'a> {
-    /// JSON `data`, flat or nested.
-    Json(&'a serde_json::Value),
+    /// JSON `data`, flat or nested, already decoded as some datatype.
+    Json(Decoded),
     /// Little-endian bytes (binary extension, gRPC raw contents).
     Raw(&'a [u8]),
     /// Already typed (gRPC typed contents).
@@ -20,9 +21,9 @@ pub enum InputData<'a> {
 }
 
 pub struct RawInput<'a> {
-    pub name: &'a str,
-    pub datatype: &'a str,
-    pub shape: &'a [i64],
+    pub name: String,
+    pub datatype: String,
+    pub shape: Vec<i64>,
     pub data: InputData<'a>,
 }
 
@@ -40,7 +41,7 @@ pub fn prepare(
 ) -> Result<(u32, Tensors), ApiError> {
     let mut slots: Vec<Option<(TensorData, Vec<i64>)>> = vec![None; model.inputs.len()];
     for input in inputs {
-        let name = input.name;
+        let name = input.name.as_str();
         let Some(idx) = model.inputs.iter().position(|s| s.name == name) else {
             let expected: Vec<&str> = model.inputs.iter().map(|s| s.name.as_str()).collect();
             return Err(ApiError::bad_request(format!(
@@ -55,7 +56,7 @@ pub fn prepare(
             )));
         }
         let spec = &model.inputs[idx];
-        let dtype = DataType::parse(input.datatype).ok_or_else(|| {
+        let dtype = DataType::parse(&input.datatype).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "input '{name}': unknown or unsupported datatype '{}'",
                 input.datatype
@@ -68,7 +69,7 @@ pub fn prepare(
                 spec.dtype.name()
             )));
         }
-        let shape = input.shape;
+        let shape = input.shape.as_slice();
         let fits = shape.len() == spec.shape.len()
             && shape
                 .iter()
@@ -88,7 +89,24 @@ pub fn prepare(
             ))
         })?;
         let data = match input.data {
-            InputData::Json(v) => TensorData::from_json(dtype, v),
+            InputData::Json(d) if d.data.datatype() != dtype => Err(format!(
+                "data was read as {} but the datatype is {}",
+                d.data.datatype().name(),
+                dtype.name()
+            )),
+            // Nested data must nest as the shape does; flat data only counts.
+            InputData::Json(d)
+                if d.nesting.len() > 1
+                    && !d.nesting.iter().zip(shape).all(|(n, s)| *n as i64 == *s)
+                    || d.nesting.len() > 1 && d.nesting.len() != shape.len() =>
+            {
+                Err(format!(
+                    "nested data has dimensions {:?} but the shape is {}",
+                    d.nesting,
+                    shape_text(shape)
+                ))
+            }
+            InputData::Json(d) => Ok(d.data),
             InputData::Raw(bytes) => TensorData::from_le_bytes(dtype, bytes),
             InputData::Typed(d) if d.datatype() == dtype => Ok(d),
             InputData::Typed(d) => Err(format!(

@@ -8,7 +8,10 @@
 pub mod app;
 pub mod batcher;
 pub mod calibrate;
+pub mod conn;
+pub mod decode;
 pub mod emulate;
+pub mod encode;
 pub mod error;
 pub mod grpc;
 pub mod http;

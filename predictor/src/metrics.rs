@@ -1,7 +1,7 @@
 //! Prometheus metrics in the text exposition format, written by hand: a handful of
 //! counters, gauges and histograms does not justify a metrics framework.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -14,8 +14,6 @@ const SECONDS_BUCKETS: &[f64] = &[
 ];
 /// Batch sizes in rows.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
-/// Window over which the busy ratio is averaged.
-const BUSY_WINDOW: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 struct Hist {
@@ -77,22 +75,20 @@ impl HistFamily {
     }
 }
 
-/// Time with at least one execution running, as a fraction of a sliding window:
-/// the (emulated) GPU's utilisation as DCGM would report it.
+/// Time with at least one execution of a model running: the (emulated) GPU's
+/// busy time as DCGM counts it, for `rate()` to average over any window.
+#[derive(Default)]
 struct Busy {
     active: u32,
-    since: Instant,
+    since: Option<Instant>,
     total: Duration,
-    /// (time, busy total at that time), one sample a second.
-    samples: VecDeque<(Instant, Duration)>,
 }
 
 impl Busy {
     fn total_at(&self, now: Instant) -> Duration {
-        if self.active > 0 {
-            self.total + now.saturating_duration_since(self.since)
-        } else {
-            self.total
+        match self.since {
+            Some(since) if self.active > 0 => self.total + now.saturating_duration_since(since),
+            _ => self.total,
         }
     }
 }
@@ -103,13 +99,13 @@ struct Inner {
     queue: HistFamily,
     compute: HistFamily,
     batch: HistFamily,
-    busy: Busy,
+    busy: BTreeMap<String, Busy>,
+    inflight: BTreeMap<String, i64>,
 }
 
 pub struct Metrics {
     inner: Mutex<Inner>,
-    inflight: AtomicI64,
-    started: Instant,
+    inflight_total: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -120,7 +116,6 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let now = Instant::now();
         Metrics {
             inner: Mutex::new(Inner {
                 requests: BTreeMap::new(),
@@ -128,15 +123,10 @@ impl Metrics {
                 queue: HistFamily::new(SECONDS_BUCKETS),
                 compute: HistFamily::new(SECONDS_BUCKETS),
                 batch: HistFamily::new(BATCH_BUCKETS),
-                busy: Busy {
-                    active: 0,
-                    since: now,
-                    total: Duration::ZERO,
-                    samples: VecDeque::from([(now, Duration::ZERO)]),
-                },
+                busy: BTreeMap::new(),
+                inflight: BTreeMap::new(),
             }),
-            inflight: AtomicI64::new(0),
-            started: now,
+            inflight_total: AtomicI64::new(0),
         }
     }
 
@@ -165,64 +155,58 @@ impl Metrics {
         });
     }
 
-    pub fn inflight_add(&self, delta: i64) {
-        self.inflight.fetch_add(delta, Ordering::Relaxed);
-    }
-
-    pub fn busy_begin(&self) {
-        let now = Instant::now();
+    pub fn inflight_add(&self, model: &str, delta: i64) {
+        self.inflight_total.fetch_add(delta, Ordering::Relaxed);
         self.with(|m| {
-            if m.busy.active == 0 {
-                m.busy.since = now;
-            }
-            m.busy.active += 1;
-        });
-    }
-
-    pub fn busy_end(&self) {
-        let now = Instant::now();
-        self.with(|m| {
-            m.busy.active = m.busy.active.saturating_sub(1);
-            if m.busy.active == 0 {
-                m.busy.total += now.saturating_duration_since(m.busy.since);
+            if let Some(n) = m.inflight.get_mut(model) {
+                *n += delta;
+            } else {
+                m.inflight.insert(model.to_string(), delta);
             }
         });
     }
 
-    /// Records the busy total once; call about once a second.
-    pub fn sample_busy(&self) {
+    /// Inference requests being handled now, all models together.
+    pub fn inflight_total(&self) -> i64 {
+        self.inflight_total.load(Ordering::Relaxed)
+    }
+
+    pub fn busy_begin(&self, model: &str) {
         let now = Instant::now();
         self.with(|m| {
-            let t = m.busy.total_at(now);
-            m.busy.samples.push_back((now, t));
-            while m.busy.samples.len() > 2
-                && now.saturating_duration_since(m.busy.samples[0].0) > BUSY_WINDOW
-            {
-                m.busy.samples.pop_front();
+            let b = m.busy.entry(model.to_string()).or_default();
+            if b.active == 0 {
+                b.since = Some(now);
+            }
+            b.active += 1;
+        });
+    }
+
+    pub fn busy_end(&self, model: &str) {
+        let now = Instant::now();
+        self.with(|m| {
+            let b = m.busy.entry(model.to_string()).or_default();
+            b.active = b.active.saturating_sub(1);
+            if b.active == 0 {
+                if let Some(since) = b.since.take() {
+                    b.total += now.saturating_duration_since(since);
+                }
             }
         });
     }
 
-    pub fn busy_ratio(&self) -> f64 {
+    /// Busy seconds of a model so far.
+    pub fn busy_seconds(&self, model: &str) -> f64 {
         let now = Instant::now();
         self.with(|m| {
-            let (t0, b0) = m
-                .busy
-                .samples
-                .front()
-                .copied()
-                .unwrap_or((self.started, Duration::ZERO));
-            let span = now.saturating_duration_since(t0).as_secs_f64();
-            if span <= 0.0 {
-                return 0.0;
-            }
-            ((m.busy.total_at(now) - b0).as_secs_f64() / span).clamp(0.0, 1.0)
+            m.busy
+                .get(model)
+                .map_or(0.0, |b| b.total_at(now).as_secs_f64())
         })
     }
 
     /// The exposition text; `queue_depths` are (model, queued requests).
     pub fn render(&self, queue_depths: &[(String, usize)]) -> String {
-        let busy = self.busy_ratio();
         let mut out = String::with_capacity(8192);
         self.with(|m| {
             out.push_str("# HELP lab_predictor_requests_total Inference requests by model and HTTP status code (gRPC codes mapped to HTTP).\n");
@@ -246,18 +230,31 @@ impl Metrics {
                 }
             }
         });
-        out.push_str("# HELP lab_predictor_inflight_requests Inference requests being handled now.\n# TYPE lab_predictor_inflight_requests gauge\n");
-        let _ = writeln!(
-            out,
-            "lab_predictor_inflight_requests {}",
-            self.inflight.load(Ordering::Relaxed)
-        );
+        let now = Instant::now();
+        self.with(|m| {
+            out.push_str("# HELP lab_predictor_inflight_requests Inference requests being handled now.\n# TYPE lab_predictor_inflight_requests gauge\n");
+            for (model, n) in &m.inflight {
+                let _ = writeln!(out, "lab_predictor_inflight_requests{{model=\"{model}\"}} {n}");
+            }
+            out.push_str("# HELP lab_predictor_gpu_busy_seconds_total Seconds with at least one execution of the model running on the (emulated) GPU or the CPU.\n# TYPE lab_predictor_gpu_busy_seconds_total counter\n");
+            for (model, b) in &m.busy {
+                let _ = writeln!(
+                    out,
+                    "lab_predictor_gpu_busy_seconds_total{{model=\"{model}\"}} {:.6}",
+                    b.total_at(now).as_secs_f64()
+                );
+            }
+        });
         out.push_str("# HELP lab_predictor_queue_depth Requests waiting in the batching queue.\n# TYPE lab_predictor_queue_depth gauge\n");
         for (model, n) in queue_depths {
             let _ = writeln!(out, "lab_predictor_queue_depth{{model=\"{model}\"}} {n}");
         }
-        out.push_str("# HELP lab_predictor_gpu_busy_ratio Fraction of the last 10 s with at least one execution running on the (emulated) GPU or CPU.\n# TYPE lab_predictor_gpu_busy_ratio gauge\n");
-        let _ = writeln!(out, "lab_predictor_gpu_busy_ratio {busy:.6}");
+        out.push_str("# HELP lab_predictor_build_info The predictor's version; always 1.\n# TYPE lab_predictor_build_info gauge\n");
+        let _ = writeln!(
+            out,
+            "lab_predictor_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::app::App;
 use crate::batcher::{BatchConfig, Batcher};
+use crate::conn;
 use crate::emulate::{parse_sharing, EmulateConfig, Emulator};
 use crate::error::bad_input;
 use crate::metrics::Metrics;
@@ -86,6 +86,33 @@ pub struct ServeOptions {
     /// Largest request body (REST) or message (gRPC) in bytes; larger gets 413 (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Longest a client may take to send a request's head (request line and
+    /// headers), in seconds; past it the server answers 408 and closes.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub header_timeout_secs: f64,
+
+    /// Longest a client may take to send a request's body, in seconds; past it
+    /// the server answers 408 and closes.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub body_timeout_secs: f64,
+
+    /// How long a keep-alive connection may sit idle between requests before
+    /// the server closes it, in seconds (above the 90 s idle pools of common
+    /// clients, so they close first).
+    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
+    pub idle_timeout_secs: f64,
+
+    /// Most REST connections open at once; more wait in the listen backlog. It
+    /// is lowered to the descriptor limit (ulimit -n) minus 64, so accepting
+    /// never runs out of descriptors.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Listen backlog of the REST and gRPC sockets (default: the system's
+    /// /proc/sys/net/core/somaxconn, 4096 where it cannot be read).
+    #[arg(long, value_name = "N")]
+    pub listen_backlog: Option<u32>,
 
     /// After SIGTERM, how long in-flight requests may take before the process exits, in seconds.
     #[arg(long, default_value_t = 30.0)]
@@ -240,6 +267,22 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<i32> {
             "--grace-period-secs must be a non-negative number",
         ));
     }
+    for (flag, v) in [
+        ("--header-timeout-secs", opts.header_timeout_secs),
+        ("--body-timeout-secs", opts.body_timeout_secs),
+        ("--idle-timeout-secs", opts.idle_timeout_secs),
+    ] {
+        if !(v > 0.0 && v.is_finite() && v < 1e9) {
+            return Err(bad_input(format!(
+                "{flag} must be a positive number of seconds"
+            )));
+        }
+    }
+    if opts.max_connections == 0 || opts.listen_backlog == Some(0) {
+        return Err(bad_input(
+            "--max-connections and --listen-backlog must be at least 1",
+        ));
+    }
     let model_load = Duration::try_from_secs_f64(opts.model_load_secs)
         .map_err(|_| bad_input("--model-load-secs must be a non-negative number of seconds"))?;
     let emulate = match &opts.emulate {
@@ -286,17 +329,39 @@ async fn serve(
     };
     let metrics = Arc::new(Metrics::new());
     let configured = models.iter().map(|(n, _)| n.clone()).collect();
-    let app = Arc::new(App::new(metrics.clone(), opts.max_body_bytes, configured));
+    let body_timeout = Duration::from_secs_f64(opts.body_timeout_secs);
+    let app = Arc::new(App::new(
+        metrics.clone(),
+        opts.max_body_bytes,
+        body_timeout,
+        configured,
+    ));
+    let backlog = opts.listen_backlog.unwrap_or_else(conn::system_somaxconn);
+    let max_connections = conn::connection_cap(opts.max_connections);
+    if max_connections < opts.max_connections {
+        eprintln!(
+            "lab-predictor: at most {max_connections} REST connections (the descriptor limit {} less {} kept for the rest)",
+            conn::descriptor_limit().unwrap_or(0),
+            conn::RESERVED_DESCRIPTORS
+        );
+    }
+    let limits = conn::Limits {
+        header_timeout: Duration::from_secs_f64(opts.header_timeout_secs),
+        body_timeout,
+        idle_timeout: Duration::from_secs_f64(opts.idle_timeout_secs),
+        max_connections,
+        linger: body_timeout.min(Duration::from_secs(10)),
+    };
 
     // Listen first: liveness answers while models load, readiness says not yet.
-    let http = TcpListener::bind((opts.host.as_str(), opts.http_port))
+    let http = conn::bind(&opts.host, opts.http_port, backlog)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", opts.host, opts.http_port))?;
     let http_addr = http.local_addr()?;
     let grpc = if opts.no_grpc {
         None
     } else {
-        let l = TcpListener::bind((opts.host.as_str(), opts.grpc_port))
+        let l = conn::bind(&opts.host, opts.grpc_port, backlog)
             .await
             .map_err(|e| {
                 anyhow::anyhow!("cannot listen on {}:{}: {e}", opts.host, opts.grpc_port)
@@ -310,17 +375,17 @@ async fn serve(
         grpc_addr.map_or("off".to_string(), |a| a.to_string())
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = app.stop.subscribe();
+    let report = Arc::new(conn::ShutdownReport::default());
     let http_task = {
-        let mut rx = stop_rx.clone();
         let router = crate::http::router(app.clone());
-        tokio::spawn(async move {
-            axum::serve(http, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        tokio::spawn(conn::serve(
+            http,
+            router,
+            limits,
+            stop_rx.clone(),
+            report.clone(),
+        ))
     };
     let grpc_task = grpc.map(|listener| {
         let mut rx = stop_rx.clone();
@@ -334,18 +399,6 @@ async fn serve(
                 .await
         })
     });
-
-    // Busy-ratio sampling for /metrics.
-    {
-        let m = metrics.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                m.sample_busy();
-            }
-        });
-    }
 
     let load = LoadOptions {
         device: device(&opts.device, opts.cuda_device),
@@ -430,8 +483,12 @@ async fn serve(
     });
     app.draining.store(true, Ordering::SeqCst);
     app.ready.store(false, Ordering::SeqCst);
-    let _ = stop_tx.send(true);
+    let inflight_at_signal = metrics.inflight_total();
+    let _ = app.stop.send(true);
     let grace = Duration::from_secs_f64(opts.grace_period_secs);
+    let drain_started = Instant::now();
+    // Let every connection see the signal before reading what they did with it.
+    tokio::task::yield_now().await;
     let drained = tokio::time::timeout(grace, async {
         let _ = http_task.await;
         if let Some(t) = grpc_task {
@@ -439,8 +496,24 @@ async fn serve(
         }
     })
     .await;
-    if drained.is_err() {
-        eprintln!("lab-predictor: grace period over with requests still in flight; exiting");
+    let closed_idle = report.closed_idle.load(Ordering::Relaxed);
+    let closed_partial = report.closed_partial.load(Ordering::Relaxed);
+    let draining = report.draining.load(Ordering::Relaxed);
+    let summary = format!(
+        "{inflight_at_signal} inference requests were in flight at the signal; REST connections: \
+         {closed_idle} idle and {closed_partial} with a request head still arriving closed at once, \
+         {draining} left to finish their request"
+    );
+    match drained {
+        Ok(()) => eprintln!(
+            "lab-predictor: drained in {:.3}s ({summary}); exiting",
+            drain_started.elapsed().as_secs_f64()
+        ),
+        Err(_) => eprintln!(
+            "lab-predictor: grace period of {}s over with {} inference requests still in flight ({summary}); exiting",
+            opts.grace_period_secs,
+            metrics.inflight_total()
+        ),
     }
     Ok(0)
 }

@@ -204,7 +204,7 @@ impl TensorData {
 
     /// Decodes little-endian raw bytes; the length must be a whole number of elements.
     pub fn from_le_bytes(dtype: DataType, bytes: &[u8]) -> Result<TensorData, String> {
-        if bytes.len() % dtype.size() != 0 {
+        if !bytes.len().is_multiple_of(dtype.size()) {
             return Err(format!(
                 "{} bytes of raw data is not a whole number of {} elements ({} bytes each)",
                 bytes.len(),
@@ -259,64 +259,6 @@ impl TensorData {
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
         out
-    }
-
-    /// Decodes JSON `data`, flat or nested row-major, checking every element's type.
-    pub fn from_json(dtype: DataType, data: &serde_json::Value) -> Result<TensorData, String> {
-        let mut flat = Vec::new();
-        flatten(data, &mut flat)?;
-        let bad = |i: usize| {
-            format!(
-                "element {i} ({}) is not a valid {} value",
-                flat[i],
-                dtype.name()
-            )
-        };
-        macro_rules! ints {
-            ($t:ty, $variant:ident) => {{
-                let mut out = Vec::with_capacity(flat.len());
-                for (i, v) in flat.iter().enumerate() {
-                    let x = if let Some(x) = v.as_i64() {
-                        <$t>::try_from(x).ok()
-                    } else {
-                        v.as_u64().and_then(|x| <$t>::try_from(x).ok())
-                    };
-                    out.push(x.ok_or_else(|| bad(i))?);
-                }
-                TensorData::$variant(out)
-            }};
-        }
-        Ok(match dtype {
-            DataType::Bool => {
-                let mut out = Vec::with_capacity(flat.len());
-                for (i, v) in flat.iter().enumerate() {
-                    out.push(v.as_bool().ok_or_else(|| bad(i))?);
-                }
-                TensorData::Bool(out)
-            }
-            DataType::U8 => ints!(u8, U8),
-            DataType::U16 => ints!(u16, U16),
-            DataType::U32 => ints!(u32, U32),
-            DataType::U64 => ints!(u64, U64),
-            DataType::I8 => ints!(i8, I8),
-            DataType::I16 => ints!(i16, I16),
-            DataType::I32 => ints!(i32, I32),
-            DataType::I64 => ints!(i64, I64),
-            DataType::Fp32 => {
-                let mut out = Vec::with_capacity(flat.len());
-                for (i, v) in flat.iter().enumerate() {
-                    out.push(v.as_f64().ok_or_else(|| bad(i))? as f32);
-                }
-                TensorData::Fp32(out)
-            }
-            DataType::Fp64 => {
-                let mut out = Vec::with_capacity(flat.len());
-                for (i, v) in flat.iter().enumerate() {
-                    out.push(v.as_f64().ok_or_else(|| bad(i))?);
-                }
-                TensorData::Fp64(out)
-            }
-        })
     }
 
     /// Elements `[start, end)` as a new tensor (splitting a batch's outputs by request).
@@ -397,28 +339,6 @@ impl Serialize for TensorData {
     }
 }
 
-/// Flattens nested arrays row-major; scalars are one element.
-fn flatten<'a>(
-    v: &'a serde_json::Value,
-    out: &mut Vec<&'a serde_json::Value>,
-) -> Result<(), String> {
-    match v {
-        serde_json::Value::Array(items) => {
-            for item in items {
-                flatten(item, out)?;
-            }
-            Ok(())
-        }
-        serde_json::Value::Object(_) => {
-            Err("tensor data must be numbers or booleans, found an object".into())
-        }
-        other => {
-            out.push(other);
-            Ok(())
-        }
-    }
-}
-
 /// Number of elements a shape holds, or `None` on overflow or a negative dimension.
 pub fn element_count(shape: &[i64]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, d| {
@@ -429,20 +349,6 @@ pub fn element_count(shape: &[i64]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn json_decoding_checks_types_and_ranges() {
-        let d = TensorData::from_json(DataType::I32, &json!([[1, 2], [3, -4]])).unwrap();
-        assert_eq!(d, TensorData::I32(vec![1, 2, 3, -4]));
-        let e = TensorData::from_json(DataType::U8, &json!([1, 300])).unwrap_err();
-        assert!(e.contains("element 1") && e.contains("UINT8"), "{e}");
-        let e = TensorData::from_json(DataType::I64, &json!([1.5])).unwrap_err();
-        assert!(e.contains("INT64"), "{e}");
-        let e = TensorData::from_json(DataType::Fp32, &json!(["a"])).unwrap_err();
-        assert!(e.contains("FP32"), "{e}");
-        assert!(TensorData::from_json(DataType::Bool, &json!([true, 1])).is_err());
-    }
 
     #[test]
     fn raw_bytes_round_trip_and_reject_partial_elements() {

@@ -1,6 +1,7 @@
 //! Runs the Python suite (predictor/tests/py) against the built `lab-predictor`:
 //! conformance with the official tritonclient over HTTP and gRPC, KServe V1,
-//! error cases, batching, readiness, SIGTERM drain, metrics and GPU emulation.
+//! error cases, batching, readiness, SIGTERM drain, metrics and GPU emulation,
+//! and hostile input (urllib's error cases, timeouts, limits, promtool).
 //! Needs `scripts/install-test-deps.sh` (onnxruntime, tritonclient, pytest).
 
 use std::process::Command;
@@ -50,4 +51,9 @@ fn readiness_drain_and_metrics() {
 #[test]
 fn gpu_emulation_cuda_error_and_calibration() {
     pytest("test_emulation.py");
+}
+
+#[test]
+fn hostile_input_errors_timeouts_and_limits() {
+    pytest("test_hostile.py");
 }

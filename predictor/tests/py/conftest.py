@@ -29,10 +29,11 @@ def binary():
 
 
 class Server:
-    def __init__(self, *args, wait_ready=True, timeout=60, env=None):
+    def __init__(self, *args, wait_ready=True, timeout=60, env=None, popen_kw=None):
         self.args = [binary(), "serve", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *args]
         env = dict(os.environ, **env) if env else None
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                     **(popen_kw or {}))
         self.lines = queue.Queue()
         self.stderr = []
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines), daemon=True).start()

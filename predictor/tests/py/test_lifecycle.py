@@ -12,7 +12,7 @@ NAMES = [
     "lab_predictor_requests_total", "lab_predictor_request_duration_seconds",
     "lab_predictor_queue_duration_seconds", "lab_predictor_compute_duration_seconds",
     "lab_predictor_batch_size", "lab_predictor_inflight_requests", "lab_predictor_queue_depth",
-    "lab_predictor_gpu_busy_ratio",
+    "lab_predictor_gpu_busy_seconds_total", "lab_predictor_build_info",
 ]
 
 
@@ -41,17 +41,19 @@ def test_metrics_have_the_documented_names_and_types(server_factory):
     assert 'lab_predictor_request_duration_seconds_count{model="iris"} 3' in text
     assert 'lab_predictor_compute_duration_seconds_bucket{model="iris",le="+Inf"} 3' in text
     assert 'lab_predictor_queue_duration_seconds_count{model="iris"} 3' in text
-    ratio = s.metric("lab_predictor_gpu_busy_ratio")
-    assert ratio is not None and 0 <= ratio <= 1
+    assert 'lab_predictor_inflight_requests{model="iris"} 0' in text
+    assert s.metric('lab_predictor_gpu_busy_seconds_total{model="iris"}') > 0
+    assert 'lab_predictor_build_info{version="' in text
 
 
-def test_busy_ratio_tracks_an_emulated_device(server_factory, tmp_path):
+def test_busy_seconds_count_an_emulated_device(server_factory, tmp_path):
     prof = write_profile(tmp_path / "p.json", "cpu", {1: 0.5, 32: 0.5})
     s = server_factory(*model_args("iris"), "--emulate", prof)
     for _ in range(3):
         assert s.post("/v2/models/iris/infer", body())[0] == 200
-    # 1.5 s busy out of a few seconds since start: clearly above zero.
-    assert s.metric("lab_predictor_gpu_busy_ratio") > 0.2
+    # Three holds of 0.5 s each, one after the other: 1.5 s busy, as a counter.
+    busy = s.metric('lab_predictor_gpu_busy_seconds_total{model="iris"}')
+    assert 1.45 <= busy < 3.0, busy
 
 
 def test_sigterm_drains_in_flight_requests_then_exits(server_factory, tmp_path):
@@ -67,7 +69,7 @@ def test_sigterm_drains_in_flight_requests_then_exits(server_factory, tmp_path):
     for t in threads:
         t.start()
     # One executing, one queued behind it.
-    s.wait_metric("lab_predictor_inflight_requests", lambda v: v == 2)
+    s.wait_metric('lab_predictor_inflight_requests{model="iris"}', lambda v: v == 2)
     s.proc.send_signal(signal.SIGTERM)
     # Not ready any more (or no longer accepting connections) while draining.
     deadline = time.monotonic() + 5
@@ -100,7 +102,7 @@ def test_grace_period_bounds_the_drain(server_factory, tmp_path):
 
     t = threading.Thread(target=call, daemon=True)
     t.start()
-    s.wait_metric("lab_predictor_inflight_requests", lambda v: v == 1)
+    s.wait_metric('lab_predictor_inflight_requests{model="iris"}', lambda v: v == 1)
     t0 = time.monotonic()
     s.proc.send_signal(signal.SIGTERM)
     assert s.proc.wait(timeout=10) == 0
