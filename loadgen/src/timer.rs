@@ -8,7 +8,11 @@
 
 #[cfg(target_os = "linux")]
 mod imp {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use rustix::time::{
+        timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags,
+        TimerfdTimerFlags, Timespec,
+    };
+    use std::os::fd::OwnedFd;
     use std::time::Instant;
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
@@ -20,20 +24,14 @@ mod imp {
     impl Timer {
         /// A timer on the current runtime, or `None` if the system refuses one.
         pub fn new() -> Option<Timer> {
-            // SAFETY: plain system call; the descriptor is checked and owned below.
-            let raw = unsafe {
-                libc::timerfd_create(
-                    libc::CLOCK_MONOTONIC,
-                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-                )
-            };
-            if raw < 0 {
-                return None;
-            }
-            // SAFETY: `raw` is a descriptor we just opened and nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            // SAFETY: the OwnedFd is open and moves into the AsyncFd, which
-            // owns it (and so keeps it open) until the AsyncFd is dropped.
+            let fd = timerfd_create(
+                TimerfdClockId::Monotonic,
+                TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+            )
+            .ok()?;
+            // SAFETY: tokio asks that the descriptor stay open while registered:
+            // the OwnedFd moves into the AsyncFd, which owns it (and so keeps
+            // it open) until the AsyncFd is dropped.
             unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
                 .ok()
                 .map(|fd| Timer { fd })
@@ -46,19 +44,18 @@ mod imp {
             if left.is_zero() {
                 return;
             }
-            let spec = libc::itimerspec {
-                it_interval: libc::timespec {
+            let spec = Itimerspec {
+                it_interval: Timespec {
                     tv_sec: 0,
                     tv_nsec: 0,
                 },
-                it_value: libc::timespec {
-                    tv_sec: left.as_secs() as libc::time_t,
-                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                it_value: Timespec {
+                    tv_sec: left.as_secs() as _,
+                    tv_nsec: left.subsec_nanos().into(),
                 },
             };
-            let fd = self.fd.get_ref().as_raw_fd();
-            // SAFETY: `fd` is our open timerfd and `spec` a valid itimerspec.
-            if unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) } != 0 {
+            let fd = self.fd.get_ref();
+            if timerfd_settime(fd, TimerfdTimerFlags::empty(), &spec).is_err() {
                 tokio::time::sleep_until(deadline.into()).await;
                 return;
             }
@@ -67,16 +64,9 @@ mod imp {
                     tokio::time::sleep_until(deadline.into()).await;
                     return;
                 };
-                let mut expirations = 0u64;
-                // SAFETY: reads 8 bytes into a u64 we own.
-                let n = unsafe {
-                    libc::read(
-                        fd,
-                        (&mut expirations as *mut u64).cast::<libc::c_void>(),
-                        std::mem::size_of::<u64>(),
-                    )
-                };
-                if n == std::mem::size_of::<u64>() as isize {
+                // The expiration count, 8 bytes; EAGAIN when none yet.
+                let mut expirations = [0u8; 8];
+                if let Ok(8) = rustix::io::read(fd, &mut expirations) {
                     return;
                 }
                 // Readiness left from an earlier, replaced deadline: not yet.

@@ -10,7 +10,6 @@
 //! predictor cannot leave the GPU looking busy.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -349,31 +348,26 @@ fn alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// An advisory `flock` held until dropped.
+/// An advisory lock on the whole file, held until dropped. std takes it with
+/// `flock` on Linux, so every process sharing the slots file sees one lock.
 struct Flock<'a>(&'a File);
 
 impl<'a> Flock<'a> {
-    fn lock(file: &'a File, op: libc::c_int) -> std::io::Result<Self> {
-        // SAFETY: flock on a descriptor we own; it blocks until granted.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    /// Blocks until granted.
+    fn exclusive(file: &'a File) -> std::io::Result<Self> {
+        file.lock()?;
         Ok(Flock(file))
     }
-    fn exclusive(file: &'a File) -> std::io::Result<Self> {
-        Self::lock(file, libc::LOCK_EX)
-    }
     fn shared(file: &'a File) -> std::io::Result<Self> {
-        Self::lock(file, libc::LOCK_SH)
+        file.lock_shared()?;
+        Ok(Flock(file))
     }
 }
 
 impl Drop for Flock<'_> {
     fn drop(&mut self) {
-        // SAFETY: unlocking the descriptor locked in `lock`.
-        unsafe {
-            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
-        }
+        // Closing the file would release it too; this lets go at once.
+        let _ = self.0.unlock();
     }
 }
 

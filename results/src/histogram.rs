@@ -1,6 +1,9 @@
 //! Latency histograms in nanoseconds that serialize to text and merge exactly.
 
 use crate::LatencySummary;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 
@@ -127,7 +130,7 @@ impl LatencyHistogram {
         V2Serializer::new()
             .serialize(&self.h, &mut buf)
             .expect("serializing into memory cannot fail");
-        format!("{}:{}", self.sum_ns, base64_encode(&buf))
+        format!("{}:{}", self.sum_ns, BASE64.encode(&buf))
     }
 
     pub fn from_base64(text: &str) -> Result<LatencyHistogram, String> {
@@ -135,7 +138,9 @@ impl LatencyHistogram {
             .split_once(':')
             .ok_or("histogram text lacks its `sum:` prefix")?;
         let sum_ns: u128 = sum.parse().map_err(|_| "histogram sum is not a number")?;
-        let bytes = base64_decode(body)?;
+        let bytes = BASE64
+            .decode(body)
+            .map_err(|e| format!("histogram text is not base64: {e}"))?;
         let decoded: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| format!("histogram does not decode: {e:?}"))?;
@@ -306,46 +311,12 @@ impl HistogramBuffer {
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes().filter(|c| *c != b'=') {
-        let v = B64
-            .iter()
-            .position(|b| *b == c)
-            .ok_or("histogram text is not base64")? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
-}
+/// Standard base64 with `=` padding, as HdrHistogram's other ports write it;
+/// reading also takes the text unpadded.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 #[cfg(test)]
 mod tests {
@@ -469,8 +440,9 @@ mod tests {
 
     #[test]
     fn base64_matches_known_vectors() {
-        assert_eq!(base64_encode(b"lab"), "bGFi");
-        assert_eq!(base64_encode(b"la"), "bGE=");
-        assert_eq!(base64_decode("bGE=").unwrap(), b"la");
+        assert_eq!(BASE64.encode(b"lab"), "bGFi");
+        assert_eq!(BASE64.encode(b"la"), "bGE=");
+        assert_eq!(BASE64.decode("bGE=").unwrap(), b"la");
+        assert_eq!(BASE64.decode("bGE").unwrap(), b"la");
     }
 }
