@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (idempotent).
 # Each section names the tests that need it.
+#
+# Python packages go into a virtual environment of the project's own, never
+# into the system interpreter (stock Debian 12 refuses `pip install` there,
+# PEP 668): $LAB_VENV, by default ~/.cache/lab-venv, so CI machines keep it
+# between runs. scripts/test.sh points the tests at it (PYTHON, ORT_DYLIB_PATH).
 set -euo pipefail
-PY=${PYTHON:-python3}
-pip_install() { "$PY" -m pip install --quiet --disable-pip-version-check "$@"; }
+VENV=${LAB_VENV:-$HOME/.cache/lab-venv}
+BASE_PYTHON=${LAB_BASE_PYTHON:-python3}
 apt_install() {
   local missing=()
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -12,6 +17,13 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
+if [ ! -x "$VENV/bin/python" ]; then
+  # Debian ships venv's pip bootstrap (ensurepip) separately.
+  "$BASE_PYTHON" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+  "$BASE_PYTHON" -m venv "$VENV"
+fi
+PY=$VENV/bin/python
+pip_install() { "$PY" -m pip install --quiet --disable-pip-version-check "$@"; }
 
 # predictor: ONNX Runtime (the shared library the server loads and the reference
 # the conformance tests compare against), test-model generation, the official
