@@ -41,3 +41,7 @@ pip_install xmlschema junitparser
 # local/tests/prometheus.rs starts its own on a free loopback port (the
 # package's system service is neither needed nor relied on).
 apt_install prometheus
+
+# deploy: debootstrap builds the Debian base image (lab-base:bookworm, once)
+# that deploy/tests/image.rs puts the lab image on; no image can be pulled here.
+apt_install debootstrap
