@@ -71,7 +71,7 @@ fn quantity(v: f64) -> String {
 
 /// Whole seconds, or a refusal naming the key.
 fn whole_seconds(cx: &mut Ctx, key: String, d: Dur) -> Option<u64> {
-    if d.nanos() % 1_000_000_000 == 0 {
+    if d.nanos().is_multiple_of(1_000_000_000) {
         Some(d.nanos() / 1_000_000_000)
     } else {
         cx.refuse(
@@ -139,15 +139,17 @@ fn kpa_annotations(cx: &mut Ctx, svc: &ServiceSpec, k: &KpaSpec, ann: &mut Map<S
     let mut put = |name: &str, v: String| {
         ann.insert(format!("{KNATIVE}{name}"), json!(v));
     };
-    if let Some(m) = k.metric {
-        put(
-            "metric",
-            match m {
-                lab_autoscale::spec::KpaMetric::Concurrency => "concurrency".into(),
-                lab_autoscale::spec::KpaMetric::Rps => "rps".into(),
-            },
-        );
-    }
+    // Explicit, though concurrency is Knative's default: the manifest says what is scaled on.
+    put(
+        "metric",
+        match k
+            .metric
+            .unwrap_or(lab_autoscale::spec::KpaMetric::Concurrency)
+        {
+            lab_autoscale::spec::KpaMetric::Concurrency => "concurrency".into(),
+            lab_autoscale::spec::KpaMetric::Rps => "rps".into(),
+        },
+    );
     let num = |v: f64| quantity(v);
     if let Some(v) = k.target {
         put("target", num(v));

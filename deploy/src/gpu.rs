@@ -62,7 +62,7 @@ fn mig_strategy(cx: &Ctx, pool: &NodePoolSpec) -> Result<&'static str, String> {
 }
 
 /// Node selector and tolerations of a pod that uses a real GPU on `pool`.
-pub fn place(cx: &mut Ctx, svc: &ServiceSpec, pool: &NodePoolSpec, predictor: &mut Value) {
+pub fn place(cx: &mut Ctx, pool: &NodePoolSpec, predictor: &mut Value) {
     let Some(gpu) = &pool.gpu else {
         if cx.sc.node_pools.len() > 1 {
             predictor["nodeSelector"] = json!({ POOL_LABEL: pool.name });
@@ -93,7 +93,6 @@ pub fn place(cx: &mut Ctx, svc: &ServiceSpec, pool: &NodePoolSpec, predictor: &m
     predictor["tolerations"] = json!([
         { "key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule" },
     ]);
-    let _ = svc;
 }
 
 /// The device plugin's per-pool configuration (time-slicing or MPS replicas,

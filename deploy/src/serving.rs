@@ -49,7 +49,7 @@ pub fn service(cx: &mut Ctx, s: usize) {
     let key = |k: &str| format!("services.{}.{k}", svc.name);
     let real = serves_real_model(cx, &svc);
     let pool = cx.sc.pool_for(&svc).cloned();
-    if svc.timeout.nanos() % 1_000_000_000 != 0 {
+    if !svc.timeout.nanos().is_multiple_of(1_000_000_000) {
         cx.refuse(
             key("timeout"),
             format!(
@@ -256,7 +256,7 @@ fn inference_service(
     if svc.container_concurrency > 0 {
         predictor["containerConcurrency"] = json!(svc.container_concurrency);
     }
-    if svc.timeout.nanos() % 1_000_000_000 == 0 {
+    if svc.timeout.nanos().is_multiple_of(1_000_000_000) {
         predictor["timeout"] = json!(svc.timeout.nanos() / 1_000_000_000);
     }
     if let Some(uri) = cx.opts.storage_uris.get(&svc.name) {
@@ -264,7 +264,7 @@ fn inference_service(
     }
     if real {
         if let Some(pool) = pool {
-            gpu::place(cx, svc, pool, &mut predictor);
+            gpu::place(cx, pool, &mut predictor);
         }
     } else if cx.sc.node_pools.len() > 1 {
         if let Some(pool) = pool {
@@ -356,7 +356,7 @@ fn add_profile(cx: &mut Ctx, name: &str, cal: &CalibrationProfile) {
 pub fn quantity(resource: &str, v: f64) -> String {
     if resource == "cpu" {
         let milli = (v * 1000.0).round() as u64;
-        return if milli % 1000 == 0 {
+        return if milli.is_multiple_of(1000) {
             (milli / 1000).to_string()
         } else {
             format!("{milli}m")
@@ -370,7 +370,7 @@ pub fn quantity(resource: &str, v: f64) -> String {
             ("Mi", 1 << 20),
             ("Ki", 1 << 10),
         ] {
-            if bytes >= unit && bytes % unit == 0 {
+            if bytes >= unit && bytes.is_multiple_of(unit) {
                 return format!("{}{suffix}", bytes / unit);
             }
         }

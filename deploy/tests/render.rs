@@ -318,7 +318,7 @@ fn autoscaling_follows_the_scenario() {
     assert_eq!(ann["autoscaling.knative.dev/target"], "5");
     assert_eq!(isvc["spec"]["predictor"]["minReplicas"], 0);
     assert_eq!(isvc["spec"]["predictor"]["containerConcurrency"], 10);
-    assert!(r.files.get("horizontalpodautoscaler.yaml").is_none());
+    assert!(!r.files.contains_key("horizontalpodautoscaler.yaml"));
 
     // Cluster-wide KPA keys land in config-autoscaler, apart from the scenario's objects.
     let r = render_example(

@@ -70,3 +70,18 @@ pub fn renderable_examples() -> Vec<(&'static str, Mode)> {
         ("plan-10k", Mode::Raw),
     ]
 }
+
+/// Writes the rendered files under `dir`, as `lab deploy` does.
+pub fn write(r: &Rendered, dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (name, text) in &r.files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        out.push(path);
+    }
+    out
+}
+
+/// keda-queue's trigger as a `prometheus` one, which a cluster can run.
+pub const KEDA_PROMETHEUS: &str = r#"services.embedder.autoscaler.keda.triggers=[{ type = "prometheus", signal = "queue_depth", metadata = { serverAddress = "http://127.0.0.1:9090", query = "sum(lab_predictor_queue_depth{model=\"embedder\"})", threshold = "2", activationThreshold = "1" } }]"#;
