@@ -45,3 +45,8 @@ apt_install prometheus
 # deploy: debootstrap builds the Debian base image (lab-base:bookworm, once)
 # that deploy/tests/image.rs puts the lab image on; no image can be pulled here.
 apt_install debootstrap
+
+# deploy: the rendered manifests are checked against the upstream CRDs
+# (../shared/crds/validate.py: jsonschema, pyyaml) and Kubernetes' own schemas
+# (kubernetes-validate, strict) by deploy/tests/schemas.rs.
+pip_install jsonschema pyyaml kubernetes-validate
