@@ -36,7 +36,7 @@ pub use gpu::gfd_product;
 pub enum Mode {
     /// Knative Serving under KServe (scale to zero, the KPA, the activator).
     Serverless,
-    /// KServe RawDeployment: Deployments scaled by an HPA or KEDA.
+    /// KServe Standard (formerly RawDeployment) mode: Deployments scaled by an HPA or KEDA.
     Raw,
 }
 

@@ -213,9 +213,11 @@ fn inference_service(
     let mut annotations = Map::new();
     annotations.insert(
         "serving.kserve.io/deploymentMode".into(),
+        // KServe 0.16's names (deploy/install-stack.sh pins 0.17); the
+        // older `Serverless` and `RawDeployment` are deprecated aliases.
         json!(match cx.opts.mode {
-            Mode::Serverless => "Serverless",
-            Mode::Raw => "RawDeployment",
+            Mode::Serverless => "Knative",
+            Mode::Raw => "Standard",
         }),
     );
     crate::autoscaling::isvc_annotations(cx, svc, &mut annotations);

@@ -304,7 +304,7 @@ fn autoscaling_follows_the_scenario() {
     );
     assert_eq!(
         isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"],
-        "RawDeployment"
+        "Standard"
     );
 
     // Serverless: Knative's annotations, and scale to zero from minReplicas 0.

@@ -66,13 +66,14 @@ pub fn import(doc: &Document) -> Result<Imported, ImportError> {
         .map(String::as_str)
         .unwrap_or("Serverless");
     let serverless = match mode {
-        "Serverless" => true,
+        // KServe 0.16 renamed the modes; the old names still work there.
+        "Serverless" | "Knative" => true,
         "RawDeployment" | "Standard" => false,
         other => {
             return Err(doc.error_at(
                 &annotation("serving.kserve.io/deploymentMode"),
                 Problem::Unsupported(format!(
-                    "deploymentMode `{other}` is not simulated; use Serverless or RawDeployment"
+                    "deploymentMode `{other}` is not simulated; use Knative (Serverless) or Standard (RawDeployment)"
                 )),
             ))
         }
