@@ -49,9 +49,9 @@ apt_mirror() {
 ROOT=$(mktemp -d /tmp/lab-base.XXXXXX)
 trap 'rm -rf "$ROOT"' EXIT
 echo "build-base.sh: debootstrap $SUITE (minbase) from $MIRROR into $ROOT"
-# tzdata for log timestamps in local time when TZ is set; libstdc++6 and libgcc-s1
-# for libonnxruntime (already in minbase, named so they stay).
-debootstrap --variant=minbase --include=tzdata,libstdc++6,libgcc-s1 "$SUITE" "$ROOT" "$MIRROR" >"$ROOT.log" 2>&1 ||
+# libonnxruntime needs libstdc++6 and libgcc-s1: minbase has them already (apt
+# depends on them); they are named so that they stay if that changes.
+debootstrap --variant=minbase --include=libstdc++6,libgcc-s1 "$SUITE" "$ROOT" "$MIRROR" >"$ROOT.log" 2>&1 ||
   { tail -n 30 "$ROOT.log" >&2; echo "build-base.sh: debootstrap failed (log: $ROOT.log)" >&2; exit 3; }
 rm -f "$ROOT.log"
 

@@ -81,7 +81,8 @@ fn connect_testcontainers(daemon_api: &str) -> Option<api_proxy::ApiProxy> {
         CLIENT_API.1,
         proxy.socket.display()
     );
-    // Only this test runs in this binary's process, before any container exists.
+    // Set before any container exists; the other tests of this binary (the
+    // relay's own) read no environment.
     std::env::set_var("DOCKER_HOST", format!("unix://{}", proxy.socket.display()));
     Some(proxy)
 }
@@ -263,6 +264,8 @@ fn image_serves_non_root_read_only_passes_conformance_and_takes_load() {
     // The conformance suite's own server flags (test_conformance.py).
     serve_cmd.extend(["--max-batch-size", "64", "--max-body-bytes", "200000"].map(String::from));
 
+    // testcontainers pulls only when creating the container answers 404 (no
+    // such image); the image was just built here, so nothing is pulled.
     let server = restricted(
         GenericImage::new(repository, version)
             .with_exposed_port(8080.tcp())
