@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 /// Exactly one sub-table is set; none set means fixed at the service's minReplicas.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AutoscalerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,7 +153,7 @@ impl AutoscalerSpec {
 }
 
 /// A constant replica count.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FixedSpec {
     /// Defaults to the service's minReplicas.
@@ -165,7 +165,7 @@ pub struct FixedSpec {
 
 /// `HorizontalPodAutoscalerSpec` without scaleTargetRef, minReplicas and maxReplicas
 /// (those come from the service), plus the controller's flags under `controller`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HpaSpec {
     /// Empty = CPU at 80% average utilization, as upstream defaults.
@@ -178,7 +178,7 @@ pub struct HpaSpec {
 }
 
 /// kube-controller-manager's `--horizontal-pod-autoscaler-*` flags.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HpaControllerFlags {
     /// Default 15s.
@@ -201,7 +201,7 @@ pub struct HpaControllerFlags {
     pub metric_window: Option<Dur>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum MetricSourceType {
     Resource,
     ContainerResource,
@@ -210,7 +210,7 @@ pub enum MetricSourceType {
     External,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricSpec {
     #[serde(rename = "type")]
@@ -227,7 +227,7 @@ pub struct MetricSpec {
     pub external: Option<ExternalMetricSource>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceMetricSource {
     /// `cpu` or `memory`.
@@ -235,7 +235,7 @@ pub struct ResourceMetricSource {
     pub target: MetricTarget,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerResourceMetricSource {
     pub name: String,
@@ -243,14 +243,14 @@ pub struct ContainerResourceMetricSource {
     pub target: MetricTarget,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodsMetricSource {
     pub metric: MetricIdentifier,
     pub target: MetricTarget,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectMetricSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,14 +259,14 @@ pub struct ObjectMetricSource {
     pub target: MetricTarget,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExternalMetricSource {
     pub metric: MetricIdentifier,
     pub target: MetricTarget,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,7 +279,7 @@ pub struct ObjectReference {
 
 /// A metric's name; `signal` (a lab extension) says which simulated signal it reads
 /// when the name is not one of [`crate::KNOWN_METRIC_NAMES`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricIdentifier {
     pub name: String,
@@ -289,7 +289,7 @@ pub struct MetricIdentifier {
     pub signal: Option<Signal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -298,7 +298,7 @@ pub struct LabelSelector {
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelectorRequirement {
     pub key: String,
@@ -307,14 +307,14 @@ pub struct LabelSelectorRequirement {
     pub values: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum TargetType {
     Utilization,
     Value,
     AverageValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricTarget {
     #[serde(rename = "type")]
@@ -327,7 +327,7 @@ pub struct MetricTarget {
     pub average_utilization: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Behavior {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -336,7 +336,7 @@ pub struct Behavior {
     pub scale_down: Option<ScalingRules>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScalingRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,20 +350,20 @@ pub struct ScalingRules {
     pub tolerance: Option<Quantity>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum SelectPolicy {
     Max,
     Min,
     Disabled,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum PolicyType {
     Pods,
     Percent,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScalingPolicy {
     #[serde(rename = "type")]
@@ -374,7 +374,7 @@ pub struct ScalingPolicy {
 
 // ---------------------------------------------------------------- KPA
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KpaMetric {
     Concurrency,
@@ -382,8 +382,9 @@ pub enum KpaMetric {
 }
 
 /// Knative's autoscaling annotations / config-autoscaler keys. Unset = Knative's default.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[schemars(transform = stable_window_alias)]
 pub struct KpaSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<KpaMetric>,
@@ -440,7 +441,7 @@ pub struct KpaSpec {
 
 /// The ScaledObject spec without scaleTargetRef and min/maxReplicaCount (those come
 /// from the service).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KedaSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -463,7 +464,7 @@ pub struct KedaSpec {
     pub controller: Option<HpaControllerFlags>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KedaFallback {
     pub failure_threshold: u32,
@@ -472,7 +473,7 @@ pub struct KedaFallback {
     pub behavior: Option<FallbackBehavior>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum FallbackBehavior {
     Static,
@@ -481,7 +482,7 @@ pub enum FallbackBehavior {
     CurrentReplicasIfLower,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KedaAdvanced {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -490,7 +491,7 @@ pub struct KedaAdvanced {
     pub restore_to_original_replica_count: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KedaHpaConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -501,7 +502,7 @@ pub struct KedaHpaConfig {
 
 /// One ScaledObject trigger. `metadata` values may be written as strings (as in YAML
 /// manifests) or as TOML numbers and booleans.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KedaTrigger {
     #[serde(rename = "type")]
@@ -509,6 +510,7 @@ pub struct KedaTrigger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "string_map")]
+    #[schemars(schema_with = "string_map_schema")]
     pub metadata: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_type: Option<TargetType>,
@@ -522,12 +524,35 @@ pub struct KedaTrigger {
     pub signal: Option<Signal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthenticationRef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+}
+
+/// What [`string_map`] accepts, for the scenario's JSON Schema.
+fn string_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": { "type": ["string", "number", "boolean"] }
+    })
+}
+
+/// `stable-window`, the config-autoscaler spelling serde accepts as an alias of
+/// `window`, in the schema too (schemars leaves aliases out).
+fn stable_window_alias(schema: &mut schemars::Schema) {
+    let window = schema
+        .get("properties")
+        .and_then(|p| p.get("window"))
+        .cloned();
+    if let (Some(w), Some(props)) = (
+        window,
+        schema.get_mut("properties").and_then(|p| p.as_object_mut()),
+    ) {
+        props.insert("stable-window".into(), w);
+    }
 }
 
 /// A map whose values may be strings, numbers or booleans, all kept as text.

@@ -12,7 +12,7 @@ pub struct BatchPoint {
 }
 
 /// How one execution's service time varies around the profile's mean.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ServiceDistribution {
     /// Always the mean.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A node pool's GPU sharing strategy, named as the NVIDIA device plugin's
 /// `sharing` config and MIG manager name them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(tag = "strategy", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Sharing {
     /// One pod per GPU.
@@ -46,7 +46,7 @@ impl Sharing {
 
 /// Contention parameters. NVIDIA publishes no per-switch cost for time-slicing, so
 /// the defaults are assumptions stated here and overridable per node pool.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContentionParams {
     /// Fraction of GPU time lost to context switches when two or more tenants are

@@ -50,7 +50,7 @@ fn wrong_value_type_is_explained() {
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(
-        e.contains("t.toml:10:12") && e.contains("run.duration") && e.contains("is not a duration"),
+        e.contains("t.toml:11:12") && e.contains("run.duration") && e.contains("is not a duration"),
         "{e}"
     );
 }

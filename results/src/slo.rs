@@ -101,7 +101,7 @@ pub enum SloThreshold {
 }
 
 /// A bound as written: a number, or text with a unit (`250ms`, `1%`, `$5000`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum BoundValue {
     Number(f64),
@@ -109,7 +109,7 @@ pub enum BoundValue {
 }
 
 /// One `[[slo]]` entry of a scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SloSpec {
     #[serde(default)]

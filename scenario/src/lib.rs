@@ -9,6 +9,7 @@
 mod diagnostic;
 mod load;
 mod overrides;
+pub mod schema;
 mod serve_flags;
 mod spec;
 mod time_scale;

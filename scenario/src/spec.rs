@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A whole scenario file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -41,7 +41,7 @@ pub struct Scenario {
 }
 
 /// `[run]`: how long, which seed, how finely to record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSpec {
     /// Simulated time; defaults to the length of the longest traffic stream.
@@ -65,7 +65,7 @@ impl Default for RunSpec {
 }
 
 /// `[[services]]`: one InferenceService.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceSpec {
     pub name: String,
@@ -124,7 +124,7 @@ fn default_timeout() -> Dur {
 }
 
 /// Triton's `dynamic_batching` settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchingSpec {
     pub max_batch_size: u32,
@@ -141,7 +141,7 @@ pub struct BatchingSpec {
 }
 
 /// Latency on one GPU type: inline points or a calibration file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LatencySpec {
     /// GPU type (`T4`, `A100-40GB`, ...) or `cpu`. Taken from the profile when a
@@ -164,7 +164,7 @@ pub struct LatencySpec {
 }
 
 /// Phases of a pod's start, from creation to ready.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ColdStartSpec {
     /// Container image size; pulled once per node at `image_pull_bandwidth`.
@@ -198,7 +198,7 @@ impl Default for ColdStartSpec {
 }
 
 /// One version of a canary split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VersionSpec {
     pub name: String,
@@ -211,7 +211,7 @@ pub struct VersionSpec {
 }
 
 /// `[[node_pools]]`: a node group the cluster autoscaler manages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodePoolSpec {
     pub name: String,
@@ -263,7 +263,9 @@ fn five_minutes() -> Dur {
     Dur::from_secs(300)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CapacityType {
     #[default]
@@ -272,7 +274,7 @@ pub enum CapacityType {
 }
 
 /// `[cluster_autoscaler]`, with the Kubernetes cluster-autoscaler's defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterAutoscalerSpec {
     pub enabled: bool,
@@ -293,7 +295,7 @@ impl Default for ClusterAutoscalerSpec {
 }
 
 /// `[gateway]`: routing and the Knative activator's buffer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySpec {
     pub routing: Routing,
@@ -310,7 +312,7 @@ impl Default for GatewaySpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Routing {
     /// Least outstanding requests across ready pods (Envoy's LEAST_REQUEST).
@@ -319,7 +321,7 @@ pub enum Routing {
 }
 
 /// `[metrics]`: how metrics reach the autoscalers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSpec {
     /// Prometheus / metrics-server scrape interval seen by HPA and KEDA.
@@ -346,7 +348,7 @@ impl Default for MetricsSpec {
 /// absolute. Every bound is multiplied by `slack`, the allowance the machine
 /// that runs the real level needs (2 cores shared with the load generator
 /// measure latency less exactly than an idle server); state why in a comment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FidelitySpec {
     /// Relative error of median latency, overall and per service.

@@ -338,8 +338,16 @@ fn a_mig_layout_without_room_for_every_min_replica_is_refused() {
     ] {
         assert!(m.contains(part), "{part}: {m}");
     }
-    // The minReplicas it concerns is the file's: its line there.
-    assert_eq!(e.diagnostics[0].line, Some(43), "{e}");
+    // The minReplicas it concerns is the file's: its line there (the second service's).
+    let line = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("minReplicas"))
+        .nth(1)
+        .map(|(i, _)| i + 1);
+    assert_eq!(e.diagnostics[0].line, line, "{e}");
+    assert_eq!(line, Some(44));
     // `lab run` goes on (and warns); only the check `lab validate` makes refuses.
     assert!(lab_scenario::load(&file, &o).is_ok());
     let text = e

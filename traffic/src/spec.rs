@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// One stream of requests to one service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrafficSpec {
     /// The service (InferenceService name) this stream targets; may be left out
@@ -27,13 +27,14 @@ fn one() -> u32 {
 }
 
 /// Inter-arrival process, shaped by the phases' rate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(
     tag = "process",
     rename_all = "lowercase",
     deny_unknown_fields,
     try_from = "ArrivalsAsWritten"
 )]
+#[schemars(with = "ArrivalsSchema")]
 pub enum Arrivals {
     /// Exponential gaps (CV 1).
     #[default]
@@ -60,6 +61,20 @@ struct ArrivalsAsWritten {
 enum ProcessName {
     Poisson,
     Gamma,
+    Uniform,
+}
+
+/// The JSON Schema of `arrivals`: what `ArrivalsAsWritten` accepts once its
+/// check has run, one shape per process (`cv` with gamma only).
+#[derive(schemars::JsonSchema)]
+#[serde(tag = "process", rename_all = "lowercase", deny_unknown_fields)]
+#[allow(dead_code)] // only its schema is used
+enum ArrivalsSchema {
+    /// Exponential gaps (CV 1).
+    Poisson,
+    /// Gamma gaps with the given coefficient of variation: `cv > 1` is bursty.
+    Gamma { cv: f64 },
+    /// Evenly spaced arrivals (CV 0), as fixed-rate load tools send.
     Uniform,
 }
 
@@ -93,7 +108,7 @@ impl TryFrom<ArrivalsAsWritten> for Arrivals {
 }
 
 /// One phase of a traffic stream. Rates are requests per second.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Phase {
     Constant {

@@ -251,6 +251,44 @@ impl<'de> Deserialize<'de> for Quantity {
     }
 }
 
+// The JSON Schema of what the Deserialize impls above accept, for editors that
+// complete and check scenario files. A number written as text ("90") parses too.
+const NUMBER: &str = r"(\d+(\.\d*)?|\.\d+)";
+
+impl schemars::JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let pattern = format!(r"^\s*(({NUMBER}(h|m|s|ms|us|µs|ns))+|{NUMBER}([eE][+-]?\d+)?)\s*$");
+        schemars::json_schema!({
+            "description": "A duration: \"250ms\", \"90s\", \"1h30m\" (units h, m, s, ms, us, ns), or a number of seconds.",
+            "anyOf": [
+                { "type": "string", "pattern": pattern },
+                { "type": "number", "minimum": 0 }
+            ]
+        })
+    }
+}
+
+impl schemars::JsonSchema for Quantity {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Quantity".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let pattern = format!(r"^\s*\+?{NUMBER}([eE][+-]?\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti|Ei)?\s*$");
+        schemars::json_schema!({
+            "description": "A Kubernetes quantity: \"500m\", \"2\", \"16Gi\", \"1G\", or a non-negative number.",
+            "anyOf": [
+                { "type": "string", "pattern": pattern },
+                { "type": "number", "minimum": 0 }
+            ]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
