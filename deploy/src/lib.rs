@@ -291,6 +291,13 @@ pub fn render(sc: &Scenario, opts: &Options) -> Result<Rendered, Vec<Refusal>> {
     monitoring::pod_monitor(&mut cx);
     monitoring::rules(&mut cx);
     monitoring::dashboard(&mut cx);
+    if opts.mode == Mode::Serverless {
+        cx.notes.push(
+            "serverless mode exposes the predictor's HTTP port only (Knative allows one port per \
+             container); gRPC clients need --mode raw"
+                .into(),
+        );
+    }
     if !cx.refusals.is_empty() {
         return Err(cx.refusals);
     }

@@ -263,6 +263,13 @@ fn inference_service(
     }
     if let Some(uri) = cx.opts.storage_uris.get(&svc.name) {
         predictor["model"]["storageUri"] = json!(uri);
+        let note = "KServe adds its storage-initializer init container to pods with a storageUri; the \
+                    namespace enforces Pod Security `restricted`, so that container needs a restricted \
+                    securityContext in KServe's inferenceservice-config (storageInitializer), or the pods \
+                    are refused with `violates PodSecurity`";
+        if !cx.notes.iter().any(|n| n == note) {
+            cx.notes.push(note.into());
+        }
     }
     if real {
         if let Some(pool) = pool {
