@@ -28,7 +28,7 @@ pip_install() { "$PY" -m pip install --quiet --disable-pip-version-check "$@"; }
 # predictor: ONNX Runtime (the shared library the server loads and the reference
 # the conformance tests compare against), test-model generation, the official
 # Open Inference Protocol clients, and protoc-free gRPC build (protox in build.rs).
-pip_install "onnxruntime==1.32.0" skl2onnx scikit-learn numpy "tritonclient[http,grpc]" pytest
+pip_install "onnxruntime==1.32.0" skl2onnx scikit-learn numpy "tritonclient[http,grpc]" pytest schemathesis
 
 # reports: headless Chromium opens rendered reports with the network off and
 # screenshots them (reports/tests/browser.rs); xmlschema validates `lab check

@@ -415,32 +415,27 @@ async fn infer_v2(
         let default_binary = bool_param(&req.parameters, "binary_data_output").unwrap_or(false);
         let outputs = infer::run(&batcher, rows, tensors).await?;
 
-        let mut tail: Vec<u8> = Vec::new();
-        let mut out = Vec::with_capacity(selected.len());
-        for (k, &i) in selected.iter().enumerate() {
-            let (data, shape) = &outputs[i];
-            let wants_binary = req
-                .outputs
-                .get(k)
-                .and_then(|o| bool_param(&o.parameters, "binary_data"))
-                .unwrap_or(default_binary);
-            let binary_size = if wants_binary {
-                let bytes = data.to_le_bytes();
-                let n = bytes.len();
-                tail.extend_from_slice(&bytes);
-                Some(n)
-            } else {
-                None
-            };
-            out.push(encode::V2Output {
-                name: &model.outputs[i].name,
-                datatype: model.outputs[i].dtype.name(),
-                shape,
-                data,
-                binary_size,
-            });
-        }
-        let mut body = encode::v2_response(&model.name, MODEL_VERSION, req.id.as_ref(), &out);
+        let plan: Vec<(usize, bool)> = selected
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let wants_binary = req
+                    .outputs
+                    .get(k)
+                    .and_then(|o| bool_param(&o.parameters, "binary_data"))
+                    .unwrap_or(default_binary);
+                (i, wants_binary)
+            })
+            .collect();
+        let elements: usize = plan.iter().map(|(i, _)| outputs[*i].0.len()).sum();
+        let id = req.id;
+        let (mut body, tail) = if elements <= LARGE_OUTPUT {
+            v2_body(model, id.as_ref(), &outputs, &plan)
+        } else {
+            // Writing millions of numbers takes long enough to delay probes.
+            let b = batcher.clone();
+            off_runtime(move || v2_body(&b.model, id.as_ref(), &outputs, &plan)).await?
+        };
         if tail.is_empty() {
             return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
         }
@@ -454,6 +449,52 @@ async fn infer_v2(
         Ok(response)
     })
     .await
+}
+
+/// Outputs with more elements than this are written on a thread of their own.
+const LARGE_OUTPUT: usize = 16 * 1024;
+
+/// Runs `f` on a decoding thread (lower priority, off the runtime's threads).
+async fn off_runtime<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    crate::decode::on_decode_thread(f)
+        .map_err(|e| ApiError::unavailable(format!("cannot start a thread: {e}")))?
+        .await
+        .map_err(|_| ApiError::internal("the encoding thread stopped"))
+}
+
+/// The V2 response JSON and the binary tail; `plan` is (output index, as binary).
+fn v2_body(
+    model: &Model,
+    id: Option<&Value>,
+    outputs: &crate::model::Tensors,
+    plan: &[(usize, bool)],
+) -> (Vec<u8>, Vec<u8>) {
+    let mut tail: Vec<u8> = Vec::new();
+    let mut out = Vec::with_capacity(plan.len());
+    for &(i, wants_binary) in plan {
+        let (data, shape) = &outputs[i];
+        let binary_size = if wants_binary {
+            let bytes = data.to_le_bytes();
+            let n = bytes.len();
+            tail.extend_from_slice(&bytes);
+            Some(n)
+        } else {
+            None
+        };
+        out.push(encode::V2Output {
+            name: &model.outputs[i].name,
+            datatype: model.outputs[i].dtype.name(),
+            shape,
+            data,
+            binary_size,
+        });
+    }
+    (
+        encode::v2_response(&model.name, MODEL_VERSION, id, &out),
+        tail,
+    )
 }
 
 async fn v1_list(State(app): State<Arc<App>>) -> Response {
@@ -511,18 +552,27 @@ async fn v1_predict(
             .collect();
         let (rows, tensors) = infer::prepare(model, batcher.max_batch_size(), raw)?;
         let outputs = infer::run(&batcher, rows, tensors).await?;
-        let named: Vec<(&str, &TensorData, &[i64])> = model
-            .outputs
-            .iter()
-            .zip(&outputs)
-            .map(|(spec, (d, s))| (spec.name.as_str(), d, s.as_slice()))
-            .collect();
         let rows = if model.batchable {
             rows as usize
         } else {
             cols.instances
         };
-        let body = encode::v1_predictions(rows, &named);
+        let write = move |model: &Model, outputs: &crate::model::Tensors| {
+            let named: Vec<(&str, &TensorData, &[i64])> = model
+                .outputs
+                .iter()
+                .zip(outputs)
+                .map(|(spec, (d, s))| (spec.name.as_str(), d, s.as_slice()))
+                .collect();
+            encode::v1_predictions(rows, &named)
+        };
+        let elements: usize = outputs.iter().map(|(d, _)| d.len()).sum();
+        let body = if elements <= LARGE_OUTPUT {
+            write(model, &outputs)
+        } else {
+            let b = batcher.clone();
+            off_runtime(move || write(&b.model, &outputs)).await?
+        };
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     })
     .await

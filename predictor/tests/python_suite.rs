@@ -57,3 +57,8 @@ fn gpu_emulation_cuda_error_and_calibration() {
 fn hostile_input_errors_timeouts_and_limits() {
     pytest("test_hostile.py");
 }
+
+#[test]
+fn openapi_description_holds_under_schemathesis() {
+    pytest("test_openapi.py");
+}

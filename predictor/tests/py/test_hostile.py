@@ -215,3 +215,34 @@ def test_promtool_accepts_the_exposition(server):
     assert 'lab_predictor_gpu_busy_seconds_total{model="iris"}' in text
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_health_answers_while_two_at_limit_bodies_decode(server_factory, tmp_path):
+    import threading
+    limit = 32 * 1024 * 1024
+    prof = write_profile(tmp_path / "p.json", "cpu", {1: 0.0001, 1 << 23: 0.0001})
+    s = server_factory("--emulate", prof, "--emulated-model", "m", "--max-body-bytes", str(limit),
+                       "--max-batch-size", str(1 << 23), "--max-queue-rows", str(1 << 25))
+    # Single digits: the most elements a body of this size can hold.
+    n = (limit - 200) // 8 * 4
+    data = ",".join(["1"] * n)
+    body = ('{"inputs":[{"name":"input","shape":[%d,4],"datatype":"FP32","data":[%s]}]}' % (n // 4, data)).encode()
+    assert len(body) <= limit
+    statuses = []
+
+    def big():
+        statuses.append(urllib_post(s.url + "/v2/models/m/infer", body, timeout=120)[0])
+
+    threads = [threading.Thread(target=big) for _ in range(2)]
+    for t in threads:
+        t.start()
+    worst = 0.0
+    while any(t.is_alive() for t in threads):
+        t0 = time.monotonic()
+        with urllib.request.urlopen(s.url + "/v2/health/live", timeout=10) as r:
+            assert r.status == 200
+        worst = max(worst, time.monotonic() - t0)
+        time.sleep(0.05)
+    assert statuses == [200, 200], statuses
+    # The kubelet's default probe timeout; the p99 figures are in BENCHMARKS.md.
+    assert worst < 1.0, worst
