@@ -19,7 +19,14 @@ case "${LAB_DIST:-source}:$what" in
     ;;
   context:ort)
     mkdir -p "$2"
-    cp -a /src/dist/ort-"$1"/. "$2"/
+    # The classic builder builds every stage before the target, so building
+    # `cuda` passes through `ort-cpu` too, with a context made for cuda only;
+    # build.sh checks the libraries of the variant it builds.
+    if [ -d /src/dist/ort-"$1" ]; then
+      cp -a /src/dist/ort-"$1"/. "$2"/
+    else
+      echo "dist.sh: no $1 libraries in this context (a stage the target does not use)"
+    fi
     ;;
   source:binary)
     mkdir -p "$1"
