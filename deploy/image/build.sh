@@ -71,7 +71,7 @@ BUILD_ARGS=(--build-arg "LAB_VERSION=$VERSION" --build-arg "LAB_REVISION=$COMMIT
 if [ "$FROM_SOURCE" = 1 ]; then
   [ -z "$BINARY$ORT_DIR" ] || die "--from-source builds the binary and fetches the libraries itself; drop --binary/--ort-dir"
   echo "build.sh: building $TAG from source (the repository is the context)" >&2
-  docker build -f "$ROOT/deploy/Dockerfile" --target "$VARIANT" "${BUILD_ARGS[@]}" -t "$TAG" "$ROOT" >&2
+  docker build --force-rm -f "$ROOT/deploy/Dockerfile" --target "$VARIANT" "${BUILD_ARGS[@]}" -t "$TAG" "$ROOT" >&2
   echo "$TAG"
   exit 0
 fi
@@ -140,7 +140,7 @@ fi
 cp -L "$ORT_DIR"/libonnxruntime*.so* "$CTX/dist/ort-$VARIANT/"
 
 echo "build.sh: docker build $TAG (context $(du -sh "$CTX" | cut -f1))" >&2
-docker build --target "$VARIANT" "${BUILD_ARGS[@]}" \
+docker build --force-rm --target "$VARIANT" "${BUILD_ARGS[@]}" \
   --build-arg LAB_DIST=context \
   --build-arg "BUILDER_IMAGE=$BASE" \
   --build-arg "CPU_BASE_IMAGE=$BASE" \
