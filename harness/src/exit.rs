@@ -58,7 +58,7 @@ A second Ctrl-C or SIGTERM exits at once (130 or 143), writing nothing more.";
 pub const VALIDATE_HELP: &str = "\
 Exit codes:
   0    the scenario (with its --set overrides) is valid
-  2    it is not: every problem found is printed";
+  2    it is not: every problem found is printed (with --json, as JSON on standard output)";
 
 pub const CHECK_HELP: &str = "\
 Exit codes:
