@@ -76,7 +76,7 @@ fn load_refuses_bad_flags_with_exit_code_2() {
     // Each case: the flags that make it wrong, after a valid target.
     let base = ["load", "--target", "http://127.0.0.1:9/", "--out", out];
     let rated = ["--protocol", "http", "--rate", "10", "--duration", "1s"];
-    let cases: [(&str, Vec<&str>); 5] = [
+    let cases: [(&str, Vec<&str>); 7] = [
         ("neither a scenario nor a rate", vec![]),
         ("a rate without a duration", rated[..4].to_vec()),
         (
@@ -90,6 +90,14 @@ fn load_refuses_bad_flags_with_exit_code_2() {
         (
             "a negative rate",
             vec!["--protocol", "http", "--rate", "-5", "--duration", "1s"],
+        ),
+        (
+            "a start instant that has passed",
+            [&rated[..], &["--start-at", "1700000000"]].concat(),
+        ),
+        (
+            "a start instant that is not one",
+            [&rated[..], &["--start-at", "tomorrow"]].concat(),
         ),
     ];
     for (what, wrong) in cases {

@@ -153,6 +153,10 @@ pub struct LoadConfig {
     pub warmup: Duration,
     /// Echoed into results.json.
     pub scenario: ScenarioInfo,
+    /// The wall-clock instant the schedule starts at, after the model's
+    /// metadata was read: shards started apart (pods of a Job) send their
+    /// parts of one schedule from one instant. None: at once.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl LoadConfig {
@@ -181,6 +185,7 @@ impl LoadConfig {
                 overrides: Vec::new(),
                 config: serde_json::Value::Null,
             },
+            start_at: None,
         }
     }
 

@@ -124,7 +124,19 @@ pub async fn run(
     let templates = client.templates(&config).await?;
     let names: Vec<String> = config.streams.iter().map(|s| s.service.clone()).collect();
     let end = end_ns(&config);
-    let started_at = SystemTime::now();
+    let (started_at, start) = match config.start_at {
+        None => (SystemTime::now(), Instant::now() + LEAD),
+        Some(at) => {
+            let wait = at.duration_since(SystemTime::now()).map_err(|late| {
+                LoadError::BadInput(format!(
+                    "the start time passed {:.3} s ago, before the target's metadata was read; \
+                     give the shards a later start",
+                    late.duration().as_secs_f64()
+                ))
+            })?;
+            (at, Instant::now() + wait)
+        }
+    };
     let shared = Arc::new(Shared {
         client,
         templates,
@@ -133,7 +145,7 @@ pub async fn run(
             config.interval.as_nanos() as u64,
             config.warmup.as_nanos() as u64,
         ))),
-        start: Instant::now() + LEAD,
+        start,
         timeout: config.timeout,
     });
     let (stopped_at, mode) = match config.mode {

@@ -478,3 +478,64 @@ async fn stopping_early_writes_partial_results() {
     assert!(r.summary.requests.arrived >= 30 && r.summary.requests.arrived <= 100);
     assert_eq!(r.summary.requests.completed, r.summary.requests.arrived);
 }
+
+/// Shards launched apart (as the pods of a Job are) and given one start
+/// instant send on one clock: every request reaches the server at its
+/// scheduled offset from that instant, the late shard's included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_given_one_start_instant_send_one_schedule() {
+    let _serial = SERIAL.lock().await;
+    let server = TestServer::ok().await;
+    let base = config(
+        &server.url(),
+        Protocol::V2Rest,
+        200.0,
+        1.0,
+        Arrivals::Poisson,
+    );
+    let plan: Vec<_> = arrivals(&base).collect();
+    let lead = Duration::from_millis(600);
+    let (start_wall, start) = (std::time::SystemTime::now() + lead, Instant::now() + lead);
+    let mut handles = Vec::new();
+    for index in 0..2u32 {
+        let mut c = base.clone();
+        c.shard = Shard { index, count: 2 };
+        c.start_at = Some(start_wall);
+        handles.push(tokio::spawn(async move {
+            // The second shard is launched 200 ms after the first.
+            tokio::time::sleep(Duration::from_millis(200 * index as u64)).await;
+            go(c).await
+        }));
+    }
+    for h in handles {
+        let out = h.await.unwrap();
+        assert!(out.results.complete);
+    }
+    let seen = server.seen();
+    assert_eq!(seen.len(), plan.len());
+    let mut late_ms: Vec<f64> = seen
+        .iter()
+        .map(|s| {
+            let at = plan
+                .iter()
+                .find(|p| p.arrival.seq == s.seq)
+                .unwrap()
+                .arrival
+                .at_ns;
+            s.at.saturating_duration_since(start).as_secs_f64() * 1e3 - at as f64 / 1e6
+        })
+        .collect();
+    late_ms.sort_by(f64::total_cmp);
+    let median = late_ms[late_ms.len() / 2];
+    // Without the shared instant the second shard's half would be 200 ms late.
+    assert!(
+        median.abs() < 20.0 && late_ms[late_ms.len() * 9 / 10] < 50.0,
+        "requests reach the server this late after their scheduled instant (ms): median {median:.2}, p90 {:.2}",
+        late_ms[late_ms.len() * 9 / 10]
+    );
+    // A start instant already passed is refused, not run late.
+    let mut c = base.clone();
+    c.start_at = Some(std::time::SystemTime::now() - Duration::from_secs(1));
+    let err = run(c, std::future::pending()).await.unwrap_err();
+    assert!(err.to_string().contains("start time passed"), "{err}");
+}

@@ -74,6 +74,13 @@ pub struct Args {
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
 
+    /// Start the schedule at this wall-clock instant, after the target's model
+    /// metadata was read: Unix seconds (`1767225600.25`) or `+DUR` from now
+    /// (`+5s`). Shards started apart (on several machines, or as the pods of a
+    /// Job) and given one instant send their parts of one schedule together.
+    #[arg(long, value_name = "UNIX_SECONDS|+DUR")]
+    pub start_at: Option<String>,
+
     /// Requests allowed in flight at once; arrivals beyond it are refused and
     /// counted as failures (`in_flight_cap`), never silently skipped.
     #[arg(long, value_name = "N", default_value_t = 1024)]
@@ -202,6 +209,31 @@ fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
     lab_units::parse_duration(text)
         .map(|d| d.as_std())
         .map_err(|e| bad_input(format!("--{flag}: {e}")))
+}
+
+/// `--start-at`: Unix seconds, or `+DUR` from now.
+fn start_instant(text: &str) -> anyhow::Result<std::time::SystemTime> {
+    let at = match text.strip_prefix('+') {
+        Some(d) => std::time::SystemTime::now() + duration("start-at", d)?,
+        None => {
+            let secs: f64 = text
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                .ok_or_else(|| {
+                    bad_input(format!(
+                    "--start-at {text}: give Unix seconds (1767225600.25) or a delay from now (+5s)"
+                ))
+                })?;
+            std::time::UNIX_EPOCH + Duration::from_secs_f64(secs)
+        }
+    };
+    if at < std::time::SystemTime::now() {
+        return Err(bad_input(format!(
+            "--start-at {text} has passed; give a later instant"
+        )));
+    }
+    Ok(at)
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -364,6 +396,9 @@ fn build_config(args: &Args) -> anyhow::Result<(LoadConfig, Vec<lab_results::Slo
         )));
     }
     c.scenario = parts.info;
+    if let Some(at) = &args.start_at {
+        c.start_at = Some(start_instant(at)?);
+    }
     c.validate().map_err(|e| bad_input(e.to_string()))?;
     Ok((c, parts.slo))
 }
