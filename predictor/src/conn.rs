@@ -348,6 +348,8 @@ enum Expired {
     Header,
     /// Nothing happened for the idle timeout between requests.
     Idle,
+    /// Nothing at all arrived within the header timeout of connecting.
+    Unused,
 }
 
 /// Resolves when the connection has been idle, or mid-head, for too long.
@@ -363,6 +365,9 @@ async fn watchdog(state: &ConnState, limits: &Limits) -> Expired {
             let head = state.head_started.load(Ordering::Relaxed);
             let (deadline, why) = if head > 0 {
                 (head - 1 + header, Expired::Header)
+            } else if state.served.load(Ordering::Relaxed) == 0 {
+                // Connected but silent: the first request's head is late too.
+                (header, Expired::Unused)
             } else {
                 (
                     state.last_activity.load(Ordering::Relaxed) + idle,

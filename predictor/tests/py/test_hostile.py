@@ -197,6 +197,21 @@ def test_sigterm_does_not_wait_for_half_sent_requests(server_factory):
         c.close()
 
 
+def test_silent_and_slow_heads_are_closed_at_the_header_timeout(server_factory):
+    s = server_factory(*model_args("iris"), "--header-timeout-secs", "1")
+    host, port = s.http.rsplit(":", 1)
+    silent = socket.create_connection((host, int(port)), timeout=10)
+    slow = socket.create_connection((host, int(port)), timeout=10)
+    slow.sendall(b"GET /v2/health/live HTTP/1.1\r\n")
+    t0 = time.monotonic()
+    assert silent.recv(100) == b""  # closed without a word
+    out = slow.recv(65536)
+    assert b" 408 " in out and b"header timeout" in out
+    assert time.monotonic() - t0 < 5
+    silent.close()
+    slow.close()
+
+
 def test_a_slow_body_gets_408(server_factory):
     s = server_factory(*model_args("iris"), "--body-timeout-secs", "1")
     host, port = s.http.rsplit(":", 1)
