@@ -103,14 +103,24 @@ fn build_lab() -> PathBuf {
         .current_dir(repo())
         .output()
         .expect("running cargo build");
-    assert!(
-        out.status.success(),
-        "cargo build -p lab-harness failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    let messages: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if !out.status.success() {
+        // With JSON messages the compiler's errors are on stdout, not stderr.
+        let errors: String = messages
+            .iter()
+            .filter(|m| m["reason"] == "compiler-message" && m["message"]["level"] == "error")
+            .filter_map(|m| m["message"]["rendered"].as_str())
+            .collect();
+        panic!(
+            "cargo build -p lab-harness failed:\n{errors}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    messages
+        .iter()
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "lab")
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .expect("cargo reported no `lab` executable")
