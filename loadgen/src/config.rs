@@ -315,6 +315,7 @@ pub fn scale_spec(spec: &TrafficSpec, x: f64) -> TrafficSpec {
             }
             Phase::Idle { .. } => {}
             Phase::Trace { speedup, .. } => *speedup *= x,
+            Phase::Series { scale, .. } => *scale *= x,
         }
     }
     out

@@ -8,7 +8,7 @@ use crate::spec::Scenario;
 use crate::typed::{first_line, typed_parse};
 use crate::validate::{placement_problems, validate, KeyPath, Seg};
 use lab_gpu::{BatchPoint, CalibrationProfile, LatencyProfile, CALIBRATION_FORMAT};
-use lab_traffic::{parse_trace_csv, Phase, TraceOffsets};
+use lab_traffic::{parse_rate_csv, parse_trace_csv, Phase, RateSamples, TraceOffsets};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -245,7 +245,7 @@ fn missing_hint(service: Option<&str>, parent: &[Seg], key: &str) -> String {
         (_, Some("traffic"), "phases") => "missing `phases`: add e.g. phases = [{ kind = \"constant\", rate = 100, duration = \"10m\" }]".into(),
         (_, Some("node_pools"), "max_nodes") => "missing `max_nodes`: add the most nodes the cluster autoscaler may run, e.g. max_nodes = 4".into(),
         (_, Some("node_pools"), "price_per_hour") => "missing `price_per_hour`: add the price of one node per hour in USD, e.g. price_per_hour = 0.53".into(),
-        (_, Some("phases"), "kind") => "missing `kind`: add the phase's kind (constant, ramp, spike, diurnal, idle or trace)".into(),
+        (_, Some("phases"), "kind") => "missing `kind`: add the phase's kind (constant, ramp, spike, diurnal, idle, trace or series)".into(),
         (_, Some("arrivals"), "cv") => "missing `cv`: process = \"gamma\" needs the gaps' coefficient of variation, e.g. { process = \"gamma\", cv = 2.0 }".into(),
         _ => format!("missing `{key}`"),
     }
@@ -266,6 +266,27 @@ fn load_referenced_files(s: &mut Scenario, base: &Path) -> Vec<(KeyPath, String)
                 match std::fs::read_to_string(&path) {
                     Ok(text) => match parse_trace_csv(&text) {
                         Ok(o) => *offsets = TraceOffsets(Arc::new(o)),
+                        Err(e) => problems.push((at, format!("{}: {e}", path.display()))),
+                    },
+                    Err(e) => problems.push((at, format!("cannot read {}: {e}", path.display()))),
+                }
+            }
+            if let Phase::Series {
+                file: Some(file),
+                loaded,
+                ..
+            } = phase
+            {
+                let path = resolve(base, file);
+                let at = KeyPath::new()
+                    .key("traffic")
+                    .index(i)
+                    .key("phases")
+                    .index(j)
+                    .key("file");
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => match parse_rate_csv(&text) {
+                        Ok(samples) => *loaded = RateSamples(Arc::new(samples)),
                         Err(e) => problems.push((at, format!("{}: {e}", path.display()))),
                     },
                     Err(e) => problems.push((at, format!("cannot read {}: {e}", path.display()))),

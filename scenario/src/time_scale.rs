@@ -344,6 +344,17 @@ impl Scaler {
                     self.rate(speedup);
                     self.opt(duration);
                 }
+                // Played K times faster: the recording's requests in 1/K of the
+                // time (rates times K); `time_shift` is in the recording's time.
+                Phase::Series {
+                    points: _,
+                    file: _,
+                    scale: _,
+                    speedup,
+                    time_shift: _,
+                    repeat: _,
+                    loaded: _,
+                } => self.rate(speedup),
             }
         }
     }

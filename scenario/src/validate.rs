@@ -605,6 +605,10 @@ pub fn validate(s: &Scenario) -> Vec<(KeyPath, String)> {
                     base, multiplier, ..
                 } => base * multiplier.max(1.0),
                 lab_traffic::Phase::Diurnal { peak, .. } => *peak,
+                lab_traffic::Phase::Series { scale, speedup, .. } => {
+                    let top = ph.series_samples().iter().map(|p| p[1]).fold(0.0, f64::max);
+                    top * scale * speedup
+                }
                 _ => 0.0,
             };
             if peak > MAX_RATE {

@@ -11,7 +11,9 @@ mod spec;
 
 pub use exponential::exp1;
 pub use schedule::{mix, rng_for, uniform, Arrival, ArrivalIter, Rng, Schedule};
-pub use spec::{Arrivals, Phase, TraceOffsets, TrafficSpec};
+pub use spec::{
+    check_rate_samples, Arrivals, Phase, RateSamples, TraceOffsets, TrafficSpec, MAX_SERIES_PIECES,
+};
 
 /// Parses a trace CSV into sorted offsets (ns) from its first request. The first
 /// column (or the one headed `TIMESTAMP`) holds either seconds as numbers or
@@ -62,6 +64,41 @@ pub fn parse_trace_csv(text: &str) -> Result<Vec<u64>, String> {
         .collect())
 }
 
+/// Parses a rate series CSV: `t_seconds,rate` rows (a header row and `#`
+/// comment lines allowed; further columns ignored), checked as
+/// [`check_rate_samples`] does. Pure: the caller reads the file.
+pub fn parse_rate_csv(text: &str) -> Result<Vec<[f64; 2]>, String> {
+    let mut out = Vec::new();
+    let mut lines_of = Vec::new();
+    let mut header_seen = false;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut cells = line.split(',').map(str::trim);
+        let (t, r) = (cells.next().unwrap_or(""), cells.next().unwrap_or(""));
+        match (t.parse::<f64>(), r.parse::<f64>()) {
+            (Ok(t), Ok(r)) => {
+                out.push([t, r]);
+                lines_of.push(n + 1);
+            }
+            _ if out.is_empty() && !header_seen && t.parse::<f64>().is_err() => header_seen = true,
+            _ => {
+                return Err(format!(
+                    "line {}: `{line}` is not a `t_seconds,rate` row of two numbers",
+                    n + 1
+                ))
+            }
+        }
+    }
+    check_rate_samples(&out).map_err(|(i, msg)| match lines_of.get(i) {
+        Some(line) if out.len() >= 2 => format!("line {line}: {msg}"),
+        _ => msg,
+    })?;
+    Ok(out)
+}
+
 /// Seconds since an arbitrary epoch; only differences matter.
 fn parse_stamp(s: &str) -> Option<f64> {
     if let Ok(x) = s.parse::<f64>() {
@@ -90,3 +127,6 @@ fn parse_stamp(s: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod series_tests;

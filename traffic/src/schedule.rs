@@ -6,7 +6,7 @@
 //! independent knobs. Everything is integer nanoseconds and a fixed-algorithm RNG,
 //! so the simulator and the load generator produce identical instants for a seed.
 
-use crate::spec::{Arrivals, Phase, TrafficSpec};
+use crate::spec::{series_instant_ns, Arrivals, Phase, TrafficSpec};
 use rand::RngCore;
 use rand_pcg::Pcg64Mcg;
 use std::sync::Arc;
@@ -226,6 +226,25 @@ fn push_phase(pieces: &mut Vec<Piece>, phase: &Phase, start: u64, dur: u64) {
                 t += d;
             }
         }
+        Phase::Series {
+            scale,
+            speedup,
+            time_shift,
+            repeat,
+            ..
+        } => {
+            let k = scale * speedup;
+            let segments = rotated_segments(phase.series_samples(), time_shift.0 as f64 / 1e9);
+            let played_ns = series_instant_ns(segments.last().map_or(0.0, |s| s.2), *speedup);
+            for r in 0..u64::from(*repeat) {
+                let base = start + r * played_ns;
+                for &(p0, r0, p1, r1) in &segments {
+                    let s0 = series_instant_ns(p0, *speedup);
+                    let s1 = series_instant_ns(p1, *speedup);
+                    lin(base + s0, s1 - s0, k * r0, k * r1);
+                }
+            }
+        }
         Phase::Trace {
             offsets, speedup, ..
         } => pieces.push(Piece::Trace {
@@ -235,6 +254,53 @@ fn push_phase(pieces: &mut Vec<Piece>, phase: &Phase, start: u64, dur: u64) {
             speedup: *speedup,
         }),
     }
+}
+
+/// A series' linear segments `(p0, r0, p1, r1)`, positions in seconds from the
+/// start of the replay, when it starts `shift` seconds into the recording and
+/// wraps around to its start: the recording from `shift` to its end, then from
+/// its start to `shift`. Segments tile `0..length` with no gap or overlap.
+fn rotated_segments(samples: &[[f64; 2]], shift: f64) -> Vec<(f64, f64, f64, f64)> {
+    let Some(first) = samples.first() else {
+        return Vec::new();
+    };
+    let t0 = first[0];
+    // Times from the recording's start.
+    let pts: Vec<(f64, f64)> = samples.iter().map(|[t, r]| (t - t0, *r)).collect();
+    let length = pts[pts.len() - 1].0;
+    let mut out = Vec::with_capacity(pts.len() + 1);
+    if pts.len() < 2 || length <= 0.0 {
+        return out;
+    }
+    let shift = if shift > 0.0 && shift < length {
+        shift
+    } else {
+        0.0
+    };
+    let at = |t: f64| -> f64 {
+        // The rate at `t` on the recording's polyline.
+        let i = pts.partition_point(|p| p.0 <= t).clamp(1, pts.len() - 1);
+        let ((a, ra), (b, rb)) = (pts[i - 1], pts[i]);
+        ra + (rb - ra) * ((t - a) / (b - a)).clamp(0.0, 1.0)
+    };
+    // The recording's polyline from `from` to `to`, appended at offset `origin`.
+    let mut piece = |from: f64, to: f64, origin: f64| {
+        let mut prev = (from, at(from));
+        for &(t, r) in pts.iter().filter(|p| p.0 > from && p.0 < to) {
+            out.push((origin + prev.0 - from, prev.1, origin + t - from, r));
+            prev = (t, r);
+        }
+        out.push((origin + prev.0 - from, prev.1, origin + to - from, at(to)));
+    };
+    piece(shift, length, 0.0);
+    if shift > 0.0 {
+        piece(0.0, shift, length - shift);
+    }
+    // Exactly the recording's length, whatever the sums above rounded to.
+    if let Some(last) = out.last_mut() {
+        last.2 = length;
+    }
+    out
 }
 
 /// Iterator over a schedule's arrivals.

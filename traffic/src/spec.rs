@@ -162,6 +162,30 @@ pub enum Phase {
         #[serde(skip)]
         offsets: TraceOffsets,
     },
+    /// A recorded request rate, e.g. a Prometheus range query (`lab import
+    /// --prometheus`): `[t_seconds, rate]` samples, piecewise-linear between
+    /// them, inline (`points`) or in a CSV of `t_seconds,rate` rows (`file`,
+    /// relative to the scenario). Replayed `repeat` times, starting `time_shift`
+    /// into the recording (wrapping around to its start), `speedup` times
+    /// faster (as a trace: the same requests in less time, so rates times
+    /// `speedup`), with every rate multiplied by `scale`.
+    Series {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        points: Option<Vec<[f64; 2]>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+        #[serde(default = "unit_speed")]
+        scale: f64,
+        #[serde(default = "unit_speed")]
+        speedup: f64,
+        #[serde(default)]
+        time_shift: Dur,
+        #[serde(default = "one")]
+        repeat: u32,
+        /// The samples of `file`, filled in by the scenario loader.
+        #[serde(skip)]
+        loaded: RateSamples,
+    },
 }
 
 fn day() -> Dur {
@@ -172,12 +196,77 @@ fn unit_speed() -> f64 {
     1.0
 }
 
+/// `secs` of a recording played `speedup` times faster, in whole nanoseconds
+/// from the phase's start. Every piece boundary of a series is placed with
+/// this, so the pieces tile the phase's duration exactly.
+pub(crate) fn series_instant_ns(secs: f64, speedup: f64) -> u64 {
+    let ns = secs / speedup.max(1e-9) * 1e9;
+    if ns.is_finite() && ns > 0.0 {
+        ns.round() as u64
+    } else {
+        0
+    }
+}
+
 /// Arrival offsets of a loaded trace, in nanoseconds from its first request, before
 /// `speedup` is applied. Shared, since a scenario may be cloned for every sweep point.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraceOffsets(pub Arc<Vec<u64>>);
 
+/// The `[t_seconds, rate]` samples of a series phase's file. Shared, since a
+/// scenario may be cloned for every sweep point.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateSamples(pub Arc<Vec<[f64; 2]>>);
+
+/// More series pieces than this (samples times `repeat`) would hold the
+/// schedule's memory hostage; a longer replay is better a longer recording.
+pub const MAX_SERIES_PIECES: u64 = 5_000_000;
+
+/// Checks `[t_seconds, rate]` samples: at least two, times finite and rising,
+/// rates finite and non-negative. On a problem, the sample's index and why.
+pub fn check_rate_samples(points: &[[f64; 2]]) -> Result<(), (usize, String)> {
+    if points.len() < 2 {
+        return Err((
+            points.len().saturating_sub(1),
+            format!(
+                "a rate series needs at least two samples, got {}",
+                points.len()
+            ),
+        ));
+    }
+    for (i, [t, r]) in points.iter().enumerate() {
+        if !t.is_finite() {
+            return Err((i, format!("time {t} is not a number of seconds")));
+        }
+        if i > 0 && *t <= points[i - 1][0] {
+            return Err((
+                i,
+                format!(
+                    "time {t} s is not after the previous sample's {} s; samples must be in time order, one per instant",
+                    points[i - 1][0]
+                ),
+            ));
+        }
+        if !r.is_finite() || *r < 0.0 {
+            return Err((
+                i,
+                format!("rate {r} must be a non-negative number of req/s"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Phase {
+    /// A series phase's samples: inline, or loaded from its file (empty
+    /// until the loader has read it). Empty for other kinds.
+    pub fn series_samples(&self) -> &[[f64; 2]] {
+        match self {
+            Phase::Series { points, loaded, .. } => points.as_deref().unwrap_or(&loaded.0),
+            _ => &[],
+        }
+    }
+
     /// How long the phase lasts.
     pub fn duration(&self) -> Dur {
         match self {
@@ -195,6 +284,17 @@ impl Phase {
                 let last = offsets.0.last().copied().unwrap_or(0);
                 Dur((last as f64 / speedup.max(1e-9)).ceil() as u64 + 1)
             }),
+            Phase::Series {
+                speedup, repeat, ..
+            } => {
+                let samples = self.series_samples();
+                let length = match (samples.first(), samples.last()) {
+                    (Some(a), Some(b)) => (b[0] - a[0]).max(0.0),
+                    _ => 0.0,
+                };
+                // As the schedule places it: whole repetitions of whole nanoseconds.
+                Dur(series_instant_ns(length, *speedup) * u64::from(*repeat))
+            }
         }
     }
 
@@ -206,6 +306,7 @@ impl Phase {
             Phase::Diurnal { .. } => "diurnal",
             Phase::Idle { .. } => "idle",
             Phase::Trace { .. } => "trace",
+            Phase::Series { .. } => "series",
         }
     }
 
@@ -269,6 +370,64 @@ impl Phase {
             Phase::Trace { speedup, .. } => {
                 if !(speedup.is_finite() && *speedup > 0.0) {
                     out.push(("speedup", format!("must be positive, got {speedup}")));
+                }
+            }
+            Phase::Series {
+                points,
+                file,
+                scale,
+                speedup,
+                time_shift,
+                repeat,
+                ..
+            } => {
+                match (points, file) {
+                    (Some(_), Some(_)) => out.push((
+                        "file",
+                        "give the samples once: either `points` or `file`, not both".into(),
+                    )),
+                    (None, None) => out.push((
+                        "points",
+                        "a series needs its samples: points = [[0, 5.0], [60, 7.5]] ([t_seconds, rate] pairs) or file = \"rates.csv\" (t_seconds,rate rows)".into(),
+                    )),
+                    (Some(p), None) => {
+                        if let Err((i, msg)) = check_rate_samples(p) {
+                            out.push(("points", format!("sample {i}: {msg}")));
+                        }
+                    }
+                    // The loader checks the file's samples as it reads them.
+                    (None, Some(_)) => {}
+                }
+                if !scale.is_finite() || *scale < 0.0 {
+                    out.push(("scale", format!("must be non-negative, got {scale}")));
+                }
+                if !(speedup.is_finite() && *speedup > 0.0) {
+                    out.push(("speedup", format!("must be positive, got {speedup}")));
+                }
+                if *repeat == 0 {
+                    out.push(("repeat", "must be at least 1".into()));
+                }
+                let samples = self.series_samples();
+                if check_rate_samples(samples).is_ok() {
+                    let length = samples[samples.len() - 1][0] - samples[0][0];
+                    if length.is_finite() && time_shift.0 as f64 / 1e9 >= length {
+                        out.push((
+                            "time_shift",
+                            format!(
+                                "is {time_shift} but the recording lasts {}; the shift must be shorter than the recording",
+                                Dur((length * 1e9) as u64)
+                            ),
+                        ));
+                    }
+                    if samples.len() as u64 * u64::from(*repeat) > MAX_SERIES_PIECES {
+                        out.push((
+                            "repeat",
+                            format!(
+                                "{repeat} repeats of {} samples are more than the {MAX_SERIES_PIECES} pieces lab plays; repeat fewer times or resample the series",
+                                samples.len()
+                            ),
+                        ));
+                    }
                 }
             }
         }
