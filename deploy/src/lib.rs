@@ -132,6 +132,22 @@ pub struct Rendered {
     pub notes: Vec<String>,
     /// The namespace the objects went into.
     pub namespace: String,
+    /// The scenario's own objects in the order they are applied (the
+    /// kustomization's), for the cluster level's server-side apply.
+    pub objects: Vec<Value>,
+    /// The cluster-wide settings of `cluster-config/`, in order.
+    pub cluster_objects: Vec<Value>,
+}
+
+impl Rendered {
+    /// The InferenceServices' names, for waiting on them.
+    pub fn inference_services(&self) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter(|o| o["kind"] == "InferenceService")
+            .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+            .collect()
+    }
 }
 
 /// One Kubernetes object with the file it belongs to.
@@ -302,6 +318,7 @@ pub fn render(sc: &Scenario, opts: &Options) -> Result<Rendered, Vec<Refusal>> {
         return Err(cx.refusals);
     }
     let mut files = BTreeMap::new();
+    let (mut objects, mut cluster_objects) = (Vec::new(), Vec::new());
     for group in [Group::Main, Group::ClusterConfig] {
         let mut by_file: BTreeMap<&str, Vec<&Object>> = BTreeMap::new();
         for o in cx.objects.iter().filter(|o| o.group == group) {
@@ -322,6 +339,10 @@ pub fn render(sc: &Scenario, opts: &Options) -> Result<Rendered, Vec<Refusal>> {
             };
             objs.sort_by_key(|o| o.sort_key());
             let values: Vec<&Value> = objs.iter().map(|o| &o.value).collect();
+            match group {
+                Group::Main => objects.extend(values.iter().map(|v| (*v).clone())),
+                Group::ClusterConfig => cluster_objects.extend(values.iter().map(|v| (*v).clone())),
+            }
             files.insert(
                 format!("{}{file}", group.dir()),
                 yaml::documents(&values, &header(sc, opts)),
@@ -342,6 +363,8 @@ pub fn render(sc: &Scenario, opts: &Options) -> Result<Rendered, Vec<Refusal>> {
         files,
         notes: cx.notes,
         namespace: cx.ns,
+        objects,
+        cluster_objects,
     })
 }
 

@@ -1,0 +1,252 @@
+//! The cluster driver against an API server double at the HTTP level: the
+//! requests it sends to apply what `lab deploy` renders (verbs, paths, field
+//! manager, bodies), waiting on watches until Ready, a Pending pod reported
+//! with the scheduler's reason, and teardown after success, after an error and
+//! on Ctrl-C.
+
+mod fake_api;
+
+use fake_api::{isvc, isvc_path, FakeApi};
+use lab_cluster::{Cluster, ClusterError, FIELD_MANAGER};
+use serde_json::json;
+use std::time::Duration;
+
+fn spike() -> lab_deploy::Rendered {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/spike.toml");
+    let sc = lab_scenario::load_checked(&path, &[]).unwrap();
+    lab_deploy::render(
+        &sc,
+        &lab_deploy::Options::new(lab_deploy::Mode::Raw, "lab:0.1.0-test-cpu"),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn apply_is_server_side_under_one_field_manager_in_order() {
+    let api = FakeApi::default();
+    let cluster = Cluster::new(api.client());
+    let r = spike();
+    let applied = cluster.apply(&r.objects).await.unwrap();
+    assert_eq!(applied.len(), r.objects.len());
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), r.objects.len(), "one request per object");
+    for (req, obj) in reqs.iter().zip(&r.objects) {
+        assert_eq!(req.method, "PATCH");
+        assert_eq!(
+            req.query.get("fieldManager").map(String::as_str),
+            Some(FIELD_MANAGER)
+        );
+        assert_eq!(req.query.get("force").map(String::as_str), Some("true"));
+        assert_eq!(
+            req.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        assert_eq!(
+            req.body.as_ref(),
+            Some(obj),
+            "the body is the rendered object itself"
+        );
+    }
+    // The namespace first, at its cluster-scoped path; namespaced kinds under it.
+    assert_eq!(reqs[0].path, "/api/v1/namespaces/lab-spike");
+    assert!(reqs
+        .iter()
+        .any(|q| q.path == "/apis/scheduling.k8s.io/v1/priorityclasses/lab-spike-inference"));
+    assert!(reqs
+        .iter()
+        .any(|q| q.path == isvc_path("lab-spike", "resnet")));
+    assert!(reqs
+        .iter()
+        .any(|q| q.path
+            == "/apis/autoscaling/v2/namespaces/lab-spike/horizontalpodautoscalers/resnet"));
+    let isvc_at = reqs
+        .iter()
+        .position(|q| q.path.contains("/inferenceservices/"))
+        .unwrap();
+    let runtime_at = reqs
+        .iter()
+        .position(|q| q.path.contains("/servingruntimes/"))
+        .unwrap();
+    assert!(
+        runtime_at < isvc_at,
+        "the runtime an InferenceService names exists before it"
+    );
+}
+
+#[tokio::test]
+async fn waits_on_the_watch_until_every_inference_service_is_ready() {
+    let api = FakeApi::default();
+    api.put(&isvc_path("ns", "a"), isvc("ns", "a", false));
+    api.put(&isvc_path("ns", "b"), isvc("ns", "b", true));
+    api.script_watch(vec![
+        json!({"type": "MODIFIED", "object": isvc("ns", "a", false)}),
+        json!({"type": "MODIFIED", "object": isvc("ns", "a", true)}),
+    ]);
+    let cluster = Cluster::new(api.client());
+    let mut seen = Vec::new();
+    cluster
+        .wait_ready(
+            "ns",
+            &["a".into(), "b".into()],
+            Duration::from_secs(20),
+            |n, of| seen.push((n, of)),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![(1, 2), (2, 2)], "progress on each change");
+    let reqs = api.requests();
+    let watch = reqs
+        .iter()
+        .find(|q| q.query.contains_key("watch"))
+        .expect("a watch was opened");
+    assert_eq!(
+        watch.path,
+        "/apis/serving.kserve.io/v1beta1/namespaces/ns/inferenceservices"
+    );
+    assert_eq!(
+        watch.query["resourceVersion"], "10",
+        "the watch starts from the list's version"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_pod_is_reported_with_the_scheduler_reason() {
+    let api = FakeApi::default();
+    api.put(&isvc_path("ns", "resnet"), isvc("ns", "resnet", false));
+    api.put(
+        "/api/v1/namespaces/ns/pods/resnet-predictor-7d9f",
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "resnet-predictor-7d9f", "namespace": "ns", "labels": { "serving.kserve.io/inferenceservice": "resnet" } },
+            "spec": { "containers": [{ "name": "kserve-container" }] },
+            "status": { "phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+            }] },
+        }),
+    );
+    api.put(
+        "/api/v1/namespaces/ns/events/resnet-predictor-7d9f.1",
+        json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": { "name": "resnet-predictor-7d9f.1", "namespace": "ns" },
+            "involvedObject": { "kind": "Pod", "name": "resnet-predictor-7d9f", "namespace": "ns" },
+            "type": "Warning", "reason": "FailedScheduling",
+            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        }),
+    );
+    let cluster = Cluster::new(api.client());
+    let err = cluster
+        .wait_ready(
+            "ns",
+            &["resnet".into()],
+            Duration::from_millis(300),
+            |_, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    let ClusterError::NotReady(report) = err else {
+        panic!("{err}")
+    };
+    let text = report.to_string();
+    assert!(text.contains("resnet"), "{text}");
+    assert!(text.contains("condition Ready=False"), "{text}");
+    assert!(
+        text.contains(
+            "not scheduled (Unschedulable): 0/3 nodes are available: 3 Insufficient nvidia.com/gpu"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("event FailedScheduling"), "{text}");
+    let reqs = api.requests();
+    assert!(reqs.iter().any(|q| q.path == "/api/v1/namespaces/ns/pods"
+        && q.query.get("labelSelector").map(String::as_str)
+            == Some("serving.kserve.io/inferenceservice=resnet")));
+}
+
+#[tokio::test]
+async fn ctrl_c_while_waiting_stops_the_wait() {
+    let api = FakeApi::default();
+    api.put(&isvc_path("ns", "a"), isvc("ns", "a", false));
+    // A watch that never ends: the double answers it with no events, so the
+    // driver lists again; the stop must still win.
+    let cluster = Cluster::new(api.client());
+    let stop = tokio::time::sleep(Duration::from_millis(200));
+    let err = cluster
+        .wait_ready(
+            "ns",
+            &["a".into()],
+            Duration::from_secs(30),
+            |_, _| {},
+            stop,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::Interrupted), "{err}");
+}
+
+#[tokio::test]
+async fn teardown_deletes_last_applied_first_and_reports_what_it_could_not() {
+    let api = FakeApi::default();
+    let cluster = Cluster::new(api.client());
+    let r = spike();
+    let applied = cluster.apply(&r.objects).await.unwrap();
+    // One object is already gone (404 counts as deleted), one refuses (403).
+    let gone = "/api/v1/namespaces/lab-spike/serviceaccounts/lab-predictor";
+    api.state.lock().unwrap().objects.remove(gone);
+    let pdb = "/apis/policy/v1/namespaces/lab-spike/poddisruptionbudgets/resnet";
+    api.state.lock().unwrap().fail.insert(pdb.into(), 403);
+    let before = api.requests().len();
+    let left = cluster.teardown(&applied).await;
+    let deletes: Vec<_> = api.requests()[before..].to_vec();
+    assert!(deletes.iter().all(|q| q.method == "DELETE"));
+    assert_eq!(
+        deletes.len(),
+        applied.len(),
+        "every applied object is deleted once"
+    );
+    assert_eq!(
+        deletes.last().unwrap().path,
+        "/api/v1/namespaces/lab-spike",
+        "the namespace goes last"
+    );
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].object.kind, "PodDisruptionBudget");
+    assert!(
+        left[0].error.contains("403") || left[0].error.contains("refused"),
+        "{}",
+        left[0].error
+    );
+}
+
+#[tokio::test]
+async fn an_apply_the_server_refuses_returns_what_was_applied_to_tear_down() {
+    let api = FakeApi::default();
+    let r = spike();
+    let isvc_at = r
+        .objects
+        .iter()
+        .position(|o| o["kind"] == "InferenceService")
+        .unwrap();
+    api.state
+        .lock()
+        .unwrap()
+        .fail
+        .insert(isvc_path("lab-spike", "resnet"), 422);
+    let cluster = Cluster::new(api.client());
+    let (done, err) = cluster.apply(&r.objects).await.unwrap_err();
+    assert_eq!(
+        done.len(),
+        isvc_at,
+        "everything before the refused object was applied"
+    );
+    assert!(err.to_string().contains("refused by the test"), "{err}");
+    let left = cluster.teardown(&done).await;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        api.state.lock().unwrap().objects.is_empty(),
+        "nothing is left behind"
+    );
+}
