@@ -270,3 +270,82 @@ fn merge_refuses_bad_parts_with_exit_code_2() {
         read(Path::new(&path("a.json"))).summary.requests
     );
 }
+
+/// A paused shard: `--await-start` listens until `POST /start` gives the
+/// instant, refusing what is not one, then runs from that instant and prints
+/// its results on standard output (`-o -`), as a load Job's pod does.
+#[test]
+fn a_paused_shard_starts_at_the_instant_it_is_given() {
+    use std::process::{Command, Stdio};
+    let target = trivial_server();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "load",
+            "--target",
+            &target,
+            "--protocol",
+            "http",
+            "--rate",
+            "40",
+            "--duration",
+            "1s",
+            "--shard",
+            "1/2",
+            "--await-start",
+            "127.0.0.1:0",
+            "-o",
+            "-",
+        ])
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The event: the shard says where it listens.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in: {line}"))
+        .to_string();
+    let ask = |method: &str, path: &str, body: &str| -> String {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(s, "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(ask("GET", "/ready", "").starts_with("HTTP/1.1 200"));
+    let bad = ask("POST", "/start", "tomorrow");
+    assert!(
+        bad.starts_with("HTTP/1.1 400") && bad.contains("\"error\""),
+        "{bad}"
+    );
+    let start = std::time::SystemTime::now() + std::time::Duration::from_millis(700);
+    let secs = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let ok = ask("POST", "/start", &format!("{secs:.3}"));
+    assert!(ok.starts_with("HTTP/1.1 202"), "{ok}");
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{rest}");
+    let results: Results = serde_json::from_slice(&out.stdout).expect("results JSON on stdout");
+    // Shard 1 of 2 sends half of the 40 arrivals, from the given instant.
+    assert_eq!(results.summary.requests.arrived, 20);
+    // wall_clock.started_at is RFC 3339 in UTC to the millisecond: its time of
+    // day is the instant's.
+    let started = results.wall_clock.started_at.clone();
+    let clock = started.split('T').nth(1).unwrap().trim_end_matches('Z');
+    let parts: Vec<f64> = clock.split(':').map(|p| p.parse().unwrap()).collect();
+    let of_day = parts[0] * 3600.0 + parts[1] * 60.0 + parts[2];
+    assert!(
+        (of_day - secs.rem_euclid(86_400.0)).abs() < 0.002,
+        "started at {started}, asked for {secs:.3}"
+    );
+}

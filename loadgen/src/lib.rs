@@ -37,6 +37,7 @@ mod plan;
 mod pool;
 mod recorder;
 mod slots;
+mod start;
 mod timer;
 mod workers;
 
@@ -51,6 +52,7 @@ pub use output::{LoadReport, LATE_NS};
 pub use payload::TensorSpec;
 pub use plan::{arrivals, end_ns, Planned};
 pub use recorder::REFUSED;
+pub use start::{await_start, parse_instant};
 
 /// gRPC messages of the Open Inference Protocol, for servers in tests and tools.
 pub mod proto {

@@ -81,6 +81,12 @@ pub struct Args {
     #[arg(long, value_name = "UNIX_SECONDS|+DUR")]
     pub start_at: Option<String>,
 
+    /// Wait for the start instant on this address: `POST /start` with Unix
+    /// seconds (`GET /ready` answers meanwhile, for a readiness probe). The
+    /// cluster level starts its load shards this way, once all of them listen.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "start_at")]
+    pub await_start: Option<std::net::SocketAddr>,
+
     /// Requests allowed in flight at once; arrivals beyond it are refused and
     /// counted as failures (`in_flight_cap`), never silently skipped.
     #[arg(long, value_name = "N", default_value_t = 1024)]
@@ -144,7 +150,8 @@ pub struct Args {
     #[arg(long, value_name = "DUR")]
     pub warmup: Option<String>,
 
-    /// Where to write the results file.
+    /// Where to write the results file; `-` prints it on standard output (and
+    /// the report on standard error), as a load Job's shard does.
     #[arg(
         short = 'o',
         long = "output",
@@ -245,6 +252,25 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let interrupt = crate::interrupt::Interrupt::install(
         "stopping, in-flight requests drain and partial results will be written",
     )?;
+    let mut config = config;
+    if let Some(addr) = args.await_start {
+        let started = runtime.block_on(lab_loadgen::await_start(
+            addr,
+            |bound| {
+                eprintln!(
+                    "waiting for the start instant: POST http://{bound}/start with Unix seconds"
+                )
+            },
+            interrupt.stopped(),
+        ));
+        match started {
+            Ok(Some(at)) => config.start_at = Some(at),
+            // Stopped before the start: nothing was sent, nothing to write.
+            Ok(None) => return Ok(interrupt.exit_code()),
+            Err(LoadError::BadInput(msg)) => return Err(bad_input(msg)),
+            Err(e) => return Err(anyhow::Error::new(e)),
+        }
+    }
     let output = runtime.block_on(lab_loadgen::run(config, interrupt.stopped()));
     let mut output = match output {
         Ok(o) => o,
@@ -259,12 +285,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         },
     );
     let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
-    super::write_atomically(&args.out, &(text + "\n"))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&output.report)?);
+    if args.out.as_os_str() == "-" {
+        // The results are the output (a load Job's log); the report goes aside.
+        println!("{text}");
+        eprint!("{}", output.report.text());
     } else {
-        print!("{}", output.report.text());
-        println!("results: {}", args.out.display());
+        super::write_atomically(&args.out, &(text + "\n"))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&output.report)?);
+        } else {
+            print!("{}", output.report.text());
+            println!("results: {}", args.out.display());
+        }
     }
     // Leave requests still hanging after the drain behind instead of waiting on them.
     runtime.shutdown_background();
