@@ -209,6 +209,22 @@ fn schema_errors_name_line_column_and_key_path() {
     assert!(e.to_string().contains("maxReplicas"), "{e}");
 }
 
+/// `kubectl get hpa -o yaml` without a name prints a List: say how to get one object.
+#[test]
+fn a_list_asks_for_one_object() {
+    let indented: String = manifest("hpa.yaml")
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let text = format!("apiVersion: v1\nkind: List\nitems:\n  -\n{indented}");
+    let e = import_yaml(&text).unwrap_err();
+    assert_eq!(at(&e), (2, 7, "kind"), "{e}");
+    assert!(
+        e.to_string().contains("kubectl get hpa NAME -o yaml"),
+        "{e}"
+    );
+}
+
 #[test]
 fn errors_found_after_parsing_point_at_their_key() {
     let text = manifest("isvc-serverless.yaml").replace(
