@@ -569,6 +569,92 @@ async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// A gRPC connection holding its place under the connection cap.
+pub struct CappedStream {
+    stream: TcpStream,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsyncRead for CappedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CappedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for CappedStream {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+/// The gRPC listener's connections, at most `cap` open at once (more wait in
+/// the backlog), until `stop`.
+pub fn capped_incoming(
+    listener: TcpListener,
+    cap: usize,
+    mut stop: watch::Receiver<bool>,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<CappedStream>> {
+    let (tx, rx) = mpsc::channel(1);
+    let slots = Arc::new(Semaphore::new(cap.max(1)));
+    tokio::spawn(async move {
+        let mut last_error: Option<Instant> = None;
+        loop {
+            let slot = tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = stopped(&mut stop) => return,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stopped(&mut stop) => return,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    if tx
+                        .send(Ok(CappedStream {
+                            stream,
+                            _slot: slot,
+                        }))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                        eprintln!("lab-predictor: accepting a gRPC connection failed: {e}");
+                        last_error = Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::batcher::{BatchConfig, Batcher};
@@ -390,10 +389,15 @@ async fn serve(
     let grpc_task = grpc.map(|listener| {
         let mut rx = stop_rx.clone();
         let svc = crate::grpc::server(app.clone(), opts.max_body_bytes);
+        let incoming = conn::capped_incoming(listener, max_connections, stop_rx.clone());
         tokio::spawn(async move {
             tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                // Peers that vanished without a FIN are found and dropped.
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
                 .add_service(svc)
-                .serve_with_incoming_shutdown(tokio_stream_listener(listener), async move {
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = rx.wait_for(|s| *s).await;
                 })
                 .await
@@ -516,12 +520,6 @@ async fn serve(
         ),
     }
     Ok(0)
-}
-
-fn tokio_stream_listener(
-    listener: TcpListener,
-) -> impl futures_core::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::wrappers::TcpListenerStream::new(listener)
 }
 
 /// SIGTERM and SIGINT, listened to from start-up to exit so none is missed
