@@ -19,6 +19,7 @@
 
 mod autoscaling;
 mod gpu;
+mod load;
 mod monitoring;
 mod policy;
 mod serving;
@@ -30,6 +31,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use gpu::gfd_product;
+pub use load::{load_job, LOAD_NAME, LOG_LIMIT_BYTES, START_PORT};
 
 /// How the InferenceServices are deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

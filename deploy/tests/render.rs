@@ -484,3 +484,62 @@ fn every_object_is_labelled_for_teardown_and_namespaced() {
     );
     assert_eq!(kinds(&r).len(), listed.len());
 }
+
+#[test]
+fn the_load_job_shards_one_schedule_and_starts_paused() {
+    let sc = example("spike", &[]);
+    let text = std::fs::read_to_string(common::scenarios_dir().join("spike.toml")).unwrap();
+    let objs = lab_deploy::load_job(
+        &sc,
+        &Options::new(Mode::Raw, "lab:t"),
+        "lab-spike",
+        4,
+        &text,
+        &["run.seed=9".into()],
+    )
+    .unwrap();
+    let job = objs.iter().find(|o| o["kind"] == "Job").unwrap();
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    assert_eq!(job["spec"]["completions"], 4);
+    assert_eq!(job["spec"]["parallelism"], 4);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["automountServiceAccountToken"], false,
+        "the shards have no API rights"
+    );
+    assert_eq!(pod["serviceAccountName"], "lab-load");
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
+    assert_eq!(after("--shard"), "$(SHARD_INDEX)/4");
+    assert_eq!(
+        after("--target"),
+        "http://resnet-predictor.lab-spike.svc.cluster.local"
+    );
+    assert_eq!(after("--await-start"), "0.0.0.0:9000");
+    assert_eq!(after("-o"), "-", "results go to the log");
+    assert_eq!(after("--set"), "run.seed=9");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(
+        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    // The NetworkPolicy lets exactly these pods in.
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"],
+        "lab-load"
+    );
+    let cm = objs.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+    assert_eq!(cm["data"]["scenario.toml"], text.as_str());
+    // Several services: one Job cannot hold them.
+    let two = example("timeslice-vs-mig", &[]);
+    let e =
+        lab_deploy::load_job(&two, &Options::new(Mode::Raw, "lab:t"), "x", 2, "", &[]).unwrap_err();
+    assert!(e[0].message.contains("one service"), "{e:?}");
+}

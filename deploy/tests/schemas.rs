@@ -155,6 +155,25 @@ fn every_rendered_manifest_matches_the_upstream_schemas() {
     for (name, r) in &cases {
         files.extend(write(r, &tmp.path().join(name)));
     }
+    // The cluster level's load Job.
+    let spike = common::example("spike", &[]);
+    let job = lab_deploy::load_job(
+        &spike,
+        &lab_deploy::Options::new(Mode::Raw, "lab:t"),
+        "lab-spike",
+        3,
+        "name = \"spike\"\n",
+        &[],
+    )
+    .unwrap();
+    let refs: Vec<&serde_json::Value> = job.iter().collect();
+    let path = tmp.path().join("load-job.yaml");
+    let text: String = refs
+        .iter()
+        .map(|v| format!("---\n{}", serde_saphyr::to_string(v).unwrap()))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    files.push(path);
     let seen: std::collections::BTreeSet<String> =
         objects(&files).into_iter().map(|(_, k, _)| k).collect();
     for kind in [
@@ -170,6 +189,7 @@ fn every_rendered_manifest_matches_the_upstream_schemas() {
         "NetworkPolicy",
         "PodMonitor",
         "PrometheusRule",
+        "Job",
     ] {
         assert!(seen.contains(kind), "no {kind} was rendered: {seen:?}");
     }
