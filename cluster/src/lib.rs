@@ -8,6 +8,7 @@
 //! API server double at the HTTP level and assert the requests it sent.
 
 mod diagnose;
+mod load;
 mod resources;
 
 use kube::api::{
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub use diagnose::NotReady;
+pub use load::{ShardJob, Shards};
 pub use resources::{api_resource, is_namespaced};
 
 /// The pause before listing again after a watch ended.

@@ -250,3 +250,138 @@ async fn an_apply_the_server_refuses_returns_what_was_applied_to_tear_down() {
         "nothing is left behind"
     );
 }
+
+/// The load Job's shards: started together once every one listens, through
+/// the pod proxy (the shards have no API rights), and read back from their
+/// logs once the Job is done, by completion index.
+#[tokio::test]
+async fn shards_start_together_and_their_logs_come_back_by_index() {
+    use fake_api::shard_pod;
+    let api = FakeApi::default();
+    let ns = "lab-spike";
+    let pod_path = |i: u32| format!("/api/v1/namespaces/{ns}/pods/lab-load-{i}-x{i}");
+    // Index 1 is listed first and index 2 is not Ready yet.
+    api.put(&pod_path(1), shard_pod(ns, "lab-load", 1, true, "Running"));
+    api.put(&pod_path(0), shard_pod(ns, "lab-load", 0, true, "Running"));
+    api.put(&pod_path(2), shard_pod(ns, "lab-load", 2, false, "Running"));
+    let cluster = Cluster::new(api.client());
+    let becomes_ready = {
+        let api = api.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            api.put(&pod_path(2), shard_pod(ns, "lab-load", 2, true, "Running"));
+        }
+    };
+    let (shards, ()) = tokio::join!(
+        cluster.start_shards(
+            lab_cluster::ShardJob {
+                namespace: ns,
+                job: "lab-load",
+                count: 3,
+                port: 9000
+            },
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+            std::future::pending()
+        ),
+        becomes_ready
+    );
+    let shards = shards.unwrap();
+    assert_eq!(
+        shards.pods,
+        vec!["lab-load-0-x0", "lab-load-1-x1", "lab-load-2-x2"],
+        "by completion index"
+    );
+    let starts: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "POST")
+        .collect();
+    assert_eq!(
+        starts.len(),
+        3,
+        "one start per shard, none before all listened"
+    );
+    let secs = shards
+        .start
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for (i, q) in starts.iter().enumerate() {
+        assert_eq!(
+            q.path,
+            format!("/api/v1/namespaces/{ns}/pods/lab-load-{i}-x{i}:9000/proxy/start")
+        );
+        assert_eq!(
+            q.body,
+            Some(json!(format!("{secs:.3}").parse::<f64>().unwrap())),
+            "one instant for all"
+        );
+    }
+
+    // The Job ends; each shard's log is its results.
+    for i in 0..3 {
+        api.put(
+            &pod_path(i),
+            shard_pod(ns, "lab-load", i, false, "Succeeded"),
+        );
+        api.state.lock().unwrap().texts.insert(
+            format!("{}/log", pod_path(i)),
+            format!("{{\"shard\": \"{i}/3\"}}\n"),
+        );
+    }
+    let logs = cluster
+        .collect_shards(
+            ns,
+            &shards,
+            lab_deploy::LOG_LIMIT_BYTES,
+            Duration::from_secs(10),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 3);
+    assert!(logs[2].contains("\"2/3\""));
+    let log_req = api
+        .requests()
+        .into_iter()
+        .find(|q| q.path.ends_with("/log"))
+        .unwrap();
+    assert_eq!(
+        log_req.query.get("container").map(String::as_str),
+        Some("load")
+    );
+    assert_eq!(
+        log_req.query.get("limitBytes").map(String::as_str),
+        Some("10485760"),
+        "a bounded log"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_shard_fails_the_collection_with_its_log() {
+    use fake_api::shard_pod;
+    let api = FakeApi::default();
+    let path = "/api/v1/namespaces/ns/pods/lab-load-0-x0";
+    api.put(path, shard_pod("ns", "lab-load", 0, false, "Failed"));
+    api.state.lock().unwrap().texts.insert(
+        format!("{path}/log"),
+        "error: model metadata: connection refused\n".into(),
+    );
+    let cluster = Cluster::new(api.client());
+    let shards = lab_cluster::Shards {
+        pods: vec!["lab-load-0-x0".into()],
+        start: std::time::SystemTime::now(),
+    };
+    let err = cluster
+        .collect_shards(
+            "ns",
+            &shards,
+            1 << 20,
+            Duration::from_secs(5),
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("connection refused"), "{err}");
+}

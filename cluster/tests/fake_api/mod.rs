@@ -33,6 +33,8 @@ pub struct State {
     pub watches: VecDeque<Vec<Value>>,
     /// Paths whose apply or delete is answered with this status code.
     pub fail: BTreeMap<String, u16>,
+    /// Plain-text answers (pod logs), by path.
+    pub texts: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -108,7 +110,20 @@ impl FakeApi {
                 return status(code, &format!("refused by the test for {path}"));
             }
         }
+        if let Some(text) = st.texts.get(&path) {
+            return Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(text.clone())))
+                .unwrap();
+        }
         match method.as_str() {
+            // The pod proxy: the shard's own answer to its start request.
+            "POST" if path.contains("/proxy/") => Response::builder()
+                .status(202)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(b"{\"starting\":true}")))
+                .unwrap(),
             "PATCH" => {
                 let mut obj = body.unwrap_or(Value::Null);
                 obj["metadata"]["resourceVersion"] = json!("1");
@@ -249,4 +264,18 @@ pub fn isvc(ns: &str, name: &str, ready: bool) -> Value {
 
 pub fn isvc_path(ns: &str, name: &str) -> String {
     format!("/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices/{name}")
+}
+
+/// A pod of the load Job with its completion index, Ready or not, in a phase.
+pub fn shard_pod(ns: &str, job: &str, index: u32, ready: bool, phase: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{job}-{index}-x{index}"), "namespace": ns,
+            "labels": { "job-name": job },
+            "annotations": { "batch.kubernetes.io/job-completion-index": index.to_string() },
+        },
+        "spec": { "containers": [{ "name": "load" }] },
+        "status": { "phase": phase, "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] },
+    })
 }
