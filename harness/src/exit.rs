@@ -76,9 +76,12 @@ Exit codes:
 
 pub const IMPORT_HELP: &str = "\
 Exit codes:
-  0    imported (notes and warnings about what could not be carried over are printed)
-  2    the manifest is unreadable or holds no HPA, ScaledObject or InferenceService
-  3    the output file could not be written";
+  0    imported (notes and warnings about what could not be carried over are printed;
+       with --prometheus, gaps and counter resets in the series)
+  2    the manifest is unreadable or holds no HPA, ScaledObject or InferenceService;
+       with --prometheus, Prometheus refused the query (its own message is shown),
+       it returned no data, or several series not grouped by a service label
+  3    the output file could not be written, or Prometheus could not be reached";
 
 pub const SERVE_HELP: &str = "\
 Exit codes:

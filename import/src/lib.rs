@@ -11,6 +11,7 @@ mod crds;
 mod hpa;
 mod keda;
 mod kserve;
+pub mod prometheus;
 mod yaml;
 
 use lab_autoscale::{AutoscalerSpec, Bounds};

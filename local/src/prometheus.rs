@@ -475,6 +475,17 @@ impl PromClient {
         }
     }
 
+    /// GETs `path` (e.g. `/api/v1/query_range?...`) from this server: the
+    /// status and body as Prometheus sent them, for callers that read other
+    /// answers than an instant vector (`lab import --prometheus`).
+    pub async fn get_raw(&self, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
+        let (code, body) = self
+            .http
+            .get(&format!("{}{path}", self.base), timeout)
+            .await?;
+        Ok((code, body.to_vec()))
+    }
+
     /// Every series of an instant query evaluated now. A scalar result is one
     /// series without labels.
     pub async fn query(&self, query: &str) -> Result<Vec<Sample>, QueryError> {
