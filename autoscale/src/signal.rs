@@ -82,6 +82,12 @@ pub const KNOWN_METRIC_NAMES: &[(&str, Signal)] = &[
     ("lab_predictor_inflight_requests", Signal::Concurrency),
     ("lab_predictor_queue_depth", Signal::QueueDepth),
     ("lab_predictor_requests_total", Signal::RequestsPerSecond),
+    // A counter of busy seconds: `rate()` of it is the busy share, 0..1.
+    (
+        "lab_predictor_gpu_busy_seconds_total",
+        Signal::GpuUtilization,
+    ),
+    // The gauge the predictor exported before the counter.
     ("lab_predictor_gpu_busy_ratio", Signal::GpuUtilization),
     ("concurrency", Signal::Concurrency),
     ("rps", Signal::RequestsPerSecond),
@@ -117,8 +123,8 @@ pub fn reading_for(text: &str, signal: Option<Signal>) -> Result<Reading, String
         return Ok(Reading::of(s));
     }
     let s = resolve(text)?;
-    let ratio = text.trim() == "lab_predictor_gpu_busy_ratio"
-        || text.contains("lab_predictor_gpu_busy_ratio");
+    let ratio = text.contains("lab_predictor_gpu_busy_ratio")
+        || text.contains("lab_predictor_gpu_busy_seconds_total");
     Ok(if ratio {
         Reading {
             signal: s,
@@ -196,6 +202,9 @@ mod tests {
         );
         // A longer identifier that merely contains a known name does not count.
         assert!(resolve("sum(lab_predictor_queue_depth_max)").is_err());
+        // The busy-seconds counter's rate is a 0..1 share, like the old ratio.
+        let r = reading_for("avg(rate(lab_predictor_gpu_busy_seconds_total[1m]))", None).unwrap();
+        assert_eq!((r.signal, r.scale), (Signal::GpuUtilization, 0.01));
     }
 
     #[test]
