@@ -83,7 +83,7 @@ pub fn duration(v: f64) -> String {
     let s = v.round() as u64;
     match s {
         0..=119 => format!("{} s", sig3(v)),
-        120..=3599 if s % 60 == 0 => format!("{} min", s / 60),
+        120..=3599 if s.is_multiple_of(60) => format!("{} min", s / 60),
         120..=3599 => format!("{} min {} s", s / 60, s % 60),
         _ if (s % 3600) / 60 == 0 => format!("{} h", s / 3600),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
@@ -161,7 +161,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
