@@ -67,6 +67,12 @@ Exit codes:
   2    a file is missing, unreadable or not a lab results file
   3    an output file (--junit, --summary-md) could not be written";
 
+pub const CLUSTER_HELP: &str = "\
+Exit codes:
+  0    done (or, with --dry-run, printed)
+  2    bad flags, or a tool (kind, kubectl, helm) is missing
+  3    a command of the install failed";
+
 pub const DEPLOY_HELP: &str = "\
 Exit codes:
   0    rendered (notes say what lives outside the objects: node labels, controller flags)

@@ -50,6 +50,8 @@ enum Command {
     Report(cmd::report::Args),
     /// Measure one run of a scenario against another (local vs sim), metric by metric, and judge its [fidelity] bounds.
     Compare(cmd::compare::Args),
+    /// Create a kind cluster with the stack the cluster level runs on (`up --kind`), or delete it (`down`).
+    Cluster(cmd::cluster::Args),
     /// Render the Kubernetes manifests (KServe, KEDA/HPA/Knative, Prometheus, GPU sharing) a cluster runs for a scenario.
     Deploy(cmd::deploy::Args),
     /// Search the simulator for the cheapest configuration that holds the SLOs.
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => cmd::compare::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Deploy(a) => cmd::deploy::run(a),
+        Command::Cluster(a) => cmd::cluster::run(a),
         Command::Help { command } => help(command.as_deref()),
     };
     match result {

@@ -2,6 +2,7 @@
 
 pub mod calibrate;
 pub mod check;
+pub mod cluster;
 pub mod compare;
 pub mod deploy;
 pub mod import;

@@ -127,8 +127,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .map_err(|e| exit::bad_input(e.to_string()))?;
     if args.level == LevelArg::Cluster {
         return Err(exit::bad_input(
-            "--level cluster is not available in this build yet: the sim and local levels run \
-             (see the README for the status of the cluster level)",
+            "--level cluster is not available in this build yet: the sim and local levels run. \
+             What a cluster would run is there: `lab deploy SCENARIO --render DIR` writes the \
+             manifests, `lab cluster up --kind` makes a kind cluster with the stack \
+             (see the README's \"On a cluster\")",
         ));
     }
     if args.level == LevelArg::Local {
