@@ -357,6 +357,7 @@ pub fn to_services(
         }
     };
     let resets = resets.unwrap_or_default();
+    let only_one = series.len() == 1;
     let mut out = Vec::new();
     for (s, service) in series.into_iter().zip(names) {
         let mut values = s.values;
@@ -388,7 +389,8 @@ pub fn to_services(
         }
         let resets = resets
             .iter()
-            .find(|r| r.labels == s.labels || (r.labels.is_empty() && s.labels.len() <= 1))
+            // An ungrouped resets() sums every series: it belongs to a lone one only.
+            .find(|r| r.labels == s.labels || (r.labels.is_empty() && only_one))
             .map(|r| intervals(&r.values, req.step))
             .unwrap_or_default();
         let points = values
@@ -422,6 +424,8 @@ fn label_text(labels: &BTreeMap<String, String>) -> String {
 /// Runs of missing steps: inside the series, and before its first or after its last value.
 fn gaps(values: &[(f64, f64)], req: &Request) -> Vec<Gap> {
     let steps = |a: f64, b: f64| ((b - a) / req.step).round() as u64;
+    // The range's end need not fall on the grid of steps from its start.
+    let whole_steps = |a: f64, b: f64| ((b - a) / req.step + 1e-9).floor() as u64;
     let mut out = Vec::new();
     let (first, last) = (values[0].0, values[values.len() - 1].0);
     if steps(req.start, first) > 0 {
@@ -445,11 +449,11 @@ fn gaps(values: &[(f64, f64)], req: &Request) -> Vec<Gap> {
             });
         }
     }
-    if steps(last, req.end) > 0 {
+    if whole_steps(last, req.end) > 0 {
         out.push(Gap {
             from: last,
             to: req.end,
-            missing_steps: steps(last, req.end),
+            missing_steps: whole_steps(last, req.end),
             edge: true,
             partial_steps: 0,
         });
