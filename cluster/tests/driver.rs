@@ -385,3 +385,172 @@ async fn a_failed_shard_fails_the_collection_with_its_log() {
         .unwrap_err();
     assert!(err.to_string().contains("connection refused"), "{err}");
 }
+
+/// (API group, resource or resource/subresource, verb) of a request, as RBAC sees it.
+fn rbac_of(q: &fake_api::Recorded) -> (String, String, String) {
+    let parts: Vec<&str> = q.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts[0] {
+        "api" => (String::new(), &parts[2..]),
+        _ => (parts[1].to_string(), &parts[3..]),
+    };
+    // namespaces/NS/RES/NAME/SUB, or RES/NAME for cluster-scoped kinds.
+    let (resource, name, sub) = match rest {
+        ["namespaces", ns] => ("namespaces".to_string(), Some(*ns), None),
+        ["namespaces", _, res] => (res.to_string(), None, None),
+        ["namespaces", _, res, name] => (res.to_string(), Some(*name), None),
+        ["namespaces", _, res, name, sub, ..] => (res.to_string(), Some(*name), Some(*sub)),
+        [res] => (res.to_string(), None, None),
+        [res, name] => (res.to_string(), Some(*name), None),
+        other => panic!("unexpected path {other:?}"),
+    };
+    let resource = match sub {
+        Some(s) => format!("{resource}/{s}"),
+        None => resource,
+    };
+    let verb = match (q.method.as_str(), name, q.query.contains_key("watch")) {
+        ("PATCH", ..) => "patch",
+        ("DELETE", ..) => "delete",
+        ("POST", ..) => "create",
+        ("GET", _, true) => "watch",
+        ("GET", Some(_), _) => "get",
+        ("GET", None, _) => "list",
+        (m, ..) => panic!("unexpected method {m}"),
+    };
+    (group, resource, verb.to_string())
+}
+
+/// The ClusterRole in deploy/rbac/lab-harness.yaml allows every request a
+/// whole run makes (apply, wait, shards started and read, teardown), and
+/// each of its rules is used: the documented rights are the needed ones.
+#[tokio::test]
+async fn every_request_of_a_run_is_allowed_by_the_documented_role_and_every_rule_is_used() {
+    use fake_api::shard_pod;
+    let api = FakeApi::default();
+    let cluster = Cluster::new(api.client());
+    let r = spike();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/spike.toml");
+    let sc = lab_scenario::load_checked(&path, &[]).unwrap();
+    let job = lab_deploy::load_job(
+        &sc,
+        &lab_deploy::Options::new(lab_deploy::Mode::Raw, "lab:t"),
+        "lab-spike",
+        1,
+        "",
+        &[],
+    )
+    .unwrap();
+    let mut applied = cluster.apply(&r.objects).await.unwrap();
+    api.put(
+        &isvc_path("lab-spike", "resnet"),
+        isvc("lab-spike", "resnet", false),
+    );
+    api.script_watch(vec![
+        json!({"type": "MODIFIED", "object": isvc("lab-spike", "resnet", true)}),
+    ]);
+    cluster
+        .wait_ready(
+            "lab-spike",
+            &r.inference_services(),
+            Duration::from_secs(10),
+            |_, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    // A second wait that times out reads pods and events.
+    api.put(
+        &isvc_path("lab-spike", "resnet"),
+        isvc("lab-spike", "resnet", false),
+    );
+    api.put(
+        "/api/v1/namespaces/lab-spike/pods/resnet-predictor-1",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "resnet-predictor-1", "namespace": "lab-spike",
+                            "labels": {"serving.kserve.io/inferenceservice": "resnet"}},
+               "status": {"phase": "Pending"}}),
+    );
+    let e = cluster
+        .wait_ready(
+            "lab-spike",
+            &["resnet".into()],
+            Duration::from_millis(100),
+            |_, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("resnet-predictor-1: Pending"), "{e}");
+    applied.extend(cluster.apply(&job).await.unwrap());
+    let pod = "/api/v1/namespaces/lab-spike/pods/lab-load-0-x0";
+    api.put(pod, shard_pod("lab-spike", "lab-load", 0, true, "Running"));
+    let shards = cluster
+        .start_shards(
+            lab_cluster::ShardJob {
+                namespace: "lab-spike",
+                job: "lab-load",
+                count: 1,
+                port: 9000,
+            },
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    api.put(
+        pod,
+        shard_pod("lab-spike", "lab-load", 0, false, "Succeeded"),
+    );
+    api.state
+        .lock()
+        .unwrap()
+        .texts
+        .insert(format!("{pod}/log"), "{}".into());
+    cluster
+        .collect_shards(
+            "lab-spike",
+            &shards,
+            1 << 20,
+            Duration::from_secs(5),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    assert!(cluster.teardown(&applied).await.is_empty());
+
+    let role_text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rbac/lab-harness.yaml"),
+    )
+    .unwrap();
+    let role: serde_json::Value = serde_saphyr::from_str(&role_text).unwrap();
+    let mut allowed = std::collections::BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for g in rule["apiGroups"].as_array().unwrap() {
+            for res in rule["resources"].as_array().unwrap() {
+                for v in rule["verbs"].as_array().unwrap() {
+                    allowed.insert((
+                        g.as_str().unwrap().to_string(),
+                        res.as_str().unwrap().to_string(),
+                        v.as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    let used: std::collections::BTreeSet<_> = api.requests().iter().map(rbac_of).collect();
+    let missing: Vec<_> = used.difference(&allowed).collect();
+    assert!(
+        missing.is_empty(),
+        "requests the role does not allow: {missing:?}"
+    );
+    let unused: Vec<_> = allowed.difference(&used).collect();
+    // InferenceGraphs and ScaledObjects are not in spike's manifests.
+    let unused: Vec<_> = unused
+        .into_iter()
+        .filter(|(_, r, _)| r != "inferencegraphs" && r != "scaledobjects")
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "rights the role grants and no request uses: {unused:?}"
+    );
+}
