@@ -81,13 +81,14 @@ fn lab(args: &[&str]) -> std::process::Output {
         .expect("lab runs")
 }
 
-/// Scrape instants (s from t0) in `[a, b]`, as 2.42's range selection takes them.
-fn samples_in(a: f64, b: f64, reset_series: bool) -> Vec<f64> {
+/// Scrape instants (s from t0) in `[a, b]`, as 2.42's range selection takes
+/// them; `gappy` for resnet, whose scrapes stop in `GAP`.
+fn samples_in(a: f64, b: f64, gappy: bool) -> Vec<f64> {
     let n = (HOURS * 3600.0 / SCRAPE) as u64;
     (0..=n)
         .map(|k| k as f64 * SCRAPE)
         .filter(|t| *t >= a && *t <= b)
-        .filter(|t| !reset_series || !(*t >= GAP.0 && *t < GAP.1))
+        .filter(|t| !(gappy && *t >= GAP.0 && *t < GAP.1))
         .collect()
 }
 
