@@ -430,7 +430,7 @@ impl Client {
                         s.message()
                     ))
                 })?;
-            let specs = resp.into_inner().input_specs();
+            let specs = grpc::input_specs(&resp.into_inner());
             if specs.is_empty() {
                 return Err(LoadError::Metadata(format!(
                     "model `{model}` declares no inputs"

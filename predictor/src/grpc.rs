@@ -11,10 +11,8 @@ use crate::infer::{self, InputData, RawInput};
 use crate::model::TensorSpec;
 use crate::tensor::{DataType, TensorData};
 
-pub mod pb {
-    #![allow(clippy::all, clippy::pedantic)]
-    tonic::include_proto!("inference");
-}
+/// The protocol's messages and service, shared with the load generator.
+pub use lab_oip as pb;
 
 use pb::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use pb::model_infer_response::InferOutputTensor;
@@ -206,7 +204,7 @@ impl Service {
                 shape: shape.clone(),
                 ..Default::default()
             });
-            resp.raw_output_contents.push(data.to_le_bytes());
+            resp.raw_output_contents.push(data.to_le_bytes().into());
         }
         Ok(resp)
     }
