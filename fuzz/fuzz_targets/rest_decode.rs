@@ -10,7 +10,8 @@ use lab_predictor::tensor::{DataType, TensorData};
 use libfuzzer_sys::fuzz_target;
 
 const TYPES: [&str; 11] = [
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP32", "FP64",
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP32",
+    "FP64",
 ];
 
 fuzz_target!(|data: &[u8]| {

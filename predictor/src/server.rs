@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use crate::app::App;
 use crate::batcher::{BatchConfig, Batcher};
 use crate::conn;
