@@ -182,12 +182,7 @@ impl Cluster {
                     }
                 }
             }
-            let n = ready.values().filter(|r| **r).count();
-            if n != last {
-                progress(n, names.len());
-                last = n;
-            }
-            if n == names.len() {
+            if report(&ready, &mut last, &mut progress) {
                 return Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -219,12 +214,7 @@ impl Cluster {
                     // Too old a version (410): list again.
                     WatchEvent::Error(_) => break,
                 }
-                let n = ready.values().filter(|r| **r).count();
-                if n != last {
-                    progress(n, names.len());
-                    last = n;
-                }
-                if n == names.len() {
+                if report(&ready, &mut last, &mut progress) {
                     return Ok(());
                 }
                 if Instant::now() >= deadline {
@@ -273,6 +263,20 @@ impl Cluster {
         }
         left
     }
+}
+
+/// Tells `progress` when the count of ready services changed; true once all are.
+fn report(
+    ready: &BTreeMap<String, bool>,
+    last: &mut usize,
+    progress: &mut impl FnMut(usize, usize),
+) -> bool {
+    let n = ready.values().filter(|r| **r).count();
+    if n != *last {
+        progress(n, ready.len());
+        *last = n;
+    }
+    n == ready.len()
 }
 
 /// Condition Ready=True.

@@ -192,18 +192,8 @@ mod tests {
     #[test]
     fn a_reproducing_profile_reads_back_as_the_latency_it_was_made_from() {
         let latency = LatencyProfile {
-            gpu: "L4".into(),
-            points: vec![
-                BatchPoint {
-                    batch_size: 1,
-                    seconds: 0.004,
-                },
-                BatchPoint {
-                    batch_size: 8,
-                    seconds: 0.011,
-                },
-            ],
             distribution: ServiceDistribution::Exponential,
+            ..profile()
         };
         let back = CalibrationProfile::reproducing("m", &latency, "test").to_latency_profile(None);
         assert_eq!(back, latency);
