@@ -32,6 +32,12 @@ const EXAMPLES: &[(&str, &str, &[&str])] = &[
     ),
     ("diurnal-cost", "scenarios/diurnal-cost.toml", &[]),
     ("mmc", "scenarios/oracles/mmc.toml", &[]),
+    ("azure-conv", "scenarios/azure-conv-replay.toml", &[]),
+    (
+        "azure-conv-2x",
+        "scenarios/azure-conv-replay.toml",
+        &["traffic.0.phases.0.scale=2"],
+    ),
 ];
 
 struct Run {
@@ -173,6 +179,12 @@ fn diurnal_cost() {
 #[test]
 fn mmc_oracle() {
     check("mmc");
+}
+
+#[test]
+fn azure_conv_replay() {
+    check("azure-conv");
+    check("azure-conv-2x");
 }
 
 // ------------------------------------------------------------ README figures
@@ -399,5 +411,34 @@ fn figures() -> Vec<Figure> {
 
     let r = &run("mmc").results;
     out.push(fig("mmc.mean", r.summary.latency_seconds.mean, Millis(2)));
+
+    for name in ["azure-conv", "azure-conv-2x"] {
+        let r = &run(name).results;
+        let chat = &r.services[0].replicas;
+        out.extend([
+            fig(
+                &format!("{name}.arrived"),
+                r.summary.requests.arrived as f64,
+                Count,
+            ),
+            fig(
+                &format!("{name}.p99"),
+                r.summary.latency_seconds.p99,
+                if name == "azure-conv" {
+                    Millis(0)
+                } else {
+                    Seconds(2)
+                },
+            ),
+            fig(&format!("{name}.max_ready"), chat.max_ready.into(), Count),
+            fig(&format!("{name}.mean_ready"), chat.mean_ready, Plain(1)),
+            fig(
+                &format!("{name}.cold_starts"),
+                r.cold_starts.count as f64,
+                Count,
+            ),
+            fig(&format!("{name}.monthly"), r.cost.monthly_usd, UsdPerMonth),
+        ]);
+    }
     out
 }
