@@ -40,9 +40,17 @@ pub fn parse_time(text: &str, now: f64) -> Result<f64, String> {
     }
     match t.parse::<jiff::Timestamp>() {
         Ok(ts) => Ok(ts.as_nanosecond() as f64 / 1e9),
-        Err(e) => Err(format!(
-            "`{text}` is not a time: give now, a duration before now (-7d, -90m, now-1h), an RFC 3339 instant (2026-11-24T09:00:00Z) or Unix seconds ({e})"
-        )),
+        Err(e) => {
+            // What is wrong with an instant, when the text tried to be one.
+            let why = if t.starts_with(|c: char| c.is_ascii_digit()) {
+                format!(" ({e})")
+            } else {
+                String::new()
+            };
+            Err(format!(
+                "`{text}` is not a time: give now, a duration before now (-7d, -90m, now-1h), an RFC 3339 instant (2026-11-24T09:00:00Z) or Unix seconds{why}"
+            ))
+        }
     }
 }
 
