@@ -36,7 +36,7 @@ enum Command {
     /// Re-judge the SLOs of a results file; write JUnit XML or a Markdown summary.
     #[command(after_help = exit::CHECK_HELP)]
     Check(cmd::check::Args),
-    /// Turn HPA, KEDA ScaledObject or InferenceService manifests into a scenario's autoscaler section.
+    /// Turn HPA, KEDA ScaledObject or InferenceService manifests into a scenario's autoscaler section, or a Prometheus request rate (--prometheus) into its traffic.
     Import(cmd::import::Args),
     /// Serve ONNX models over the Open Inference Protocol (REST and gRPC) and KServe V1.
     Serve(cmd::serve::Args),
