@@ -527,8 +527,16 @@ fn readme_installs_lab_then_uses_flags_that_exist() {
             let sub = usage
                 .trim_start_matches("| `lab ")
                 .trim_start_matches("lab ");
-            let sub = sub.split_whitespace().next().unwrap();
-            let help = String::from_utf8_lossy(&lab(&[sub, "--help"]).stdout).to_string();
+            // The subcommand's words (`cluster up`), up to the first
+            // placeholder or flag.
+            let words: Vec<&str> = sub
+                .split_whitespace()
+                .take_while(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+                .collect();
+            let sub = words.join(" ");
+            let mut args = words.clone();
+            args.push("--help");
+            let help = String::from_utf8_lossy(&lab(&args).stdout).to_string();
             for flag in usage
                 .split(|c: char| c.is_whitespace() || "[]|`".contains(c))
                 .filter(|w| w.starts_with('-'))
