@@ -299,7 +299,20 @@ async fn helper_parent() {
 /// Starts `helper_parent` in a child test process; returns it and the pgid and
 /// pids it printed.
 fn spawn_helper(mode: &str) -> (std::process::Child, i32, Vec<u32>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    // The helper dies of SIGTERM and SIGINT as a parent without handlers does,
+    // however this test was started: a shell runs background jobs with SIGINT
+    // ignored, and an ignored signal stays ignored across exec.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .args([
             "--exact",
             "helper_parent",
