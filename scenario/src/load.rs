@@ -251,24 +251,35 @@ fn missing_hint(service: Option<&str>, parent: &[Seg], key: &str) -> String {
     }
 }
 
+/// A CSV a phase names, relative to the scenario, read and parsed; the error
+/// names the file.
+fn read_csv<T, E: std::fmt::Display>(
+    base: &Path,
+    file: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, String> {
+    let path = resolve(base, file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn load_referenced_files(s: &mut Scenario, base: &Path) -> Vec<(KeyPath, String)> {
     let mut problems = Vec::new();
     for (i, stream) in s.traffic.iter_mut().enumerate() {
         for (j, phase) in stream.phases.iter_mut().enumerate() {
-            if let Phase::Trace { file, offsets, .. } = phase {
-                let path = resolve(base, file);
-                let at = KeyPath::new()
+            let at = || {
+                KeyPath::new()
                     .key("traffic")
                     .index(i)
                     .key("phases")
                     .index(j)
-                    .key("file");
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => match parse_trace_csv(&text) {
-                        Ok(o) => *offsets = TraceOffsets(Arc::new(o)),
-                        Err(e) => problems.push((at, format!("{}: {e}", path.display()))),
-                    },
-                    Err(e) => problems.push((at, format!("cannot read {}: {e}", path.display()))),
+                    .key("file")
+            };
+            if let Phase::Trace { file, offsets, .. } = phase {
+                match read_csv(base, file, parse_trace_csv) {
+                    Ok(o) => *offsets = TraceOffsets(Arc::new(o)),
+                    Err(msg) => problems.push((at(), msg)),
                 }
             }
             if let Phase::Series {
@@ -277,19 +288,9 @@ fn load_referenced_files(s: &mut Scenario, base: &Path) -> Vec<(KeyPath, String)
                 ..
             } = phase
             {
-                let path = resolve(base, file);
-                let at = KeyPath::new()
-                    .key("traffic")
-                    .index(i)
-                    .key("phases")
-                    .index(j)
-                    .key("file");
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => match parse_rate_csv(&text) {
-                        Ok(samples) => *loaded = RateSamples(Arc::new(samples)),
-                        Err(e) => problems.push((at, format!("{}: {e}", path.display()))),
-                    },
-                    Err(e) => problems.push((at, format!("cannot read {}: {e}", path.display()))),
+                match read_csv(base, file, parse_rate_csv) {
+                    Ok(samples) => *loaded = RateSamples(Arc::new(samples)),
+                    Err(msg) => problems.push((at(), msg)),
                 }
             }
         }
