@@ -7,8 +7,10 @@
 //! Everything goes through a [`kube::Client`], so the tests run it against an
 //! API server double at the HTTP level and assert the requests it sent.
 
+pub mod assemble;
 mod diagnose;
 mod load;
+pub mod observe;
 mod resources;
 
 use kube::api::{

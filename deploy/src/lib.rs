@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use gpu::gfd_product;
+pub use serving::isvc_names;
 pub use load::{load_job, LOAD_NAME, LOG_LIMIT_BYTES, START_PORT};
 
 /// How the InferenceServices are deployed.

@@ -50,7 +50,9 @@ Exit codes:
   1    an SLO failed, or had no data to judge
   2    bad input (scenario, --set, flags, an --out DIR that holds results)
   3    the run itself failed (I/O; at --level local a pod, Prometheus, or a
-       load generator that fell behind its schedule: results are still written)
+       load generator that fell behind its schedule: results are still written;
+       at --level cluster the API, services not Ready in time, a failed load
+       shard, or objects the teardown could not delete)
   130  interrupted (Ctrl-C): partial results written, \"complete\": false
   143  stopped by SIGTERM: partial results written, \"complete\": false
 A second Ctrl-C or SIGTERM exits at once (130 or 143), writing nothing more.";

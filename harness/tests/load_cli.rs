@@ -335,6 +335,12 @@ fn a_paused_shard_starts_at_the_instant_it_is_given() {
     let mut rest = String::new();
     err.read_to_string(&mut rest).unwrap();
     assert_eq!(out.status.code(), Some(0), "{rest}");
+    // One line, so a reader of a pod log (stderr interleaved) finds it whole.
+    assert_eq!(
+        out.stdout.iter().filter(|b| **b == b'\n').count(),
+        1,
+        "results on one line"
+    );
     let results: Results = serde_json::from_slice(&out.stdout).expect("results JSON on stdout");
     // Shard 1 of 2 sends half of the 40 arrivals, from the given instant.
     assert_eq!(results.summary.requests.arrived, 20);

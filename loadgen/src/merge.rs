@@ -5,7 +5,7 @@
 use crate::output::{load_figures, service_summary, summary_of};
 use lab_results::{
     IntervalLatency, LatencyHistogram, LatencySummary, LoadFigures, RequestCounts, Results,
-    ServicePoint, TimePoint,
+    ServicePoint, ShardFigures, TimePoint,
 };
 
 /// Merges shard results of one run into one. Fails when the parts do not come
@@ -146,7 +146,34 @@ fn merge_load(parts: &[Results], counts: &RequestCounts) -> Result<Option<LoadFi
         lag.merge(&decode(&h.send_lag, i, "load.send_lag")?);
         service.merge(&decode(&h.service, i, "load.service")?);
     }
-    Ok(Some(load_figures(&lag, &service, counts)))
+    let mut figures = load_figures(&lag, &service, counts);
+    figures.shards = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| shard_figures(p, i, parts.len()))
+        .collect();
+    Ok(Some(figures))
+}
+
+/// One part's requested against achieved rate, over its run's length.
+fn shard_figures(p: &Results, i: usize, n: usize) -> ShardFigures {
+    let load = p.load.as_ref();
+    let secs = p.run.end_seconds.max(1e-9);
+    let r = &p.summary.requests;
+    // Every request that ended was sent (its lag recorded), and so was every
+    // one still in flight at the end.
+    let sent = load.map_or(0, |l| l.send_lag_seconds.count) + r.in_flight;
+    ShardFigures {
+        shard: format!("{i}/{n}"),
+        host: p.wall_clock.host.clone(),
+        requested_rps: r.arrived as f64 / secs,
+        achieved_rps: sent as f64 / secs,
+        answered_rps: (r.completed + r.failed) as f64 / secs,
+        arrived: r.arrived,
+        completed: r.completed,
+        failed: r.failed,
+        send_lag_p99_seconds: load.map_or(0.0, |l| l.send_lag_seconds.p99),
+    }
 }
 
 /// Files written before `load` existed kept the send lag here as a summary;
@@ -325,8 +352,19 @@ mod tests {
         assert_eq!(merged.summary.error_rate, whole.summary.error_rate);
         assert_eq!(merged.histograms, whole.histograms);
         // Send lag, service time, late count and refusals merge exactly too.
-        let (ml, wl) = (merged.load.unwrap(), whole.load.unwrap());
+        let (mut ml, wl) = (merged.load.unwrap(), whole.load.unwrap());
+        // Each shard's requested and achieved rate, in shard order.
+        let shards = std::mem::take(&mut ml.shards);
         assert_eq!(ml, wl);
+        assert_eq!(shards.len(), 3);
+        for (i, (sh, p)) in shards.iter().zip(&parts).enumerate() {
+            assert_eq!(sh.shard, format!("{i}/3"));
+            assert_eq!(sh.arrived, p.summary.requests.arrived);
+            assert_eq!(sh.requested_rps, p.summary.requests.arrived as f64 / 3.0);
+            assert_eq!(sh.achieved_rps, sh.requested_rps, "every arrival was sent");
+            assert_eq!(sh.send_lag_p99_seconds, p.load.as_ref().unwrap().send_lag_seconds.p99);
+        }
+        assert_eq!(shards.iter().map(|s| s.arrived).sum::<u64>(), 3000);
         assert!(wl.send_lag_seconds.count == 3000 && wl.send_lag_seconds.max > 1e-4);
         assert!(wl.service_seconds.count > 0 && wl.late_over_1ms == 0);
         assert_eq!(merged.summary.queue_seconds, LatencySummary::default());

@@ -201,6 +201,7 @@ pub fn load_figures(
             send_lag: lag.to_base64(),
             service: service.to_base64(),
         },
+        shards: Vec::new(),
     }
 }
 

@@ -11,9 +11,10 @@ pub mod supervisor;
 
 pub use backoff::{BackOffPolicy, CrashLoop};
 pub use process::free_port;
+pub use http::encode_query_value;
 pub use prometheus::{
-    locate as locate_prometheus, PodTarget, PromClient, Prometheus, PrometheusConfig,
-    PrometheusError, QueryError, Sample, StaticJob,
+    locate as locate_prometheus, parse_response, PodTarget, PromClient, Prometheus,
+    PrometheusConfig, PrometheusError, QueryError, Sample, StaticJob,
 };
 pub use supervisor::{
     Lifecycle, Phase, PodEvent, PodHandle, PodRecord, PodSpec, Start, Supervisor, SupervisorError,

@@ -521,7 +521,9 @@ impl PromClient {
     }
 }
 
-fn parse_response(query: &str, code: u16, body: &[u8]) -> Result<Vec<Sample>, QueryError> {
+/// An instant query's answer (`/api/v1/query`), read as Prometheus writes it:
+/// the series and their values, or the error it gave.
+pub fn parse_response(query: &str, code: u16, body: &[u8]) -> Result<Vec<Sample>, QueryError> {
     let malformed = |message: String| QueryError::Malformed {
         query: query.into(),
         message,

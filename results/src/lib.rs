@@ -103,6 +103,33 @@ pub struct LoadFigures {
     /// Serialized histograms (HdrHistogram V2, base64) of `send_lag_seconds`
     /// and `service_seconds`, so shards merge exactly.
     pub histograms: LoadHistograms,
+    /// Each load shard's own figures, by shard index, in a merged file (the
+    /// cluster level's Job, `lab merge`); absent for one generator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardFigures>,
+}
+
+/// What one shard of a merged load was asked to send and what it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardFigures {
+    /// `I/N` as given to `lab load --shard`, or the part's position.
+    pub shard: String,
+    /// Where it ran (a pod's host name).
+    pub host: String,
+    /// Arrivals of its part of the schedule per second of the run.
+    pub requested_rps: f64,
+    /// Requests it actually sent per second of the run (arrivals refused at
+    /// its in-flight cap are not sent).
+    pub achieved_rps: f64,
+    /// Answered (completed or failed) per second of the run.
+    pub answered_rps: f64,
+    pub arrived: u64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Its send lag's p99 (wall time): above a few milliseconds the shard, not
+    /// the service, set the pace.
+    pub send_lag_p99_seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

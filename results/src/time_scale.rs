@@ -134,6 +134,7 @@ pub fn to_scenario_time(r: &mut Results, k: f64) -> Result<(), String> {
             send_lag_seconds,
             service_seconds,
             histograms,
+            shards,
             ..
         }),
         Some(h),
@@ -142,6 +143,12 @@ pub fn to_scenario_time(r: &mut Results, k: f64) -> Result<(), String> {
         latency(send_lag_seconds, k);
         latency(service_seconds, k);
         *histograms = h;
+        for s in shards {
+            rate(&mut s.requested_rps);
+            rate(&mut s.achieved_rps);
+            rate(&mut s.answered_rps);
+            time(&mut s.send_lag_p99_seconds);
+        }
     }
 
     for slo in &mut r.slo {
@@ -364,6 +371,7 @@ mod tests {
                     send_lag: h.to_base64(),
                     service: String::new(),
                 },
+                shards: vec![],
             }),
         }
     }

@@ -58,59 +58,84 @@ pub fn default_image() -> String {
     )
 }
 
+/// The render options `lab deploy` and `lab run --level cluster` share:
+/// the mode (the scenario's natural one unless given), a versioned image,
+/// the namespace, and `SERVICE=URI` model storage.
+pub(super) fn options(
+    sc: &lab_scenario::Scenario,
+    mode: Option<&str>,
+    image: &str,
+    namespace: Option<String>,
+    storage_uris: &[String],
+) -> anyhow::Result<(Mode, Options)> {
+    let mode = match mode {
+        Some("raw") => Mode::Raw,
+        Some(_) => Mode::Serverless,
+        None => Mode::natural_for(sc),
+    };
+    if image.ends_with(":latest") || !image.contains(':') {
+        return Err(exit::bad_input(format!(
+            "--image {image}: name a version tag (lab:0.1.0-<commit>-cpu); `latest` is not reproducible"
+        )));
+    }
+    let mut uris = BTreeMap::new();
+    for s in storage_uris {
+        let Some((svc, uri)) = s.split_once('=') else {
+            return Err(exit::bad_input(format!(
+                "--storage-uri {s}: write SERVICE=URI, e.g. resnet=s3://models/resnet50"
+            )));
+        };
+        uris.insert(svc.to_string(), uri.to_string());
+    }
+    let opts = Options {
+        namespace,
+        storage_uris: uris,
+        ..Options::new(mode, image.to_string())
+    };
+    Ok((mode, opts))
+}
+
+/// Every setting the mode cannot express, one line each, then exit 2.
+pub(super) fn refused(
+    scenario: &Path,
+    mode: Mode,
+    mode_chosen: bool,
+    refusals: &[lab_deploy::Refusal],
+) -> anyhow::Error {
+    for r in refusals {
+        eprintln!("error: {}: {r}", scenario.display());
+    }
+    exit::bad_input(format!(
+        "{} setting(s) of {} cannot be expressed in {} mode{}",
+        refusals.len(),
+        scenario.display(),
+        mode.as_str(),
+        if mode_chosen {
+            " (chosen for its autoscalers; --mode picks the other)"
+        } else {
+            ""
+        }
+    ))
+}
+
 /// The first line of every file lab deploy writes; a file without it is not ours.
 const RENDERED_MARK: &str = "# Rendered by `lab deploy`";
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let sc = lab_scenario::load_checked(&args.scenario, &args.overrides)
         .map_err(|e| exit::bad_input(e.to_string()))?;
-    let mode = match args.mode.as_deref() {
-        Some("raw") => Mode::Raw,
-        Some(_) => Mode::Serverless,
-        None => Mode::natural_for(&sc),
-    };
-    if args.image.ends_with(":latest") || !args.image.contains(':') {
-        return Err(exit::bad_input(format!(
-            "--image {}: name a version tag (lab:0.1.0-<commit>-cpu); `latest` is not reproducible",
-            args.image
-        )));
-    }
-    let mut storage_uris = BTreeMap::new();
-    for s in &args.storage_uris {
-        let Some((svc, uri)) = s.split_once('=') else {
-            return Err(exit::bad_input(format!(
-                "--storage-uri {s}: write SERVICE=URI, e.g. resnet=s3://models/resnet50"
-            )));
-        };
-        storage_uris.insert(svc.to_string(), uri.to_string());
-    }
-    let opts = Options {
-        namespace: args.namespace.clone(),
-        storage_uris,
-        prometheus_url: args.prometheus_url.clone(),
-        prometheus_namespace: args.prometheus_namespace.clone(),
-        storage_cidr: args.storage_cidr.clone(),
-        ..Options::new(mode, args.image.clone())
-    };
-    let rendered = match lab_deploy::render(&sc, &opts) {
-        Ok(r) => r,
-        Err(refusals) => {
-            for r in &refusals {
-                eprintln!("error: {}: {r}", args.scenario.display());
-            }
-            return Err(exit::bad_input(format!(
-                "{} setting(s) of {} cannot be expressed in {} mode{}",
-                refusals.len(),
-                args.scenario.display(),
-                mode.as_str(),
-                if args.mode.is_none() {
-                    " (chosen for its autoscalers; --mode picks the other)"
-                } else {
-                    ""
-                }
-            )));
-        }
-    };
+    let (mode, mut opts) = options(
+        &sc,
+        args.mode.as_deref(),
+        &args.image,
+        args.namespace.clone(),
+        &args.storage_uris,
+    )?;
+    opts.prometheus_url = args.prometheus_url.clone();
+    opts.prometheus_namespace = args.prometheus_namespace.clone();
+    opts.storage_cidr = args.storage_cidr.clone();
+    let rendered = lab_deploy::render(&sc, &opts)
+        .map_err(|r| refused(&args.scenario, mode, args.mode.is_none(), &r))?;
     write_files(&args.render, &rendered.files)?;
     if args.json {
         let out = serde_json::json!({

@@ -284,12 +284,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             allow_warnings: args.allow_warnings,
         },
     );
-    let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
     if args.out.as_os_str() == "-" {
-        // The results are the output (a load Job's log); the report goes aside.
-        println!("{text}");
+        // The results are the output (a load Job's log, where the kubelet
+        // interleaves stderr): one line of JSON, so a reader finds it whole
+        // among the other lines. The report goes aside.
+        let line = serde_json::to_string(&output.results).context("serializing results")?;
+        println!("{line}");
         eprint!("{}", output.report.text());
     } else {
+        let text =
+            serde_json::to_string_pretty(&output.results).context("serializing results")?;
         super::write_atomically(&args.out, &(text + "\n"))?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&output.report)?);

@@ -11,6 +11,7 @@ pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod run_cluster;
 pub mod run_local;
 pub mod serve;
 pub mod validate;

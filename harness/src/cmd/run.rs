@@ -17,7 +17,10 @@ pub enum LevelArg {
     /// gateway doing the activator's and queue-proxy's work, Prometheus, the
     /// live controller and the load generator, on this machine.
     Local,
-    /// kind or a real cluster with KServe, KEDA and Prometheus (not built yet: exits 2).
+    /// kind or a real cluster with KServe, KEDA and Prometheus, through the
+    /// kubeconfig: what `lab deploy` renders is applied, load comes from an
+    /// Indexed Job of `lab load` shards inside the cluster, and everything
+    /// applied is deleted afterwards.
     Cluster,
 }
 
@@ -26,8 +29,7 @@ pub enum LevelArg {
 pub struct Args {
     /// Scenario file (TOML).
     pub scenario: PathBuf,
-    /// Level of truth to run at: sim and local are built; cluster exits 2
-    /// saying so.
+    /// Level of truth to run at.
     #[arg(long, value_enum, default_value = "sim")]
     pub level: LevelArg,
     /// Local level: run K times faster. Every duration of the scenario is
@@ -49,14 +51,49 @@ pub struct Args {
     /// warning and exits 3, since its latencies would describe this machine.
     #[arg(long, value_name = "DUR", value_parser = parse_dur)]
     pub max_send_lag: Option<lab_units::Dur>,
-    /// Local level: how long the initial (warm) pods may take to become
-    /// ready before the run fails with exit 3, naming them and their logs.
-    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_dur)]
-    pub ready_timeout: lab_units::Dur,
+    /// Local and cluster levels: how long the initial pods (local) or every
+    /// InferenceService (cluster) may take to become ready before the run
+    /// fails with exit 3, saying which are not and why [default: 2m local,
+    /// 10m cluster].
+    #[arg(long, value_name = "DUR", value_parser = parse_dur)]
+    pub ready_timeout: Option<lab_units::Dur>,
     /// Local level: use this running Prometheus (`http://host:9090`) instead
-    /// of starting Debian's `prometheus` on a free loopback port.
+    /// of starting Debian's `prometheus` on a free loopback port. Cluster
+    /// level: where to read DCGM's GPU use [default: the cluster's
+    /// kube-prometheus-stack Prometheus through the API server's service proxy].
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
+    /// Cluster level: the kubeconfig context [default: its current context].
+    #[arg(long, value_name = "NAME", help_heading = "Cluster level")]
+    pub context: Option<String>,
+    /// Cluster level: namespace of the scenario's objects [default: lab-<scenario name>].
+    #[arg(long, value_name = "NS", help_heading = "Cluster level")]
+    pub namespace: Option<String>,
+    /// Cluster level: the lab image the pods and load shards run
+    /// (`deploy/image/build.sh` prints its tag; `kind load docker-image` it first).
+    #[arg(long, value_name = "REF", default_value_t = super::deploy::default_image(), help_heading = "Cluster level")]
+    pub image: String,
+    /// Cluster level: serverless (Knative, KPA, scale to zero) or raw
+    /// (RawDeployment with an HPA or KEDA) [default: what the autoscalers need].
+    #[arg(long, value_parser = ["serverless", "raw"], help_heading = "Cluster level")]
+    pub mode: Option<String>,
+    /// Cluster level: serve a service's real model from storage instead of
+    /// emulating its GPU (see `lab deploy --help`). Repeatable.
+    #[arg(long = "storage-uri", value_name = "SERVICE=URI", help_heading = "Cluster level")]
+    pub storage_uris: Vec<String>,
+    /// Cluster level: load shards in the Job [default: one per 1,000 req/s of
+    /// the scenario's peak offered rate, at least 1].
+    #[arg(long, value_name = "N", help_heading = "Cluster level")]
+    pub shards: Option<u32>,
+    /// Cluster level: leave everything applied in place after the run
+    /// (delete it later with `kubectl delete namespace NS`).
+    #[arg(long, help_heading = "Cluster level")]
+    pub keep: bool,
+    /// Cluster level: also apply `cluster-config/` (Knative's config-autoscaler
+    /// keys, device plugin and MIG configuration). These are shared with the
+    /// whole cluster and are never torn down.
+    #[arg(long, help_heading = "Cluster level")]
+    pub apply_cluster_config: bool,
     /// Seed for arrivals, service times and routing; defaults to the scenario's `run.seed`.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -125,20 +162,35 @@ pub enum ProgressArg {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let scenario = lab_scenario::load(&args.scenario, &args.overrides)
         .map_err(|e| exit::bad_input(e.to_string()))?;
+    if args.level != LevelArg::Cluster {
+        let cluster_only = [
+            (args.context.is_some(), "--context"),
+            (args.namespace.is_some(), "--namespace"),
+            (args.mode.is_some(), "--mode"),
+            (!args.storage_uris.is_empty(), "--storage-uri"),
+            (args.shards.is_some(), "--shards"),
+            (args.keep, "--keep"),
+            (args.apply_cluster_config, "--apply-cluster-config"),
+        ];
+        if let Some((_, flag)) = cluster_only.iter().find(|(given, _)| *given) {
+            return Err(exit::bad_input(format!(
+                "{flag} belongs to --level cluster"
+            )));
+        }
+    }
     if args.level == LevelArg::Cluster {
-        return Err(exit::bad_input(
-            "--level cluster is not available in this build yet: the sim and local levels run. \
-             What a cluster would run is there: `lab deploy SCENARIO --render DIR` writes the \
-             manifests, `lab cluster up --kind` makes a kind cluster with the stack \
-             (see the README's \"On a cluster\")",
-        ));
+        return super::run_cluster::run(args, scenario);
     }
     if args.level == LevelArg::Local {
         return super::run_local::run(args, scenario);
     }
-    if args.time_scale != 1.0 || args.prometheus.is_some() || args.compare_sim {
+    if args.time_scale != 1.0
+        || args.prometheus.is_some()
+        || args.compare_sim
+        || args.ready_timeout.is_some()
+    {
         return Err(exit::bad_input(
-            "--time-scale, --prometheus and --compare-sim belong to --level local: the simulator's clock is virtual",
+            "--time-scale, --prometheus, --compare-sim and --ready-timeout belong to the real levels: the simulator's clock is virtual",
         ));
     }
     let seed = args.seed.unwrap_or(scenario.run.seed);

@@ -66,7 +66,9 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
             None => lab_controller::PrometheusChoice::Start { binary: None },
         },
         progress,
-        ready_timeout: std::time::Duration::from_secs_f64(args.ready_timeout.secs_f64()),
+        ready_timeout: std::time::Duration::from_secs_f64(
+            args.ready_timeout.map_or(120.0, |d| d.secs_f64()),
+        ),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -227,7 +229,7 @@ fn compare_with_sim(
 /// Whether the load generator sent on time (run time, before the results are
 /// converted): a machine that cannot keep up makes latency figures about
 /// itself, so the run fails rather than answer.
-fn kept_up(r: &lab_results::Results, max_lag: Option<f64>) -> Result<(), String> {
+pub(super) fn kept_up(r: &lab_results::Results, max_lag: Option<f64>) -> Result<(), String> {
     let Some(load) = &r.load else {
         return Ok(());
     };
@@ -277,6 +279,7 @@ mod tests {
                 send_lag: String::new(),
                 service: String::new(),
             },
+            shards: Vec::new(),
         });
         r
     }
