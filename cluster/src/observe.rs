@@ -337,9 +337,11 @@ impl Observation {
                 .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
         };
         let true_since = |kind: &str| {
-            condition(kind)
-                .filter(|c| c.status == "True")
-                .map(|c| c.last_transition_time.as_ref().map_or(now, |t| self.rel_time(t)))
+            condition(kind).filter(|c| c.status == "True").map(|c| {
+                c.last_transition_time
+                    .as_ref()
+                    .map_or(now, |t| self.rel_time(t))
+            })
         };
         let container = status
             .and_then(|s| s.container_statuses.as_ref())
@@ -363,7 +365,11 @@ impl Observation {
             scheduled: true_since("PodScheduled"),
             started,
             ready: true_since("Ready"),
-            ended: p.metadata.deletion_timestamp.as_ref().map(|t| self.rel_time(t)),
+            ended: p
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .map(|t| self.rel_time(t)),
             node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
             restarts: container.map_or(0, |c| c.restart_count.max(0) as u32),
             unschedulable,

@@ -51,7 +51,11 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
     let toml = std::fs::read_to_string(&args.scenario)
         .map_err(|e| exit::bad_input(format!("{}: {e}", args.scenario.display())))?;
     let shards = match args.shards {
-        Some(0) => return Err(exit::bad_input("--shards 0: a load needs at least one shard")),
+        Some(0) => {
+            return Err(exit::bad_input(
+                "--shards 0: a load needs at least one shard",
+            ))
+        }
         Some(n) => n,
         None => default_shards(&scenario),
     };
@@ -366,7 +370,11 @@ async fn drive(
         start_ns,
         plan.targets.clone(),
         plan.scenario.services.len(),
-        plan.scenario.node_pools.iter().map(|p| p.name.clone()).collect(),
+        plan.scenario
+            .node_pools
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
     );
     let interval = Duration::from_nanos(plan.scenario.run.interval.nanos())
         .clamp(Duration::from_secs(1), Duration::from_secs(15));
@@ -456,13 +464,7 @@ async fn drive(
 }
 
 /// The progress line while the load runs.
-fn progress(
-    plan: &Plan<'_>,
-    obs: &Observation,
-    now: SystemTime,
-    start: SystemTime,
-    end: Duration,
-) {
+fn progress(plan: &Plan<'_>, obs: &Observation, now: SystemTime, start: SystemTime, end: Duration) {
     let t = now.duration_since(start).unwrap_or_default();
     let Some(sample) = obs.samples.last() else {
         return;
@@ -545,7 +547,9 @@ impl GpuReader {
 
     fn note(&self) -> Option<String> {
         match (&self.failed, self.found) {
-            (Some(why), _) => Some(format!("GPU use not read: Prometheus did not answer ({why})")),
+            (Some(why), _) => Some(format!(
+                "GPU use not read: Prometheus did not answer ({why})"
+            )),
             (None, false) => Some(format!(
                 "GPU use not read: Prometheus has no DCGM series (`{DCGM_QUERY}` was empty): \
                  emulated GPUs, or no dcgm-exporter"
