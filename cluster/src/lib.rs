@@ -9,6 +9,8 @@
 
 pub mod assemble;
 mod diagnose;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod load;
 pub mod observe;
 mod resources;

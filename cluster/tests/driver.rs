@@ -4,9 +4,7 @@
 //! with the scheduler's reason, and teardown after success, after an error and
 //! on Ctrl-C.
 
-mod fake_api;
-
-use fake_api::{isvc, isvc_path, FakeApi};
+use lab_cluster::fake::{isvc, isvc_path, shard_pod, FakeApi, Recorded};
 use lab_cluster::{Cluster, ClusterError, FIELD_MANAGER};
 use serde_json::json;
 use std::time::Duration;
@@ -104,8 +102,10 @@ async fn waits_on_the_watch_until_every_inference_service_is_ready() {
         watch.path,
         "/apis/serving.kserve.io/v1beta1/namespaces/ns/inferenceservices"
     );
+    // Nothing changed after the list, so its version is the store's.
     assert_eq!(
-        watch.query["resourceVersion"], "10",
+        watch.query["resourceVersion"],
+        api.resource_version().to_string(),
         "the watch starts from the list's version"
     );
 }
@@ -195,9 +195,9 @@ async fn teardown_deletes_last_applied_first_and_reports_what_it_could_not() {
     let applied = cluster.apply(&r.objects).await.unwrap();
     // One object is already gone (404 counts as deleted), one refuses (403).
     let gone = "/api/v1/namespaces/lab-spike/serviceaccounts/lab-predictor";
-    api.state.lock().unwrap().objects.remove(gone);
+    api.remove(gone);
     let pdb = "/apis/policy/v1/namespaces/lab-spike/poddisruptionbudgets/resnet";
-    api.state.lock().unwrap().fail.insert(pdb.into(), 403);
+    api.fail(pdb, 403);
     let before = api.requests().len();
     let left = cluster.teardown(&applied).await;
     let deletes: Vec<_> = api.requests()[before..].to_vec();
@@ -230,11 +230,7 @@ async fn an_apply_the_server_refuses_returns_what_was_applied_to_tear_down() {
         .iter()
         .position(|o| o["kind"] == "InferenceService")
         .unwrap();
-    api.state
-        .lock()
-        .unwrap()
-        .fail
-        .insert(isvc_path("lab-spike", "resnet"), 422);
+    api.fail(&isvc_path("lab-spike", "resnet"), 422);
     let cluster = Cluster::new(api.client());
     let (done, err) = cluster.apply(&r.objects).await.unwrap_err();
     assert_eq!(
@@ -246,7 +242,7 @@ async fn an_apply_the_server_refuses_returns_what_was_applied_to_tear_down() {
     let left = cluster.teardown(&done).await;
     assert!(left.is_empty(), "{left:?}");
     assert!(
-        api.state.lock().unwrap().objects.is_empty(),
+        api.applied_paths().iter().all(|p| api.get(p).is_none()),
         "nothing is left behind"
     );
 }
@@ -256,10 +252,18 @@ async fn an_apply_the_server_refuses_returns_what_was_applied_to_tear_down() {
 /// logs once the Job is done, by completion index.
 #[tokio::test]
 async fn shards_start_together_and_their_logs_come_back_by_index() {
-    use fake_api::shard_pod;
     let api = FakeApi::default();
     let ns = "lab-spike";
     let pod_path = |i: u32| format!("/api/v1/namespaces/{ns}/pods/lab-load-{i}-x{i}");
+    // The shards' own answer to their start (these pods run no process).
+    for i in 0..3 {
+        api.script_answer(
+            &format!("{}:9000/proxy/start", pod_path(i)),
+            202,
+            "application/json",
+            "{\"starting\":true}",
+        );
+    }
     // Index 1 is listed first and index 2 is not Ready yet.
     api.put(&pod_path(1), shard_pod(ns, "lab-load", 1, true, "Running"));
     api.put(&pod_path(0), shard_pod(ns, "lab-load", 0, true, "Running"));
@@ -325,9 +329,9 @@ async fn shards_start_together_and_their_logs_come_back_by_index() {
             &pod_path(i),
             shard_pod(ns, "lab-load", i, false, "Succeeded"),
         );
-        api.state.lock().unwrap().texts.insert(
-            format!("{}/log", pod_path(i)),
-            format!("{{\"shard\": \"{i}/3\"}}\n"),
+        api.put_text(
+            &format!("{}/log", pod_path(i)),
+            &format!("{{\"shard\": \"{i}/3\"}}\n"),
         );
     }
     let logs = cluster
@@ -360,13 +364,12 @@ async fn shards_start_together_and_their_logs_come_back_by_index() {
 
 #[tokio::test]
 async fn a_failed_shard_fails_the_collection_with_its_log() {
-    use fake_api::shard_pod;
     let api = FakeApi::default();
     let path = "/api/v1/namespaces/ns/pods/lab-load-0-x0";
     api.put(path, shard_pod("ns", "lab-load", 0, false, "Failed"));
-    api.state.lock().unwrap().texts.insert(
-        format!("{path}/log"),
-        "error: model metadata: connection refused\n".into(),
+    api.put_text(
+        &format!("{path}/log"),
+        "error: model metadata: connection refused\n",
     );
     let cluster = Cluster::new(api.client());
     let shards = lab_cluster::Shards {
@@ -387,7 +390,7 @@ async fn a_failed_shard_fails_the_collection_with_its_log() {
 }
 
 /// (API group, resource or resource/subresource, verb) of a request, as RBAC sees it.
-fn rbac_of(q: &fake_api::Recorded) -> (String, String, String) {
+fn rbac_of(q: &Recorded) -> (String, String, String) {
     let parts: Vec<&str> = q.path.trim_start_matches('/').split('/').collect();
     let (group, rest) = match parts[0] {
         "api" => (String::new(), &parts[2..]),
@@ -424,7 +427,6 @@ fn rbac_of(q: &fake_api::Recorded) -> (String, String, String) {
 /// each of its rules is used: the documented rights are the needed ones.
 #[tokio::test]
 async fn every_request_of_a_run_is_allowed_by_the_documented_role_and_every_rule_is_used() {
-    use fake_api::shard_pod;
     let api = FakeApi::default();
     let cluster = Cluster::new(api.client());
     let r = spike();
@@ -483,6 +485,12 @@ async fn every_request_of_a_run_is_allowed_by_the_documented_role_and_every_rule
     applied.extend(cluster.apply(&job).await.unwrap());
     let pod = "/api/v1/namespaces/lab-spike/pods/lab-load-0-x0";
     api.put(pod, shard_pod("lab-spike", "lab-load", 0, true, "Running"));
+    api.script_answer(
+        &format!("{pod}:9000/proxy/start"),
+        202,
+        "application/json",
+        "{\"starting\":true}",
+    );
     let shards = cluster
         .start_shards(
             lab_cluster::ShardJob {
@@ -501,11 +509,7 @@ async fn every_request_of_a_run_is_allowed_by_the_documented_role_and_every_rule
         pod,
         shard_pod("lab-spike", "lab-load", 0, false, "Succeeded"),
     );
-    api.state
-        .lock()
-        .unwrap()
-        .texts
-        .insert(format!("{pod}/log"), "{}".into());
+    api.put_text(&format!("{pod}/log"), "{}");
     cluster
         .collect_shards(
             "lab-spike",
