@@ -70,6 +70,7 @@ pub struct Leftover {
     pub error: String,
 }
 
+#[derive(Clone)]
 pub struct Cluster {
     client: Client,
 }

@@ -58,6 +58,16 @@ impl Cluster {
                 let Some(i) = completion_index(p).filter(|i| (*i as usize) < ready.len()) else {
                     continue;
                 };
+                // A shard that ended before its start (bad arguments, an
+                // unreadable scenario) will never listen: say why now.
+                if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed") {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    let log = self.log(&pods, &name, 64 << 10).await.unwrap_or_default();
+                    return Err(ClusterError::BadInput(format!(
+                        "load shard {name} failed before its start:\n{}",
+                        tail(&log, 5)
+                    )));
+                }
                 if pod_ready(p) {
                     ready[i as usize] = p.metadata.name.clone();
                 }
@@ -119,17 +129,9 @@ impl Cluster {
                     Some("Succeeded") => {}
                     Some("Failed") => {
                         let log = self.log(&pods, name, limit_bytes).await.unwrap_or_default();
-                        let tail: String = log
-                            .lines()
-                            .rev()
-                            .take(5)
-                            .collect::<Vec<_>>()
-                            .into_iter()
-                            .rev()
-                            .collect::<Vec<_>>()
-                            .join("\n");
                         return Err(ClusterError::BadInput(format!(
-                            "load shard {name} failed:\n{tail}"
+                            "load shard {name} failed:\n{}",
+                            tail(&log, 5)
                         )));
                     }
                     _ => running += 1,
@@ -169,6 +171,12 @@ impl Cluster {
         };
         Ok(pods.logs(name, &lp).await?)
     }
+}
+
+/// The last `n` lines of a log.
+fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The Job's completion index of a pod.

@@ -4,7 +4,7 @@
 //! with the scheduler's reason, and teardown after success, after an error and
 //! on Ctrl-C.
 
-use lab_cluster::fake::{isvc, isvc_path, shard_pod, FakeApi, Recorded};
+use lab_cluster::fake::{isvc, isvc_path, shard_pod, FakeApi};
 use lab_cluster::{Cluster, ClusterError, FIELD_MANAGER};
 use serde_json::json;
 use std::time::Duration;
@@ -389,39 +389,6 @@ async fn a_failed_shard_fails_the_collection_with_its_log() {
     assert!(err.to_string().contains("connection refused"), "{err}");
 }
 
-/// (API group, resource or resource/subresource, verb) of a request, as RBAC sees it.
-fn rbac_of(q: &Recorded) -> (String, String, String) {
-    let parts: Vec<&str> = q.path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match parts[0] {
-        "api" => (String::new(), &parts[2..]),
-        _ => (parts[1].to_string(), &parts[3..]),
-    };
-    // namespaces/NS/RES/NAME/SUB, or RES/NAME for cluster-scoped kinds.
-    let (resource, name, sub) = match rest {
-        ["namespaces", ns] => ("namespaces".to_string(), Some(*ns), None),
-        ["namespaces", _, res] => (res.to_string(), None, None),
-        ["namespaces", _, res, name] => (res.to_string(), Some(*name), None),
-        ["namespaces", _, res, name, sub, ..] => (res.to_string(), Some(*name), Some(*sub)),
-        [res] => (res.to_string(), None, None),
-        [res, name] => (res.to_string(), Some(*name), None),
-        other => panic!("unexpected path {other:?}"),
-    };
-    let resource = match sub {
-        Some(s) => format!("{resource}/{s}"),
-        None => resource,
-    };
-    let verb = match (q.method.as_str(), name, q.query.contains_key("watch")) {
-        ("PATCH", ..) => "patch",
-        ("DELETE", ..) => "delete",
-        ("POST", ..) => "create",
-        ("GET", _, true) => "watch",
-        ("GET", Some(_), _) => "get",
-        ("GET", None, _) => "list",
-        (m, ..) => panic!("unexpected method {m}"),
-    };
-    (group, resource, verb.to_string())
-}
-
 /// The ClusterRole in deploy/rbac/lab-harness.yaml allows every request a
 /// whole run makes (apply, wait, shards started and read, teardown), and
 /// each of its rules is used: the documented rights are the needed ones.
@@ -520,6 +487,19 @@ async fn every_request_of_a_run_is_allowed_by_the_documented_role_and_every_rule
         )
         .await
         .unwrap();
+    // The samples taken while the load runs, and the GPU query through the
+    // service proxy (no Prometheus here: refused, which is what it reads as).
+    cluster.snapshot("lab-spike", 0).await.unwrap();
+    cluster.events("lab-spike").await.unwrap();
+    let proxied = cluster
+        .service_get(
+            "monitoring",
+            "kube-prometheus-stack-prometheus",
+            9090,
+            "/api/v1/query?query=up",
+        )
+        .await;
+    assert!(proxied.is_err(), "no route to a Prometheus in this test");
     assert!(cluster.teardown(&applied).await.is_empty());
 
     let role_text = std::fs::read_to_string(
@@ -527,21 +507,12 @@ async fn every_request_of_a_run_is_allowed_by_the_documented_role_and_every_rule
     )
     .unwrap();
     let role: serde_json::Value = serde_saphyr::from_str(&role_text).unwrap();
-    let mut allowed = std::collections::BTreeSet::new();
-    for rule in role["rules"].as_array().unwrap() {
-        for g in rule["apiGroups"].as_array().unwrap() {
-            for res in rule["resources"].as_array().unwrap() {
-                for v in rule["verbs"].as_array().unwrap() {
-                    allowed.insert((
-                        g.as_str().unwrap().to_string(),
-                        res.as_str().unwrap().to_string(),
-                        v.as_str().unwrap().to_string(),
-                    ));
-                }
-            }
-        }
-    }
-    let used: std::collections::BTreeSet<_> = api.requests().iter().map(rbac_of).collect();
+    let allowed = lab_cluster::fake::rbac_rights(&role);
+    let used: std::collections::BTreeSet<_> = api
+        .requests()
+        .iter()
+        .map(lab_cluster::fake::rbac_of)
+        .collect();
     let missing: Vec<_> = used.difference(&allowed).collect();
     assert!(
         missing.is_empty(),

@@ -492,12 +492,14 @@ fn help_works_everywhere_and_lists_exit_codes() {
     }
     let run = String::from_utf8_lossy(&lab(&["run", "--help"]).stdout).to_string();
     for said in [
-        "sim and local are built",
+        "Level of truth to run at",
         "sim:",
         "local:",
         "cluster:",
         "143",
-        "not built yet",
+        "Cluster level:",
+        "--shards <N>",
+        "--keep",
     ] {
         assert!(run.contains(said), "`{said}` missing:\n{run}");
     }

@@ -421,3 +421,61 @@ pub fn shard_pod(ns: &str, job: &str, index: u32, ready: bool, phase: &str) -> V
         "status": { "phase": phase, "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] },
     })
 }
+
+/// (API group, resource or resource/subresource, verb) of a request, as RBAC sees it.
+pub fn rbac_of(q: &Recorded) -> (String, String, String) {
+    let parts: Vec<&str> = q.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts[0] {
+        "api" => (String::new(), &parts[2..]),
+        _ => (parts[1].to_string(), &parts[3..]),
+    };
+    // namespaces/NS/RES/NAME/SUB, or RES/NAME for cluster-scoped kinds.
+    let (resource, name, sub) = match rest {
+        ["namespaces", ns] => ("namespaces".to_string(), Some(*ns), None),
+        ["namespaces", _, res] => (res.to_string(), None, None),
+        ["namespaces", _, res, name] => (res.to_string(), Some(*name), None),
+        ["namespaces", _, res, name, sub, ..] => (res.to_string(), Some(*name), Some(*sub)),
+        [res] => (res.to_string(), None, None),
+        [res, name] => (res.to_string(), Some(*name), None),
+        other => (other.join("/"), None, None),
+    };
+    let resource = match sub {
+        Some(s) => format!("{resource}/{s}"),
+        None => resource,
+    };
+    let verb = match (q.method.as_str(), name, q.query.contains_key("watch")) {
+        ("PATCH", ..) => "patch",
+        ("DELETE", ..) => "delete",
+        ("POST", ..) => "create",
+        ("GET", _, true) => "watch",
+        ("GET", Some(_), _) => "get",
+        ("GET", None, _) => "list",
+        (m, ..) => m,
+    };
+    (group, resource, verb.to_string())
+}
+
+/// Every (API group, resource, verb) a ClusterRole's rules grant, from the
+/// role as JSON.
+pub fn rbac_rights(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for rule in role["rules"].as_array().into_iter().flatten() {
+        for g in strings(&rule["apiGroups"]) {
+            for r in strings(&rule["resources"]) {
+                for v in strings(&rule["verbs"]) {
+                    out.insert((g.clone(), r.clone(), v));
+                }
+            }
+        }
+    }
+    out
+}

@@ -12,6 +12,7 @@ use lab_cluster::{Applied, Cluster, ClusterError, ShardJob};
 use lab_results::Results;
 use lab_scenario::Scenario;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::run::Args;
@@ -26,6 +27,8 @@ const START_LEAD: Duration = Duration::from_secs(2);
 const SHARDS_TIMEOUT: Duration = Duration::from_secs(300);
 /// Past the scenario's end, how long shards may take to drain and exit.
 const DRAIN_ALLOWANCE: Duration = Duration::from_secs(300);
+/// The longest one sample of the cluster (or of Prometheus) may take.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// kube-prometheus-stack's Prometheus, as `deploy/install-stack.sh` installs it.
 const CLUSTER_PROMETHEUS: (&str, &str, u16) =
     ("monitoring", "kube-prometheus-stack-prometheus", 9090);
@@ -119,7 +122,12 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
     let outcome = runtime.block_on(async {
         let cluster = match Cluster::connect(args.context.as_deref()).await {
             Ok(c) => c,
-            Err(ClusterError::BadInput(m)) => return Err(Failure::BadInput(m)),
+            Err(ClusterError::BadInput(m)) => {
+                return Err(Failure::BadInput(format!(
+                    "{m}; the cluster level uses the kubeconfig's current context ($KUBECONFIG or \
+                     ~/.kube/config, or --context NAME); `lab cluster up --kind` makes a kind cluster"
+                )))
+            }
             Err(e) => return Err(Failure::Run(e.to_string())),
         };
         let driven = drive(&cluster, &plan, &interrupt).await;
@@ -364,10 +372,10 @@ async fn drive(
         lab_results::rfc3339(shards.start)
     );
 
-    // Sample the cluster until the shards are done.
-    let start_ns = unix_ns(shards.start);
-    let mut observation = Observation::new(
-        start_ns,
+    // Sample the cluster on a task of its own until the shards are done, so a
+    // slow API answer never delays reading the shards or a Ctrl-C.
+    let observation = Arc::new(Mutex::new(Observation::new(
+        unix_ns(shards.start),
         plan.targets.clone(),
         plan.scenario.services.len(),
         plan.scenario
@@ -375,54 +383,65 @@ async fn drive(
             .iter()
             .map(|p| p.name.clone())
             .collect(),
-    );
-    let interval = Duration::from_nanos(plan.scenario.run.interval.nanos())
-        .clamp(Duration::from_secs(1), Duration::from_secs(15));
+    )));
+    let (stop_sampling, sampling_stopped) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(sample(
+        cluster.clone(),
+        Sampling {
+            namespace: ns.to_string(),
+            interval: Duration::from_nanos(plan.scenario.run.interval.nanos())
+                .clamp(Duration::from_secs(1), Duration::from_secs(15)),
+            start: shards.start,
+            end: Duration::from_nanos(plan.scenario.duration().nanos()),
+            services: plan
+                .scenario
+                .services
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+            prometheus: plan.prometheus.clone(),
+        },
+        observation.clone(),
+        sampling_stopped,
+    ));
     let timeout = Duration::from_nanos(plan.scenario.duration().nanos()) + DRAIN_ALLOWANCE;
-    let collect = cluster.collect_shards(
-        ns,
-        &shards,
-        lab_deploy::LOG_LIMIT_BYTES,
-        timeout,
-        interrupt.stopped(),
-    );
-    tokio::pin!(collect);
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut gpu = GpuReader::new(plan.prometheus.clone());
-    let mut sample_errors = 0u32;
-    let end = Duration::from_nanos(plan.scenario.duration().nanos());
-    let logs = loop {
-        tokio::select! {
-            logs = &mut collect => break logs,
-            _ = tick.tick() => {
-                let now = SystemTime::now();
-                match cluster.snapshot(ns, unix_ns(now)).await {
-                    Ok(mut snap) => {
-                        snap.gpu_busy = gpu.read(cluster).await;
-                        observation.record(&snap);
-                        progress(plan, &observation, now, shards.start, end);
-                    }
-                    Err(e) => {
-                        sample_errors += 1;
-                        if sample_errors <= 3 {
-                            eprintln!("lab: reading the cluster failed (the load goes on): {e}");
-                        }
-                    }
-                }
-            }
-        }
+    let logs = cluster
+        .collect_shards(
+            ns,
+            &shards,
+            lab_deploy::LOG_LIMIT_BYTES,
+            timeout,
+            interrupt.stopped(),
+        )
+        .await;
+    let _ = stop_sampling.send(true);
+    let (gpu_note, sample_errors) = match tokio::time::timeout(SAMPLE_TIMEOUT * 2, sampler).await {
+        Ok(Ok(done)) => done,
+        _ => (
+            Some("GPU use not read: the last sample did not finish".into()),
+            0,
+        ),
+    };
+    let take = |o: &Arc<Mutex<Observation>>| {
+        o.lock()
+            .map(|g| g.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     };
     let logs = match logs {
         Ok(l) => l,
         Err(ClusterError::Interrupted) => {
-            return Err((applied, Failure::Interrupted(Some(observation))))
+            return Err((applied, Failure::Interrupted(Some(take(&observation)))))
         }
         Err(e) => return Err((applied, failure(e))),
     };
+    let mut observation = take(&observation);
     // One last look, for the state at the end.
-    if let Ok(mut snap) = cluster.snapshot(ns, unix_ns(SystemTime::now())).await {
-        snap.gpu_busy = gpu.read(cluster).await;
+    if let Ok(Ok(snap)) = tokio::time::timeout(
+        SAMPLE_TIMEOUT,
+        cluster.snapshot(ns, unix_ns(SystemTime::now())),
+    )
+    .await
+    {
         observation.record(&snap);
     }
     let events = cluster.events(ns).await.unwrap_or_default();
@@ -449,7 +468,6 @@ async fn drive(
         Ok(r) => r,
         Err(e) => return Err((applied, Failure::Run(format!("merging the shards: {e}")))),
     };
-    let gpu_note = gpu.note();
     if sample_errors > 0 {
         eprintln!("lab: {sample_errors} sample(s) of the cluster failed and are missing");
     }
@@ -463,26 +481,73 @@ async fn drive(
     })
 }
 
-/// The progress line while the load runs.
-fn progress(plan: &Plan<'_>, obs: &Observation, now: SystemTime, start: SystemTime, end: Duration) {
-    let t = now.duration_since(start).unwrap_or_default();
-    let Some(sample) = obs.samples.last() else {
-        return;
-    };
-    let replicas: Vec<String> = plan
-        .scenario
-        .services
-        .iter()
-        .zip(&sample.services)
-        .map(|(s, (desired, ready))| format!("{} {ready}/{desired}", s.name))
-        .collect();
-    let nodes: u32 = sample.pools.iter().map(|p| p.0).sum();
-    eprintln!(
-        "  load {} / {}, replicas ready/desired: {}, nodes {nodes}",
-        lab_units::Dur::from_secs_f64(t.as_secs_f64().floor()),
-        lab_units::Dur::from_secs_f64(end.as_secs_f64()),
-        replicas.join(", ")
-    );
+/// What the sampler needs to know, owned (it runs on a task of its own).
+struct Sampling {
+    namespace: String,
+    interval: Duration,
+    start: SystemTime,
+    end: Duration,
+    services: Vec<String>,
+    prometheus: Option<String>,
+}
+
+/// Takes a snapshot of the cluster every interval into `observation`, with
+/// DCGM's GPU use where Prometheus has it, and prints the progress line,
+/// until `stop` turns true. Returns the GPU note and how many samples failed.
+async fn sample(
+    cluster: Cluster,
+    s: Sampling,
+    observation: Arc<Mutex<Observation>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Option<String>, u32) {
+    let mut tick = tokio::time::interval(s.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut gpu = GpuReader::new(s.prometheus.clone());
+    let mut errors = 0u32;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = tick.tick() => {}
+        }
+        let now = SystemTime::now();
+        let snap =
+            tokio::time::timeout(SAMPLE_TIMEOUT, cluster.snapshot(&s.namespace, unix_ns(now)));
+        let mut snap = match snap.await {
+            Ok(Ok(snap)) => snap,
+            Ok(Err(e)) => {
+                errors += 1;
+                if errors <= 3 {
+                    eprintln!("lab: reading the cluster failed (the load goes on): {e}");
+                }
+                continue;
+            }
+            Err(_) => {
+                errors += 1;
+                continue;
+            }
+        };
+        snap.gpu_busy = gpu.read(&cluster).await;
+        let Ok(mut o) = observation.lock() else { break };
+        o.record(&snap);
+        let Some(last) = o.samples.last() else {
+            continue;
+        };
+        let replicas: Vec<String> = s
+            .services
+            .iter()
+            .zip(&last.services)
+            .map(|(name, (desired, ready))| format!("{name} {ready}/{desired}"))
+            .collect();
+        let nodes: u32 = last.pools.iter().map(|p| p.0).sum();
+        let t = now.duration_since(s.start).unwrap_or_default();
+        eprintln!(
+            "  load {} / {}, replicas ready/desired: {}, nodes {nodes}",
+            lab_units::Dur::from_secs_f64(t.as_secs_f64().floor()),
+            lab_units::Dur::from_secs_f64(s.end.as_secs_f64()),
+            replicas.join(", ")
+        );
+    }
+    (gpu.note(), errors)
 }
 
 /// GPU use from DCGM: through `--prometheus URL`, else the cluster's
@@ -507,24 +572,32 @@ impl GpuReader {
         if self.failed.is_some() {
             return Default::default();
         }
-        let series = match &self.url {
-            Some(url) => lab_local::Prometheus::external(url.clone(), None)
-                .client()
-                .query(DCGM_QUERY)
-                .await
-                .map_err(|e| e.to_string()),
-            None => {
-                let (ns, svc, port) = CLUSTER_PROMETHEUS;
-                let path = format!(
-                    "/api/v1/query?query={}",
-                    lab_local::encode_query_value(DCGM_QUERY)
-                );
-                match cluster.service_get(ns, svc, port, &path).await {
-                    Ok(body) => lab_local::parse_response(DCGM_QUERY, 200, body.as_bytes())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("{ns}/{svc} through the service proxy: {e}")),
+        let query = async {
+            match &self.url {
+                Some(url) => lab_local::Prometheus::external(url.clone(), None)
+                    .client()
+                    .query(DCGM_QUERY)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => {
+                    let (ns, svc, port) = CLUSTER_PROMETHEUS;
+                    let path = format!(
+                        "/api/v1/query?query={}",
+                        lab_local::encode_query_value(DCGM_QUERY)
+                    );
+                    match cluster.service_get(ns, svc, port, &path).await {
+                        Ok(body) => lab_local::parse_response(DCGM_QUERY, 200, body.as_bytes())
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(format!("{ns}/{svc} through the service proxy: {e}")),
+                    }
                 }
             }
+        };
+        // The API server's 503 for a service without endpoints is retried
+        // by the client for minutes: an answer this late is no answer.
+        let series = match tokio::time::timeout(SAMPLE_TIMEOUT, query).await {
+            Ok(s) => s,
+            Err(_) => Err(format!("no answer within {} s", SAMPLE_TIMEOUT.as_secs())),
         };
         match series {
             Ok(s) => {
