@@ -74,8 +74,8 @@ pub fn lay_into(
     );
     if obs.unpooled_nodes > 0 {
         notes.push(format!(
-            "{} node(s) carry no `{}` label naming one of the scenario's pools: they are not \
-             counted in any pool nor in the cost",
+            "{} node(s) are in none of the scenario's pools (no `{}` label naming one, and \
+             no pod of the scenario ran there): they are not counted in any pool nor in the cost",
             obs.unpooled_nodes,
             crate::observe::POOL_LABEL
         ));

@@ -192,12 +192,20 @@ impl Observation {
         self.targets.iter().position(|t| &t.isvc == isvc)
     }
 
-    fn pool_of(&self, n: &Node) -> Option<usize> {
+    /// A node's pool: the one its `lab.dev/node-pool` label names. Where the
+    /// scenario has one pool and no node carries the label (kind, a cluster
+    /// not labelled for lab), the nodes that ran the scenario's pods are the
+    /// pool; the control plane and system nodes are not.
+    fn pool_of(&self, n: &Node, any_labelled: bool) -> Option<usize> {
         match n.metadata.labels.as_ref().and_then(|l| l.get(POOL_LABEL)) {
             Some(name) => self.pools.iter().position(|p| p == name),
-            // One pool: every node is it (kind's single node, a cluster
-            // whose nodes were not labelled).
-            None if self.pools.len() == 1 => Some(0),
+            None if self.pools.len() == 1 && !any_labelled => {
+                let name = n.metadata.name.as_deref().unwrap_or_default();
+                self.pods
+                    .values()
+                    .any(|p| p.node.as_deref() == Some(name))
+                    .then_some(0)
+            }
             None => None,
         }
     }
@@ -270,15 +278,18 @@ impl Observation {
         // Nodes.
         let mut present = Vec::new();
         self.unpooled_nodes = 0;
+        let any_labelled = snap.nodes.iter().any(|n| {
+            n.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(POOL_LABEL))
+        });
         for n in &snap.nodes {
             let Some(name) = n.metadata.name.clone() else {
                 continue;
             };
             present.push(name.clone());
-            let pool = self.pool_of(n);
-            if pool.is_none() {
-                self.unpooled_nodes += 1;
-            }
+            let pool = self.pool_of(n, any_labelled);
             let created = n
                 .metadata
                 .creation_timestamp
@@ -294,6 +305,11 @@ impl Observation {
             });
             life.ready = ready;
             life.gone = None;
+            // A node that ran the scenario's pods once stays in its pool.
+            life.pool = pool.or(life.pool);
+            if life.pool.is_none() {
+                self.unpooled_nodes += 1;
+            }
         }
         for life in self.nodes.values_mut() {
             if life.gone.is_none() && !present.contains(&life.name) {

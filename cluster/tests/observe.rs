@@ -379,3 +379,36 @@ fn a_pod_still_unscheduled_at_the_end_is_a_warning_with_the_reason() {
     );
     assert_eq!(r.cold_starts.count, 0);
 }
+
+#[test]
+fn without_pool_labels_the_nodes_that_ran_the_pods_are_the_pool() {
+    let unlabelled = |name: &str| {
+        let mut n = node(name, -60, true);
+        n["metadata"]["labels"] = json!({ "node-role.kubernetes.io/control-plane": "" });
+        n
+    };
+    let mut o = Observation::new(START, vec![target()], 1, vec!["t4".into()]);
+    // node-a runs the pod (see `pod`); the control plane runs none of them.
+    let nodes = vec![unlabelled("node-a"), unlabelled("control-plane")];
+    o.record(&snap(
+        5,
+        vec![pod("p", -30, Some(-30), Some(-29), Some(-20))],
+        1,
+        nodes.clone(),
+    ));
+    assert_eq!(o.nodes["node-a"].pool, Some(0));
+    assert_eq!(o.nodes["control-plane"].pool, None);
+    assert_eq!(o.samples[0].pools, [(1, 1)]);
+    assert_eq!(o.unpooled_nodes, 1);
+    // Once any node is labelled, the labels alone decide.
+    let mut o = Observation::new(START, vec![target()], 1, vec!["t4".into()]);
+    let nodes = vec![unlabelled("node-a"), node("node-b", -60, true)];
+    o.record(&snap(
+        5,
+        vec![pod("p", -30, Some(-30), Some(-29), Some(-20))],
+        1,
+        nodes,
+    ));
+    assert_eq!(o.nodes["node-a"].pool, None);
+    assert_eq!(o.nodes["node-b"].pool, Some(0));
+}

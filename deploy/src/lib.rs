@@ -403,7 +403,7 @@ pub fn dns_label(name: &str) -> String {
 }
 
 /// A label value (at most 63 of alphanumerics, `-`, `_`, `.`, alphanumeric at both ends).
-fn label_value(v: &str) -> String {
+pub fn label_value(v: &str) -> String {
     let s: String = v
         .chars()
         .map(|c| {

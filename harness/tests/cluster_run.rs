@@ -414,3 +414,44 @@ fn ctrl_c_during_the_load_tears_down_and_writes_partial_results() {
     }
     served.stop();
 }
+
+#[test]
+fn what_the_teardown_cannot_delete_is_named_and_fails_the_run() {
+    let server = serve();
+    let api = fake(&server).never_ready("ranker");
+    let served = api.spawn_thread().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = served.kubeconfig(dir.path()).unwrap();
+    let mut child = lab_run(
+        &kubeconfig,
+        &dir.path().join("run"),
+        &["--ready-timeout", "3s"],
+    );
+    let mut err = Lines::new(child.stderr.take().unwrap());
+    // Once applied, the PodDisruptionBudget can no longer be deleted.
+    err.wait_for("InferenceServices ready: 0/1", Duration::from_secs(60));
+    let pdb = api
+        .applied_paths()
+        .into_iter()
+        .find(|p| p.contains("/poddisruptionbudgets/"))
+        .expect("a PodDisruptionBudget applied");
+    api.fail(&pdb, 403);
+    let status = child.wait().unwrap();
+    let log = err.rest();
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(
+        log.contains("could not delete PodDisruptionBudget"),
+        "{log}"
+    );
+    assert!(log.contains("1 object(s) are left in the cluster"), "{log}");
+    assert!(
+        log.contains(&format!("kubectl delete namespace {NS}")),
+        "{log}"
+    );
+    // Everything else went.
+    let deleted: BTreeSet<String> = api.deleted_paths().into_iter().collect();
+    let applied: BTreeSet<String> = api.applied_paths().into_iter().collect();
+    let left: Vec<&String> = applied.difference(&deleted).collect();
+    assert_eq!(left, [&pdb]);
+    served.stop();
+}

@@ -137,10 +137,9 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
         };
         let leftovers = if args.keep {
             eprintln!(
-                "  kept: {} object(s) in namespace {} (--keep); delete them with `kubectl delete namespace {}`",
+                "  kept: {} object(s) (--keep); delete them with `{}`",
                 applied.len(),
-                plan.namespace,
-                plan.namespace
+                delete_hint(&plan.namespace, &scenario.name)
             );
             Vec::new()
         } else {
@@ -160,9 +159,9 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
     }
     if !leftovers.is_empty() {
         eprintln!(
-            "lab: {} object(s) are left in the cluster; delete them with `kubectl delete namespace {}`",
+            "lab: {} object(s) are left in the cluster; delete them with `{}`",
             leftovers.len(),
-            plan.namespace
+            delete_hint(&plan.namespace, &scenario.name)
         );
     }
     let done = match driven {
@@ -700,18 +699,40 @@ fn unix_ns(t: SystemTime) -> i128 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i128
 }
 
+/// The kubectl commands that delete what a run applied: the namespace, and
+/// the PriorityClass, which lives outside it.
+fn delete_hint(namespace: &str, scenario: &str) -> String {
+    format!(
+        "kubectl delete namespace {namespace} && kubectl delete priorityclass -l \
+         app.kubernetes.io/part-of=lab,lab.dev/scenario={}",
+        lab_deploy::label_value(scenario)
+    )
+}
+
+/// `ConfigMap knative-serving/config-autoscaler (stable-window, ...)`: the
+/// objects with the keys they set.
 fn describe(objects: &[serde_json::Value]) -> String {
     objects
         .iter()
         .map(|o| {
+            let keys: Vec<&str> = o["data"]
+                .as_object()
+                .map(|d| d.keys().map(String::as_str).collect())
+                .unwrap_or_default();
             format!(
-                "{} {}",
+                "{} {}/{}{}",
                 o["kind"].as_str().unwrap_or("?"),
-                o["metadata"]["name"].as_str().unwrap_or("?")
+                o["metadata"]["namespace"].as_str().unwrap_or("-"),
+                o["metadata"]["name"].as_str().unwrap_or("?"),
+                if keys.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", keys.join(", "))
+                }
             )
         })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join("; ")
 }
 
 /// Results with no request in them (a run stopped before the shards
