@@ -83,6 +83,9 @@ pub struct LocalOutput {
     /// Facts about this run a reader should know (what was emulated, what
     /// was not available).
     pub notes: Vec<String>,
+    /// What the stack added to every request beyond the predictor's own
+    /// time, in run time (`--compare-sim` gives it to the simulator).
+    pub overhead: crate::MeasuredOverhead,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +227,10 @@ pub(crate) struct State<'s> {
     pub notes: Vec<String>,
     /// Spot interruptions' own stream, as the simulator keeps one.
     pub rng_spot: lab_traffic::Rng,
+    /// Σ time the gateway held requests at pods (request·seconds), and the
+    /// requests, over the run: its mean is the time at a pod per request.
+    pub at_pod_seconds: f64,
+    pub at_pod_requests: u64,
 }
 
 fn t(ns: u64) -> Time {
@@ -561,6 +568,8 @@ impl State<'_> {
             else {
                 continue;
             };
+            self.at_pod_seconds += s.concurrency_seconds;
+            self.at_pod_requests += s.requests;
             let pod = &mut self.pods[p];
             pod.window_area += s.concurrency_seconds;
             pod.window_requests += s.requests;
@@ -1596,6 +1605,8 @@ pub async fn run(
         pending: Vec::new(),
         notes,
         rng_spot: lab_traffic::rng_for(opts.seed, 3),
+        at_pod_seconds: 0.0,
+        at_pod_requests: 0,
     };
 
     // The run starts in steady state, as the simulator's does: the initial
@@ -1905,6 +1916,7 @@ pub async fn run(
         st.sample(now);
     }
     st.report_stats(now);
+    let predictor_mean = predictor_mean_seconds(&st, now).await;
     // Pods and Prometheus are stopped before the results are written.
     st.supervisor.shutdown().await;
     if let Some(p) = st.prometheus.as_mut() {
@@ -1926,10 +1938,63 @@ pub async fn run(
         }
     };
     let end_at = if stopped { now.min(end) } else { end };
+    let overhead = measured_overhead(&st, &load.results, predictor_mean);
     let results = crate::assemble::results(&st, load.results, end_at, !stopped);
     Ok(LocalOutput {
         results,
         notes: st.notes.clone(),
+        overhead,
+    })
+}
+
+/// The predictor's mean request time over every pod Prometheus scraped in the
+/// run (deleted ones too: each pod is a series of its own, and its last value
+/// is its total), or `None` without Prometheus or samples.
+async fn predictor_mean_seconds(st: &State<'_>, now: u64) -> Option<f64> {
+    let prom = st.prom.as_ref()?;
+    // The whole run and the warm start before it.
+    let range = now / 1_000_000_000 + 600;
+    let total = |part: &str| {
+        format!(
+            "sum(max_over_time(lab_predictor_request_duration_seconds_{part}{{job=\"lab-pods\"}}[{range}s]))"
+        )
+    };
+    let sum = prom.query_value(&total("sum")).await.ok();
+    let count = prom.query_value(&total("count")).await.ok();
+    crate::overhead::mean(sum, count)
+}
+
+/// The overhead per request the run paid beyond the predictor's own time
+/// (see `overhead.rs`), from the load generator's, the gateway's and the
+/// predictor's clocks.
+fn measured_overhead(
+    st: &State<'_>,
+    client: &Results,
+    predictor: Option<f64>,
+) -> crate::MeasuredOverhead {
+    use crate::overhead::{mean, sum_of, Means, MeasuredOverhead};
+    let text = st.gateway.metrics_text();
+    let name = "lab_gateway_request_duration_seconds";
+    let counts = &client.summary.requests;
+    let answered = counts.completed + counts.failed;
+    MeasuredOverhead::measure(Means {
+        client: (counts.completed > 0).then_some(client.summary.latency_seconds.mean),
+        failed_share: if answered > 0 {
+            counts.failed as f64 / answered as f64
+        } else {
+            0.0
+        },
+        gateway: mean(
+            sum_of(&text, &format!("{name}_sum")),
+            sum_of(&text, &format!("{name}_count")),
+        ),
+        // Time waiting for a `containerConcurrency` slot is the pod queue the
+        // simulator models, and the predictor's clock has not started yet.
+        at_pod: (st.at_pod_requests > 0).then(|| {
+            let waited = sum_of(&text, "lab_gateway_breaker_wait_seconds_total").unwrap_or(0.0);
+            (st.at_pod_seconds - waited) / st.at_pod_requests as f64
+        }),
+        predictor,
     })
 }
 

@@ -22,10 +22,12 @@
 mod assemble;
 pub mod controller;
 pub mod nodes;
+pub mod overhead;
 mod profile;
 pub mod promql;
 
 pub use controller::{run, LocalOutput, Options, Progress, ProgressFn, PrometheusChoice};
+pub use overhead::MeasuredOverhead;
 
 /// Why a local run could not be carried out (bad input is reported as such).
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,10 @@
 //! `kn_serving_queue_depth` (Knative 1.21's `kn.serving.queue.depth`).
 //! Per version, the activator's buffer as `kn_revision_request_queued`.
 //! The gateway's own: `lab_gateway_requests_total{code}`,
-//! `lab_gateway_request_duration_seconds` (histogram) and
-//! `lab_gateway_errors_total{reason}`.
+//! `lab_gateway_request_duration_seconds` (histogram),
+//! `lab_gateway_errors_total{reason}` and
+//! `lab_gateway_breaker_wait_seconds_total` (time requests waited for a
+//! `containerConcurrency` slot, which the predictor's own clock does not see).
 
 use crate::table::Shared;
 use crate::ServiceConfig;
@@ -37,6 +39,7 @@ pub(crate) struct Counters {
     histograms: BTreeMap<String, Histogram>,
     codes: Mutex<BTreeMap<(String, u16), u64>>,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    breaker_wait_ns: AtomicU64,
 }
 
 impl Counters {
@@ -57,6 +60,7 @@ impl Counters {
                 .collect(),
             codes: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
+            breaker_wait_ns: AtomicU64::new(0),
         }
     }
 
@@ -87,6 +91,12 @@ impl Counters {
             .expect("counters")
             .entry(reason)
             .or_insert(0) += 1;
+    }
+
+    /// A request waited this long at a pod's breaker for its permit.
+    pub fn breaker_wait(&self, waited: Duration) {
+        self.breaker_wait_ns
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
     }
 
     pub fn errors(&self) -> BTreeMap<&'static str, u64> {
@@ -226,5 +236,10 @@ pub(crate) fn render(sh: &Shared) -> String {
     for (reason, n) in c.errors() {
         let _ = writeln!(out, "lab_gateway_errors_total{{reason=\"{reason}\"}} {n}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP lab_gateway_breaker_wait_seconds_total Time requests waited at a pod's queue-proxy for a containerConcurrency slot\n# TYPE lab_gateway_breaker_wait_seconds_total counter\nlab_gateway_breaker_wait_seconds_total {}",
+        c.breaker_wait_ns.load(Ordering::Relaxed) as f64 / 1e9
+    );
     out
 }

@@ -416,7 +416,9 @@ async fn forward(
                 format!("pod {} queue is full ({})", ep.pod, ep.queue_limit),
             ));
         }
+        let waiting_since = Instant::now();
         let permit = tokio::time::timeout_at(deadline, gate.clone().acquire_owned()).await;
+        sh.counters.breaker_wait(waiting_since.elapsed());
         ep.queued.fetch_sub(1, Ordering::AcqRel);
         match permit {
             Ok(Ok(p)) => guard._permit = Some(p),

@@ -98,6 +98,9 @@ pub struct Engine<'s> {
     goodput_deadline: Vec<u64>,
     interval_ns: u64,
     last_interval: u64,
+    /// `[gateway] ingress_overhead` and `queue_proxy_overhead`, in ns.
+    ingress_overhead_ns: u64,
+    queue_proxy_overhead_ns: u64,
     pub stopped_early: bool,
 }
 
@@ -132,6 +135,8 @@ impl<'s> Engine<'s> {
             goodput_deadline: Vec::new(),
             interval_ns: sc.run.interval.nanos().max(1),
             last_interval: 0,
+            ingress_overhead_ns: sc.gateway.ingress_overhead.nanos(),
+            queue_proxy_overhead_ns: sc.gateway.queue_proxy_overhead.nanos(),
             stopped_early: false,
         };
         e.build(seed);
@@ -950,12 +955,24 @@ impl<'s> Engine<'s> {
         }
         let n = reqs.len() as i64;
         pod_outstanding(pod, self.now, -n);
+        // The queue-proxy holds each answer for its overhead after the model
+        // is done. Its share of the concurrency integrals is added whole here
+        // rather than by an event per batch: the areas the KPA and the scrapes
+        // read are exact, only the moment it lands (at most the overhead
+        // early) and the instantaneous count used for routing leave it out.
+        let held = u128::from(self.queue_proxy_overhead_ns) * n as u128;
+        pod.area += held;
         pod.completed_since_scrape += n as u64;
         self.dep_outstanding(d, -n);
+        self.deployments[d].outstanding_area += held;
         self.deployments[d].completed_total += n as u64;
         let timeout = self.deployments[d].timeout_ns;
+        // The ingress hop is the client's alone: in its latency, in no
+        // pod's concurrency. Modelled as paid on the way back, which shifts
+        // no arrival against the autoscalers' ticks.
+        let overhead = self.queue_proxy_overhead_ns + self.ingress_overhead_ns;
         for r in reqs.drain(..) {
-            let latency = self.now - r.arrival;
+            let latency = self.now - r.arrival + overhead;
             if latency > timeout {
                 self.fail(r, "timeout");
             } else {
@@ -1856,3 +1873,61 @@ fn pod_outstanding(pod: &mut Pod, now: u64, delta: i64) {
 }
 
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 50 req/s evenly spaced, 10 ms each, one fixed pod: 0.5 requests in
+    /// flight at the pod without overhead.
+    fn concurrency_seen(gateway: &str) -> (f64, f64) {
+        let text = format!(
+            r#"
+name = "c"
+[run]
+duration = "2m"
+[[node_pools]]
+name = "cpu"
+price_per_hour = 1
+max_nodes = 1
+min_nodes = 1
+[gateway]
+{gateway}
+[[services]]
+name = "s"
+resources = {{ cpu = "1" }}
+[[services.latency]]
+gpu = "cpu"
+batch_latency = {{ "1" = "10ms" }}
+distribution = {{ kind = "deterministic" }}
+[[traffic]]
+arrivals = {{ process = "uniform" }}
+phases = [{{ kind = "constant", rate = 50, duration = "2m" }}]
+"#
+        );
+        let sc = lab_scenario::parse(&text, "c.toml", std::path::Path::new("."), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut e = Engine::new(&sc, 1);
+        e.run(&mut |_| Control::Continue);
+        // The last scrape's pod concurrency (KEDA's and the HPA's view) and the
+        // deployment's integral since the last KPA bucket (the KPA's).
+        let scraped = e.deployments[0].last_totals.concurrency;
+        e.dep_outstanding(0, 0);
+        let dep = &e.deployments[0];
+        let kpa = dep.outstanding_area as f64 / (e.now - dep.last_record) as f64;
+        (scraped, kpa)
+    }
+
+    #[test]
+    fn the_queue_proxys_overhead_adds_rate_times_overhead_to_the_concurrency() {
+        let near = |got: f64, want: f64| (got - want).abs() < 0.02;
+        let (scraped, kpa) = concurrency_seen("");
+        assert!(near(scraped, 0.5) && near(kpa, 0.5), "{scraped} {kpa}");
+        // 50 req/s × 20 ms more at the pod.
+        let (scraped, kpa) = concurrency_seen(r#"queue_proxy_overhead = "20ms""#);
+        assert!(near(scraped, 1.5) && near(kpa, 1.5), "{scraped} {kpa}");
+        // The ingress hop is before the queue-proxy: not counted.
+        let (scraped, kpa) = concurrency_seen(r#"ingress_overhead = "20ms""#);
+        assert!(near(scraped, 0.5) && near(kpa, 0.5), "{scraped} {kpa}");
+    }
+}

@@ -102,6 +102,7 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
         config: serde_json::to_value(&scenario).context("echoing the scenario")?,
     };
     results.run.notes = out.notes;
+    results.run.notes.push(out.overhead.note(k));
     results
         .run
         .notes
@@ -145,7 +146,7 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
     // The comparison is written even for a run that fell behind: it shows
     // how far off such a run is; the exit code says the run failed.
     let fidelity_held = if args.compare_sim && results.complete {
-        compare_with_sim(&scenario, &args, seed, &results, &dir)?
+        compare_with_sim(&scenario, &args, seed, &results, &out.overhead, &dir)?
     } else {
         true
     };
@@ -166,18 +167,35 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
 /// `--compare-sim`: the simulator on the same file and seed, `sim.json`, and
 /// the comparison of this run against it, judged by the scenario's
 /// `[fidelity]` bounds. Returns whether every bound held.
+///
+/// The simulator plays what was played: the scenario's `[gateway]` overheads
+/// plus the local stack's own as this run measured it, which is wall-clock
+/// and so `--time-scale` times larger in scenario time.
 fn compare_with_sim(
     scenario: &Scenario,
     args: &Args,
     seed: u64,
     local: &lab_results::Results,
+    overhead: &lab_controller::MeasuredOverhead,
     dir: &std::path::Path,
 ) -> anyhow::Result<bool> {
     let wall = Instant::now();
     let started = SystemTime::now();
-    let out = lab_sim::simulate(scenario, seed, &mut |_| lab_sim::Control::Continue);
+    let k = args.time_scale;
+    let given = overhead.added_to(scenario, k);
+    let out = lab_sim::simulate(&given, seed, &mut |_| lab_sim::Control::Continue);
     let mut sim = out.results;
+    // The echo is the file as written, so the two runs compare as one scenario.
     sim.scenario = local.scenario.clone();
+    let overhead_doc = serde_json::json!({
+        "measured": overhead.to_json(k),
+        "scenario": gateway_overheads_ms(scenario),
+        "simulator_given": gateway_overheads_ms(&given),
+    });
+    sim.run.notes.push(format!(
+        "simulated with the local run's measured overhead added to [gateway]: ingress_overhead {}, queue_proxy_overhead {} (scenario time)",
+        given.gateway.ingress_overhead, given.gateway.queue_proxy_overhead
+    ));
     lab_results::evaluate_slos(
         &scenario.slo,
         &mut sim,
@@ -208,6 +226,7 @@ fn compare_with_sim(
         "comparison": comparison,
         "bounds": bounds,
         "passed": held,
+        "overhead": overhead_doc,
     });
     super::write_atomically(
         &dir.join("comparison.json"),
@@ -220,10 +239,22 @@ fn compare_with_sim(
     let html = dir.join("comparison.html");
     std::fs::write(&html, page).with_context(|| format!("writing {}", html.display()))?;
     if !args.json {
+        println!(
+            "  the simulator was given the measured overhead: ingress {}, queue-proxy {} per request (scenario time)",
+            given.gateway.ingress_overhead, given.gateway.queue_proxy_overhead
+        );
         print!("{}", comparison.to_text(&bounds));
         println!("  comparison   {}", dir.join("comparison.json").display());
     }
     Ok(held)
+}
+
+/// A scenario's `[gateway]` overheads in milliseconds, for comparison.json.
+fn gateway_overheads_ms(sc: &Scenario) -> serde_json::Value {
+    serde_json::json!({
+        "ingress": sc.gateway.ingress_overhead.secs_f64() * 1e3,
+        "queue_proxy": sc.gateway.queue_proxy_overhead.secs_f64() * 1e3,
+    })
 }
 
 /// Whether the load generator sent on time (run time, before the results are
