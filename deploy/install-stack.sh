@@ -155,6 +155,8 @@ h upgrade --install kube-prometheus-stack prometheus-community/kube-prometheus-s
 # The ConfigMaps named here are the ones `lab deploy` renders into the
 # gpu-operator namespace (cluster-config/): time-slicing or MPS replicas per
 # pool, and the MIG layouts. Apply the render's cluster config before GPU pods.
+# DCGM's exporter gets a ServiceMonitor, so the cluster's Prometheus has the
+# GPU use `lab run --level cluster` reads (DCGM_FI_DEV_GPU_UTIL).
 case "$GPU" in
   operator)
     h repo add nvidia https://helm.ngc.nvidia.com/nvidia --force-update
@@ -163,6 +165,7 @@ case "$GPU" in
       --set devicePlugin.config.name=lab-device-plugin-config \
       --set migManager.config.name=lab-mig-parted-config \
       --set mig.strategy=mixed \
+      --set dcgmExporter.serviceMonitor.enabled=true \
       --wait --timeout 20m
     ;;
   device-plugin)
