@@ -7,8 +7,8 @@
 use crate::observe::{Observation, PodLife};
 use lab_decide::cost;
 use lab_results::{
-    ColdStartPhases, ColdStarts, Cost, LatencyHistogram, PoolCost, PoolPoint, ReplicaSummary,
-    Results, ScalingEvent, ServiceCost, ServicePoint, Warning, WarningKind,
+    ColdStartPhases, ColdStarts, Cost, LatencyHistogram, PoolPoint, ReplicaSummary, Results,
+    ScalingEvent, ServicePoint, Warning, WarningKind,
 };
 use lab_scenario::Scenario;
 use std::collections::BTreeMap;
@@ -275,39 +275,22 @@ fn node_usd(sc: &Scenario, obs: &Observation, until: u64) -> f64 {
 /// share of a node while it was bound, by lab-decide's rule (the other
 /// levels' allocation).
 fn cost_of(sc: &Scenario, obs: &Observation, end_ns: u64) -> Cost {
-    let hours = cost::hours(u128::from(end_ns));
-    let mut total = 0.0;
-    let by_pool: Vec<PoolCost> = sc
+    let pools = sc
         .node_pools
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let ns: u128 = obs
+        .map(|(i, p)| cost::PoolTime {
+            name: &p.name,
+            node_ns: obs
                 .nodes
                 .values()
                 .filter(|n| n.pool == Some(i))
                 .map(|n| up_ns(n.created, n.gone, end_ns))
-                .sum();
-            let usage = cost::pool_usage(ns, p.price_per_hour);
-            total += usage.usd;
-            PoolCost {
-                name: p.name.clone(),
-                usd: usage.usd,
-                node_hours: usage.node_hours,
-                gpu_hours: cost::gpu_hours(usage.node_hours, p.gpus_per_node),
-                monthly_usd: cost::monthly(usage.usd, hours),
-            }
-        })
-        .collect();
-    let mut by_service: Vec<ServiceCost> = sc
-        .services
-        .iter()
-        .map(|s| ServiceCost {
-            name: s.name.clone(),
-            usd: 0.0,
-            monthly_usd: 0.0,
-        })
-        .collect();
+                .sum(),
+            price_per_hour: p.price_per_hour,
+            gpus_per_node: p.gpus_per_node,
+        });
+    let mut charged = vec![0.0; sc.services.len()];
     for p in obs.pods.values() {
         let si = obs.targets[p.target].service;
         let spec = &sc.services[si];
@@ -327,19 +310,10 @@ fn cost_of(sc: &Scenario, obs: &Observation, end_ns: u64) -> Cost {
         );
         let from = bound.max(0) as u64;
         let until = p.ended.map_or(end_ns, |e| (e.max(0) as u64).min(end_ns));
-        by_service[si].usd += cost::pod_usd(from, until, share, pool.price_per_hour);
+        charged[si] += cost::pod_usd(from, until, share, pool.price_per_hour);
     }
-    let attributed: f64 = by_service.iter().map(|s| s.usd).sum();
-    for s in &mut by_service {
-        s.monthly_usd = cost::monthly(s.usd, hours);
-    }
-    Cost {
-        total_usd: total,
-        monthly_usd: cost::monthly(total, hours),
-        by_pool,
-        by_service,
-        idle_usd: cost::idle_usd(total, attributed),
-    }
+    let services = sc.services.iter().map(|s| s.name.clone()).zip(charged);
+    cost::tally(pools, services, end_ns)
 }
 
 fn warnings(sc: &Scenario, obs: &Observation, r: &Results) -> Vec<Warning> {

@@ -440,36 +440,8 @@ pub fn image_pulls(events: &[Event]) -> BTreeMap<String, f64> {
     out
 }
 
-/// A Go duration as the kubelet prints one (`1m2.5s`, `532ms`, `1.2s`).
+/// A Go duration as the kubelet prints one (`1m2.5s`, `532ms`, `1.2s`): the
+/// units and their order are lab's own duration syntax.
 pub fn go_duration(text: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
+    lab_units::parse_duration(text).ok().map(|d| d.secs_f64())
 }

@@ -3,8 +3,8 @@
 //! laid into the same schema the simulator writes.
 
 use lab_results::{
-    ColdStartPhases, ColdStarts, Cost, LatencyHistogram, PoolCost, PoolPoint, ReplicaSummary,
-    RequestCounts, Results, ServiceCost, VersionSummary, Warning, WarningKind,
+    ColdStartPhases, ColdStarts, Cost, LatencyHistogram, PoolPoint, ReplicaSummary, RequestCounts,
+    Results, VersionSummary, Warning, WarningKind,
 };
 
 use crate::controller::{PodState, State};
@@ -208,57 +208,31 @@ fn empty_point(sc: &lab_scenario::Scenario) -> lab_results::TimePoint {
 /// is charged its deployment's share of a node while bound.
 fn cost(st: &State, end: u64) -> Cost {
     use lab_decide::cost;
-    let hours = cost::hours(u128::from(end));
-    let mut total = 0.0;
-    let by_pool: Vec<PoolCost> = st
+    let pools = st
         .nodes
         .pools
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let usage = cost::pool_usage(st.nodes.node_ns(i, end), p.price_per_hour);
-            total += usage.usd;
-            PoolCost {
-                name: p.name.clone(),
-                usd: usage.usd,
-                node_hours: usage.node_hours,
-                gpu_hours: cost::gpu_hours(usage.node_hours, p.gpus_per_node),
-                monthly_usd: cost::monthly(usage.usd, hours),
-            }
-        })
-        .collect();
-    let mut by_service: Vec<ServiceCost> = st
-        .sc
-        .services
-        .iter()
-        .map(|s| ServiceCost {
-            name: s.name.clone(),
-            usd: 0.0,
-            monthly_usd: 0.0,
-        })
-        .collect();
+        .map(|(i, p)| cost::PoolTime {
+            name: &p.name,
+            node_ns: st.nodes.node_ns(i, end),
+            price_per_hour: p.price_per_hour,
+            gpus_per_node: p.gpus_per_node,
+        });
+    let mut charged = vec![0.0; st.sc.services.len()];
     for pod in &st.pods {
         let Some(bound) = pod.bound else { continue };
         let dep = &st.deps[pod.dep];
         let until = pod.ended.unwrap_or(end).min(end);
-        by_service[dep.service].usd += cost::pod_usd(
+        charged[dep.service] += cost::pod_usd(
             bound,
             until,
             dep.node_share,
             st.nodes.pools[dep.pool].price_per_hour,
         );
     }
-    let attributed: f64 = by_service.iter().map(|s| s.usd).sum();
-    for s in &mut by_service {
-        s.monthly_usd = cost::monthly(s.usd, hours);
-    }
-    Cost {
-        total_usd: total,
-        monthly_usd: cost::monthly(total, hours),
-        by_pool,
-        by_service,
-        idle_usd: cost::idle_usd(total, attributed),
-    }
+    let services = st.sc.services.iter().map(|s| s.name.clone()).zip(charged);
+    cost::tally(pools, services, end)
 }
 
 fn warnings(st: &State, r: &Results) -> Vec<Warning> {

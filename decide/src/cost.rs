@@ -108,3 +108,54 @@ pub fn monthly(usd: f64, hours: f64) -> f64 {
         0.0
     }
 }
+
+/// One pool's node time over a run, for [`tally`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolTime<'a> {
+    pub name: &'a str,
+    pub node_ns: u128,
+    pub price_per_hour: f64,
+    pub gpus_per_node: u32,
+}
+
+/// The cost section of a run `end_ns` long: each pool's node-hours at its
+/// price (the total is their sum, in pool order), the USD charged to each
+/// service, monthly projections, and what no pod was charged (idle).
+pub fn tally<'a>(
+    pools: impl IntoIterator<Item = PoolTime<'a>>,
+    services: impl IntoIterator<Item = (String, f64)>,
+    end_ns: u64,
+) -> lab_results::Cost {
+    let run_hours = hours(u128::from(end_ns));
+    let mut total = 0.0;
+    let by_pool: Vec<lab_results::PoolCost> = pools
+        .into_iter()
+        .map(|p| {
+            let usage = pool_usage(p.node_ns, p.price_per_hour);
+            total += usage.usd;
+            lab_results::PoolCost {
+                name: p.name.to_string(),
+                usd: usage.usd,
+                node_hours: usage.node_hours,
+                gpu_hours: gpu_hours(usage.node_hours, p.gpus_per_node),
+                monthly_usd: monthly(usage.usd, run_hours),
+            }
+        })
+        .collect();
+    let by_service: Vec<lab_results::ServiceCost> = services
+        .into_iter()
+        .map(|(name, usd)| lab_results::ServiceCost {
+            name,
+            usd,
+            monthly_usd: monthly(usd, run_hours),
+        })
+        .collect();
+    let attributed: f64 = by_service.iter().map(|s| s.usd).sum();
+    lab_results::Cost {
+        total_usd: total,
+        monthly_usd: monthly(total, run_hours),
+        by_pool,
+        by_service,
+        idle_usd: idle_usd(total, attributed),
+    }
+}
