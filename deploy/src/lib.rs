@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use gpu::gfd_product;
-pub use serving::isvc_names;
 pub use load::{load_job, LOAD_NAME, LOG_LIMIT_BYTES, START_PORT};
+pub use serving::isvc_names;
 
 /// How the InferenceServices are deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

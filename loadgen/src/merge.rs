@@ -362,7 +362,10 @@ mod tests {
             assert_eq!(sh.arrived, p.summary.requests.arrived);
             assert_eq!(sh.requested_rps, p.summary.requests.arrived as f64 / 3.0);
             assert_eq!(sh.achieved_rps, sh.requested_rps, "every arrival was sent");
-            assert_eq!(sh.send_lag_p99_seconds, p.load.as_ref().unwrap().send_lag_seconds.p99);
+            assert_eq!(
+                sh.send_lag_p99_seconds,
+                p.load.as_ref().unwrap().send_lag_seconds.p99
+            );
         }
         assert_eq!(shards.iter().map(|s| s.arrived).sum::<u64>(), 3000);
         assert!(wl.send_lag_seconds.count == 3000 && wl.send_lag_seconds.max > 1e-4);

@@ -10,8 +10,8 @@ pub mod prometheus;
 pub mod supervisor;
 
 pub use backoff::{BackOffPolicy, CrashLoop};
-pub use process::free_port;
 pub use http::encode_query_value;
+pub use process::free_port;
 pub use prometheus::{
     locate as locate_prometheus, parse_response, PodTarget, PromClient, Prometheus,
     PrometheusConfig, PrometheusError, QueryError, Sample, StaticJob,

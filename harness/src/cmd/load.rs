@@ -292,8 +292,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         println!("{line}");
         eprint!("{}", output.report.text());
     } else {
-        let text =
-            serde_json::to_string_pretty(&output.results).context("serializing results")?;
+        let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
         super::write_atomically(&args.out, &(text + "\n"))?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&output.report)?);

@@ -79,7 +79,11 @@ pub struct Args {
     pub mode: Option<String>,
     /// Cluster level: serve a service's real model from storage instead of
     /// emulating its GPU (see `lab deploy --help`). Repeatable.
-    #[arg(long = "storage-uri", value_name = "SERVICE=URI", help_heading = "Cluster level")]
+    #[arg(
+        long = "storage-uri",
+        value_name = "SERVICE=URI",
+        help_heading = "Cluster level"
+    )]
     pub storage_uris: Vec<String>,
     /// Cluster level: load shards in the Job [default: one per 1,000 req/s of
     /// the scenario's peak offered rate, at least 1].
