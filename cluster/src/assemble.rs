@@ -103,14 +103,17 @@ fn lay_timeseries(r: &mut Results, sc: &Scenario, obs: &Observation, end_ns: u64
     let points = end_ns.div_ceil(interval).max(1) as usize;
     while r.timeseries.len() < points {
         let t = r.timeseries.len() as f64 * interval as f64 / NS;
-        r.timeseries.push(empty_point(sc, t));
+        r.timeseries.push(lab_results::TimePoint::empty(
+            t,
+            sc.services.iter().map(|s| s.name.as_str()),
+        ));
     }
     r.timeseries.truncate(points);
     for (i, p) in r.timeseries.iter_mut().enumerate() {
         let at = ((i as u64 + 1) * interval).min(end_ns);
         for (si, spec) in sc.services.iter().enumerate() {
             if !p.services.iter().any(|s| s.name == spec.name) {
-                p.services.push(empty_service(&spec.name));
+                p.services.push(ServicePoint::empty(&spec.name));
             }
             let Some(sample) = sample_at(obs, at) else {
                 continue;
@@ -139,34 +142,6 @@ fn lay_timeseries(r: &mut Results, sc: &Scenario, obs: &Observation, end_ns: u64
             p.gpu_busy_fraction = sample.gpu_busy.unwrap_or(0.0);
         }
         p.cost_usd = node_usd(sc, obs, at);
-    }
-}
-
-fn empty_point(sc: &Scenario, t: f64) -> lab_results::TimePoint {
-    lab_results::TimePoint {
-        t_seconds: t,
-        arrival_rps: 0.0,
-        completion_rps: 0.0,
-        failure_rps: 0.0,
-        latency_seconds: Default::default(),
-        queue_depth: 0,
-        gpu_busy_fraction: 0.0,
-        cost_usd: 0.0,
-        services: sc.services.iter().map(|s| empty_service(&s.name)).collect(),
-        node_pools: Vec::new(),
-    }
-}
-
-fn empty_service(name: &str) -> ServicePoint {
-    ServicePoint {
-        name: name.to_string(),
-        desired_replicas: 0,
-        ready_replicas: 0,
-        arrival_rps: 0.0,
-        completion_rps: 0.0,
-        queue_depth: 0,
-        latency_p99_seconds: 0.0,
-        batch_fill_fraction: None,
     }
 }
 

@@ -25,11 +25,9 @@ pub(crate) fn results(st: &State, mut r: Results, end: u64, complete: bool) -> R
     let points = end.div_ceil(interval) as usize;
     while r.timeseries.len() < points {
         let t = r.timeseries.len() as f64 * interval as f64 / NS;
-        let mut p = r
-            .timeseries
-            .last()
-            .cloned()
-            .unwrap_or_else(|| empty_point(sc));
+        let mut p = r.timeseries.last().cloned().unwrap_or_else(|| {
+            lab_results::TimePoint::empty(0.0, sc.services.iter().map(|s| s.name.as_str()))
+        });
         p.t_seconds = t;
         p.arrival_rps = 0.0;
         p.completion_rps = 0.0;
@@ -173,34 +171,6 @@ pub(crate) fn results(st: &State, mut r: Results, end: u64, complete: bool) -> R
     r.cost = cost(st, end);
     r.warnings.extend(warnings(st, &r));
     r
-}
-
-fn empty_point(sc: &lab_scenario::Scenario) -> lab_results::TimePoint {
-    lab_results::TimePoint {
-        t_seconds: 0.0,
-        arrival_rps: 0.0,
-        completion_rps: 0.0,
-        failure_rps: 0.0,
-        latency_seconds: Default::default(),
-        queue_depth: 0,
-        gpu_busy_fraction: 0.0,
-        cost_usd: 0.0,
-        services: sc
-            .services
-            .iter()
-            .map(|s| lab_results::ServicePoint {
-                name: s.name.clone(),
-                desired_replicas: 0,
-                ready_replicas: 0,
-                arrival_rps: 0.0,
-                completion_rps: 0.0,
-                queue_depth: 0,
-                latency_p99_seconds: 0.0,
-                batch_fill_fraction: None,
-            })
-            .collect(),
-        node_pools: Vec::new(),
-    }
 }
 
 /// Cost from the emulated node-hours by lab-decide's arithmetic, the

@@ -325,6 +325,25 @@ pub struct TimePoint {
     pub node_pools: Vec<PoolPoint>,
 }
 
+impl TimePoint {
+    /// An interval at `t_seconds` with nothing in it, one empty point per
+    /// service: what a real level starts from before laying in what it saw.
+    pub fn empty<'a>(t_seconds: f64, services: impl IntoIterator<Item = &'a str>) -> TimePoint {
+        TimePoint {
+            t_seconds,
+            arrival_rps: 0.0,
+            completion_rps: 0.0,
+            failure_rps: 0.0,
+            latency_seconds: IntervalLatency::default(),
+            queue_depth: 0,
+            gpu_busy_fraction: 0.0,
+            cost_usd: 0.0,
+            services: services.into_iter().map(ServicePoint::empty).collect(),
+            node_pools: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntervalLatency {
@@ -349,6 +368,22 @@ pub struct ServicePoint {
     /// than one row, and at the real levels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_fill_fraction: Option<f64>,
+}
+
+impl ServicePoint {
+    /// A service's point with nothing in it.
+    pub fn empty(name: &str) -> ServicePoint {
+        ServicePoint {
+            name: name.to_string(),
+            desired_replicas: 0,
+            ready_replicas: 0,
+            arrival_rps: 0.0,
+            completion_rps: 0.0,
+            queue_depth: 0,
+            latency_p99_seconds: 0.0,
+            batch_fill_fraction: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

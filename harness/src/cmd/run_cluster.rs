@@ -74,7 +74,16 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
         &toml,
         &overrides,
     )
-    .map_err(|r| super::deploy::refused(&args.scenario, mode, args.mode.is_none(), &r))?;
+    .map_err(|refusals| {
+        for r in &refusals {
+            eprintln!("error: {}: {r}", args.scenario.display());
+        }
+        exit::bad_input(format!(
+            "{} setting(s) of {} cannot run at the cluster level's load Job",
+            refusals.len(),
+            args.scenario.display()
+        ))
+    })?;
 
     let started = SystemTime::now();
     let dir = match &args.out {
@@ -223,20 +232,7 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
         notes.push(why.clone());
     }
     results.run.notes = notes;
-    if let Err(why) = &kept_up {
-        results.warnings.push(lab_results::Warning {
-            kind: lab_results::WarningKind::LoadFellBehind,
-            service: None,
-            message: why.clone(),
-        });
-    }
-    lab_results::evaluate_slos(
-        &scenario.slo,
-        &mut results,
-        lab_results::Judging {
-            allow_warnings: args.allow_warnings,
-        },
-    );
+    super::run_local::judge(&mut results, &scenario, &kept_up, args.allow_warnings);
     write_results(&results, &dir, &args, started, wall)?;
     if let Err(why) = &kept_up {
         eprintln!("lab: {why}");

@@ -107,20 +107,7 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
         .run
         .notes
         .extend(lab_scenario::time_scale_caveats(&scenario, k));
-    if let Err(why) = &kept_up {
-        results.warnings.push(lab_results::Warning {
-            kind: lab_results::WarningKind::LoadFellBehind,
-            service: None,
-            message: why.clone(),
-        });
-    }
-    lab_results::evaluate_slos(
-        &scenario.slo,
-        &mut results,
-        lab_results::Judging {
-            allow_warnings: args.allow_warnings,
-        },
-    );
+    judge(&mut results, &scenario, &kept_up, args.allow_warnings);
     let elapsed = wall.elapsed().as_secs_f64();
     results.wall_clock = lab_results::WallClock {
         started_at: lab_results::rfc3339(started),
@@ -162,6 +149,29 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
     } else {
         exit::SLO_FAILED
     })
+}
+
+/// A real level's verdict: a load generator that fell behind its schedule
+/// is a warning (which fails the SLOs unless warnings are allowed), then the
+/// scenario's SLOs are judged.
+pub(super) fn judge(
+    results: &mut lab_results::Results,
+    scenario: &Scenario,
+    kept_up: &Result<(), String>,
+    allow_warnings: bool,
+) {
+    if let Err(why) = kept_up {
+        results.warnings.push(lab_results::Warning {
+            kind: lab_results::WarningKind::LoadFellBehind,
+            service: None,
+            message: why.clone(),
+        });
+    }
+    lab_results::evaluate_slos(
+        &scenario.slo,
+        results,
+        lab_results::Judging { allow_warnings },
+    );
 }
 
 /// `--compare-sim`: the simulator on the same file and seed, `sim.json`, and
