@@ -221,6 +221,34 @@ async fn an_indexed_job_runs_one_process_per_index_with_its_args_config_and_logs
     assert!(wrong.to_string().contains("not valid"), "{wrong}");
 }
 
+/// A container runtime logs whole lines: a stdout line written in two pieces
+/// with a stderr line between them comes back whole, as a load shard's
+/// results line must.
+#[tokio::test]
+async fn a_line_cut_by_the_other_stream_comes_back_whole() {
+    let api = FakeApi::new();
+    let cluster = Cluster::new(api.client());
+    // The pause lets the first piece reach the log reader on its own.
+    let script = "printf 'results: {'; sleep 0.3; echo 'a warning' >&2; sleep 0.3; echo '}'";
+    let container = json!({
+        "name": "load", "image": "unused", "command": ["sh", "-c"], "args": [script],
+    });
+    cluster.apply(&[job("cut", 1, 0, container)]).await.unwrap();
+    api.wait_for(&job_path("cut"), PATIENCE, |j| {
+        condition(j, "Complete").as_deref() == Some("True")
+    })
+    .await
+    .expect("the Job completes");
+    let pods = job_pods(&api, "cut").await;
+    let name = pods[0]["metadata"]["name"].as_str().unwrap();
+    let log = Api::<Pod>::namespaced(api.client(), NS)
+        .logs(name, &LogParams::default())
+        .await
+        .unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines, ["a warning", "results: {}"], "{log:?}");
+}
+
 #[tokio::test]
 async fn a_non_zero_exit_fails_the_pod_and_the_job_after_its_retries() {
     let api = FakeApi::new();

@@ -1916,7 +1916,11 @@ pub async fn run(
         st.sample(now);
     }
     st.report_stats(now);
-    let predictor_mean = predictor_mean_seconds(&st, now).await;
+    let predictor = PredictorMeans {
+        request: predictor_histogram_mean(&st, now, "lab_predictor_request_duration_seconds").await,
+        compute: predictor_histogram_mean(&st, now, "lab_predictor_compute_duration_seconds").await,
+        batch_size: predictor_histogram_mean(&st, now, "lab_predictor_batch_size").await,
+    };
     // Pods and Prometheus are stopped before the results are written.
     st.supervisor.shutdown().await;
     if let Some(p) = st.prometheus.as_mut() {
@@ -1938,7 +1942,7 @@ pub async fn run(
         }
     };
     let end_at = if stopped { now.min(end) } else { end };
-    let overhead = measured_overhead(&st, &load.results, predictor_mean);
+    let overhead = measured_overhead(&st, &load.results, predictor);
     let results = crate::assemble::results(&st, load.results, end_at, !stopped);
     Ok(LocalOutput {
         results,
@@ -1947,18 +1951,22 @@ pub async fn run(
     })
 }
 
-/// The predictor's mean request time over every pod Prometheus scraped in the
-/// run (deleted ones too: each pod is a series of its own, and its last value
-/// is its total), or `None` without Prometheus or samples.
-async fn predictor_mean_seconds(st: &State<'_>, now: u64) -> Option<f64> {
+/// The predictors' means over the run, read back from Prometheus.
+struct PredictorMeans {
+    request: Option<f64>,
+    compute: Option<f64>,
+    batch_size: Option<f64>,
+}
+
+/// The mean of the predictor's histogram `name` over every pod Prometheus
+/// scraped in the run (deleted ones too: each pod is a series of its own, and
+/// its last value is its total), or `None` without Prometheus or samples.
+async fn predictor_histogram_mean(st: &State<'_>, now: u64, name: &str) -> Option<f64> {
     let prom = st.prom.as_ref()?;
     // The whole run and the warm start before it.
     let range = now / 1_000_000_000 + 600;
-    let total = |part: &str| {
-        format!(
-            "sum(max_over_time(lab_predictor_request_duration_seconds_{part}{{job=\"lab-pods\"}}[{range}s]))"
-        )
-    };
+    let total =
+        |part: &str| format!("sum(max_over_time({name}_{part}{{job=\"lab-pods\"}}[{range}s]))");
     let sum = prom.query_value(&total("sum")).await.ok();
     let count = prom.query_value(&total("count")).await.ok();
     crate::overhead::mean(sum, count)
@@ -1970,7 +1978,7 @@ async fn predictor_mean_seconds(st: &State<'_>, now: u64) -> Option<f64> {
 fn measured_overhead(
     st: &State<'_>,
     client: &Results,
-    predictor: Option<f64>,
+    predictor: PredictorMeans,
 ) -> crate::MeasuredOverhead {
     use crate::overhead::{mean, sum_of, Means, MeasuredOverhead};
     let text = st.gateway.metrics_text();
@@ -1994,7 +2002,9 @@ fn measured_overhead(
             let waited = sum_of(&text, "lab_gateway_breaker_wait_seconds_total").unwrap_or(0.0);
             (st.at_pod_seconds - waited) / st.at_pod_requests as f64
         }),
-        predictor,
+        predictor: predictor.request,
+        compute: predictor.compute,
+        batch_size: predictor.batch_size,
     })
 }
 

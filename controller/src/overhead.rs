@@ -16,6 +16,12 @@
 //!   back from Prometheus, which scraped every pod, also the ones since
 //!   deleted).
 //!
+//! Beside them, the emulated GPU's own figure: the predictor's mean hold per
+//! batch (`lab_predictor_compute_duration_seconds`) and mean batch size, which
+//! the simulator is not given (its holds are the profile's) but which say
+//! whether the local pods served at the profile's speed: a hold that overshoots
+//! under `--time-scale` raises every pod's utilisation by the same factor.
+//!
 //! Client minus gateway is the ingress share (encoding, the loopback hop to
 //! the gateway and back, decoding), in no pod's concurrency; time at the pod
 //! minus the predictor's is the queue-proxy share (the hop to the pod and
@@ -41,6 +47,9 @@ pub struct MeasuredOverhead {
     pub gateway_mean_seconds: Option<f64>,
     pub at_pod_mean_seconds: Option<f64>,
     pub predictor_mean_seconds: Option<f64>,
+    /// The emulated GPU's mean hold per batch, and the mean batch size.
+    pub compute_mean_seconds: Option<f64>,
+    pub batch_size_mean: Option<f64>,
     /// Why a share could not be measured, in words.
     pub missing: Vec<String>,
 }
@@ -54,6 +63,8 @@ pub struct Means {
     pub gateway: Option<f64>,
     pub at_pod: Option<f64>,
     pub predictor: Option<f64>,
+    pub compute: Option<f64>,
+    pub batch_size: Option<f64>,
 }
 
 impl MeasuredOverhead {
@@ -96,6 +107,8 @@ impl MeasuredOverhead {
             gateway_mean_seconds: m.gateway,
             at_pod_mean_seconds: m.at_pod,
             predictor_mean_seconds: m.predictor,
+            compute_mean_seconds: m.compute,
+            batch_size_mean: m.batch_size,
             missing,
         }
     }
@@ -126,11 +139,14 @@ impl MeasuredOverhead {
                 "gateway_mean": ms(self.gateway_mean_seconds),
                 "at_pod_mean": ms(self.at_pod_mean_seconds),
                 "predictor_mean": ms(self.predictor_mean_seconds),
+                "compute_mean": ms(self.compute_mean_seconds),
             },
             "scenario_time_ms": {
                 "ingress": scen(self.ingress_seconds),
                 "queue_proxy": scen(self.queue_proxy_seconds),
+                "compute_mean": scen(self.compute_mean_seconds),
             },
+            "batch_size_mean": self.batch_size_mean,
             "missing": self.missing,
         })
     }
@@ -146,6 +162,14 @@ impl MeasuredOverhead {
             f(self.ingress_seconds),
             f(self.queue_proxy_seconds)
         );
+        if let Some(c) = self.compute_mean_seconds {
+            line += &format!(
+                "; the emulated GPU held {} per batch on average ({} rows)",
+                f(Some(c)),
+                self.batch_size_mean
+                    .map_or("?".to_string(), |b| format!("{b:.2}"))
+            );
+        }
         for m in &self.missing {
             line += "; ";
             line += m;
@@ -217,6 +241,7 @@ lab_gateway_request_duration_seconds_sum_other 99
             gateway: Some(0.0195),
             at_pod: Some(0.0190),
             predictor: Some(0.0183),
+            ..Means::default()
         });
         assert!((m.ingress_seconds.unwrap() - 0.0005).abs() < 1e-12);
         assert!((m.queue_proxy_seconds.unwrap() - 0.0007).abs() < 1e-12);
@@ -227,6 +252,7 @@ lab_gateway_request_duration_seconds_sum_other 99
             gateway: Some(0.01),
             at_pod: Some(0.01),
             predictor: None,
+            ..Means::default()
         });
         assert_eq!((m.ingress_seconds, m.queue_proxy_seconds), (None, None));
         assert!(
@@ -268,6 +294,8 @@ phases = [{ kind = "constant", rate = 1, duration = "10s" }]
         let m = MeasuredOverhead {
             ingress_seconds: Some(0.0004),
             queue_proxy_seconds: Some(0.0008),
+            compute_mean_seconds: Some(0.0017),
+            batch_size_mean: Some(1.0),
             ..MeasuredOverhead::default()
         };
         let given = m.added_to(&sc, 10.0);
@@ -284,5 +312,14 @@ phases = [{ kind = "constant", rate = 1, duration = "10s" }]
             "{}",
             m.note(10.0)
         );
+        assert!(
+            m.note(10.0).contains(
+                "held 1.700 ms (17.00 ms of scenario time) per batch on average (1.00 rows)"
+            ),
+            "{}",
+            m.note(10.0)
+        );
+        let hold = j["scenario_time_ms"]["compute_mean"].as_f64().unwrap();
+        assert!((hold - 17.0).abs() < 1e-9, "{j}");
     }
 }

@@ -706,6 +706,7 @@ slack = 3
         assert!(names.contains(&want), "{want} judged: {names:?}");
     }
     assert!(out.join("comparison.html").is_file());
+    overhead_reached_the_simulator(&scenario, &cmp, &sim, dir.path());
     let broken: Vec<&Value> = bounds.iter().filter(|b| b["passed"] != true).collect();
     assert_eq!(
         o.status.code(),
@@ -716,6 +717,57 @@ slack = 3
         broken.is_empty(),
         "fidelity within the declared slack: {broken:#?}\n{}",
         String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// The overhead `--compare-sim` measured is what the simulator was given,
+/// and it is in the simulated latency: every request longer by that much than
+/// in a plain simulation of the same file and seed.
+fn overhead_reached_the_simulator(scenario: &Path, cmp: &Value, sim: &Value, dir: &Path) {
+    let o = &cmp["overhead"];
+    let measured = |k: &str| o["measured"]["scenario_time_ms"][k].as_f64();
+    let ingress = measured("ingress").unwrap_or_else(|| panic!("ingress measured: {o:#}"));
+    assert!(
+        ingress > 0.0 && ingress < 50.0,
+        "a loopback hop costs well under 50 ms: {o:#}"
+    );
+    let proxy = match measured("queue_proxy") {
+        Some(ms) => ms,
+        None => {
+            // Only without Prometheus, and then the run says why.
+            let why = o["measured"]["missing"].to_string();
+            assert!(why.contains("Prometheus"), "{o:#}");
+            0.0
+        }
+    };
+    for (key, ms) in [("ingress", ingress), ("queue_proxy", proxy)] {
+        let given = o["simulator_given"][key].as_f64().unwrap();
+        let own = o["scenario"][key].as_f64().unwrap();
+        assert!((given - own - ms).abs() < 1e-6, "{key}: {o:#}");
+    }
+    let plain_dir = dir.join("plain");
+    let plain = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "run",
+            &scenario.display().to_string(),
+            "--no-report",
+            "--out",
+        ])
+        .arg(&plain_dir)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let plain: Value =
+        serde_json::from_str(&std::fs::read_to_string(plain_dir.join("results.json")).unwrap())
+            .unwrap();
+    let mean = |r: &Value| r["summary"]["latency_seconds"]["mean"].as_f64().unwrap() * 1e3;
+    let shift = mean(sim) - mean(&plain);
+    let total = ingress + proxy;
+    // The histogram keeps three significant digits of a ~100 ms mean.
+    assert!(
+        (shift - total).abs() <= 0.25 * total + 0.3,
+        "the simulated mean moved {shift:.3} ms for {total:.3} ms of measured overhead"
     );
 }
 

@@ -16,7 +16,9 @@
 //!   as a kubelet does, and the pod's Ready condition follows it;
 //! - the process inherits the test's environment (PATH, ORT_DYLIB_PATH, ...)
 //!   under the container's env, and runs in the pod's temporary folder;
-//! - stdout and stderr go to one log in arrival order; the exit code is the
+//! - stdout and stderr go to one log a whole line at a time, in arrival
+//!   order, as a container runtime writes them (a line is never cut by a
+//!   line of the other stream); the exit code is the
 //!   pod's phase, and the Job counts it (backoffLimit, Complete, Failed).
 //!
 //! A deleted pod gets SIGTERM on its group, then SIGKILL after its grace
@@ -498,15 +500,28 @@ async fn run_pod(weak: Weak<Inner>, path: String) {
 }
 
 async fn collect(mut from: impl tokio::io::AsyncRead + Unpin, log: Arc<Mutex<Vec<u8>>>) {
+    let append = |bytes: &[u8]| {
+        log.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes)
+    };
     let mut buf = [0u8; 8192];
+    // The stream's unfinished line, held back until its newline arrives.
+    let mut pending = Vec::new();
     loop {
         match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => log
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(&buf[..n]),
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
+                    append(&pending[..=end]);
+                    pending.drain(..=end);
+                }
+            }
         }
+    }
+    if !pending.is_empty() {
+        append(&pending);
     }
 }
 

@@ -9,6 +9,7 @@ use lab_loadgen::{
 };
 use lab_results::Level;
 use lab_traffic::Arrivals;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -285,12 +286,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         },
     );
     if args.out.as_os_str() == "-" {
-        // The results are the output (a load Job's log, where the kubelet
-        // interleaves stderr): one line of JSON, so a reader finds it whole
-        // among the other lines. The report goes aside.
+        // The results are the output (a load Job's log, where the container
+        // runtime interleaves stderr line by line and splits long lines): one
+        // line of JSON, written last and in one piece once the report has gone
+        // aside to stderr, so nothing can land inside it.
         let line = serde_json::to_string(&output.results).context("serializing results")?;
-        println!("{line}");
-        eprint!("{}", output.report.text());
+        {
+            let mut err = std::io::stderr().lock();
+            err.write_all(output.report.text().as_bytes())?;
+            err.flush()?;
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all((line + "\n").as_bytes())?;
+        out.flush()?;
+        drop(out);
     } else {
         let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
         super::write_atomically(&args.out, &(text + "\n"))?;
