@@ -223,7 +223,7 @@ impl Batcher {
         let model = self.model.clone();
         let compute = tokio::task::spawn_blocking(move || model.run(inputs));
         let result = match &self.emulator {
-            Some(em) => tokio::join!(compute, em.hold(rows)).0,
+            Some(em) => tokio::join!(compute, em.hold(rows, started)).0,
             None => compute.await,
         };
         self.metrics.busy_end(name);

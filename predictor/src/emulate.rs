@@ -180,32 +180,60 @@ impl Emulator {
     }
 
     /// Holds the emulated GPU for one batch's service time, progressing at the
-    /// speed the current number of busy co-tenants allows.
-    pub async fn hold(self: &Arc<Self>, rows: u32) {
+    /// speed the current number of busy co-tenants allows. The hold is counted
+    /// from `since`, the batch's start: the hand-off to the blocking thread is
+    /// part of the emulated execution, not added to it (on two busy cores it
+    /// is a tenth of a millisecond, which `--time-scale 10` makes a millisecond
+    /// of scenario time on every batch).
+    pub async fn hold(self: &Arc<Self>, rows: u32, since: Instant) {
         let me = self.clone();
-        let _ = tokio::task::spawn_blocking(move || me.hold_blocking(rows)).await;
+        let _ = tokio::task::spawn_blocking(move || me.hold_blocking(rows, since)).await;
     }
 
-    fn hold_blocking(&self, rows: u32) {
+    fn hold_blocking(&self, rows: u32, since: Instant) {
+        precise_sleeps();
         let mut remaining = self.sample_seconds(rows);
         let _busy = BusyGuard::new(self);
         let shared = self.gpu.is_some();
-        while remaining > 1e-7 {
-            let tenants = self.gpu.as_ref().map_or(1, |g| g.busy_tenants()).max(1);
-            // Executions of one process share that tenant's turn.
-            let local = self.local_busy.load(Ordering::Relaxed).max(1);
-            let speed = tenant_speed(&self.sharing, tenants, &self.params) * self.slice_speed
-                / f64::from(local);
-            let wall = remaining / speed;
-            let step = if shared || local > 1 {
+        let mut from = since;
+        let mut speed = self.speed();
+        loop {
+            let now = Instant::now();
+            remaining -= now.saturating_duration_since(from).as_secs_f64() * speed.0;
+            from = now;
+            if remaining <= 1e-7 {
+                return;
+            }
+            speed = self.speed();
+            let wall = remaining / speed.0;
+            let step = if shared || speed.1 > 1 {
                 wall.min(STEP.as_secs_f64())
             } else {
                 wall
             };
-            let t0 = Instant::now();
             std::thread::sleep(Duration::from_secs_f64(step));
-            remaining -= t0.elapsed().as_secs_f64() * speed;
         }
+    }
+
+    /// The speed this tenant runs at now, and how many of this process's own
+    /// executions share its turn.
+    fn speed(&self) -> (f64, u32) {
+        let tenants = self.gpu.as_ref().map_or(1, |g| g.busy_tenants()).max(1);
+        let local = self.local_busy.load(Ordering::Relaxed).max(1);
+        let speed = tenant_speed(&self.sharing, tenants, &self.params) * self.slice_speed
+            / f64::from(local);
+        (speed, local)
+    }
+}
+
+/// Lets this thread's sleeps end on time: Linux lets a sleep overrun by the
+/// thread's timer slack (50 µs by default) to batch wake-ups, a few percent of
+/// a millisecond-long hold.
+fn precise_sleeps() {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer and changes only the
+    // calling thread's timer slack; it cannot touch memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
     }
 }
 
@@ -430,6 +458,27 @@ mod tests {
         );
         let e = Emulator::load(&config(bad)).err().unwrap().to_string();
         assert!(e.contains("cv of 0 or more"), "{e}");
+    }
+
+    #[test]
+    fn a_hold_counts_from_the_batchs_start_not_from_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let exact = write_profile(dir.path(), r#","distribution":{"kind":"deterministic"}"#);
+        let em = Emulator::load(&config(exact)).unwrap();
+        // The batch began 10 ms ago: its 10 ms are spent, and the hold ends
+        // without sleeping.
+        let since = Instant::now() - Duration::from_millis(10);
+        let t0 = Instant::now();
+        em.hold_blocking(1, since);
+        assert!(
+            t0.elapsed() < Duration::from_millis(5),
+            "{:?}",
+            t0.elapsed()
+        );
+        // Begun 4 ms ago, it holds what is left: at least 6 ms more.
+        let since = Instant::now() - Duration::from_millis(4);
+        em.hold_blocking(1, since);
+        assert!(since.elapsed() >= Duration::from_millis(10));
     }
 
     #[test]
