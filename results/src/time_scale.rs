@@ -103,6 +103,7 @@ pub fn to_scenario_time(r: &mut Results, k: f64) -> Result<(), String> {
 
     for e in &mut r.scaling_events {
         time(&mut e.t_seconds);
+        e.reason = scaled_reason(&e.reason, k);
     }
 
     let c = &mut r.cold_starts;
@@ -201,6 +202,33 @@ fn scaled_text(text: &str, k: f64) -> Result<String, String> {
         return Ok(String::new());
     }
     Ok(LatencyHistogram::from_base64(text)?.scaled(k).to_base64())
+}
+
+/// A scaling event's reason with its durations in scenario time. The shared
+/// decisions ran on the played clock and write how long a state lasted as
+/// "for DURATION" ("inactive for 6s", "node 3 empty for 1m"); those, and only
+/// those, are K times longer in the scenario.
+pub fn scaled_reason(reason: &str, k: f64) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(at) = rest.find("for ") {
+        let (head, tail) = rest.split_at(at + 4);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == ',' || c == ';' || c == ')' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let token = &tail[..end];
+        let has_unit = token.ends_with(|c: char| c.is_ascii_alphabetic());
+        match lab_units::parse_duration(token) {
+            Ok(d) if has_unit => {
+                out.push_str(&lab_units::Dur::from_secs_f64(d.secs_f64() * k).to_string())
+            }
+            _ => out.push_str(token),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -535,5 +563,32 @@ mod tests {
         assert_eq!(back.run.time_scale, 2.5);
         let plain: Results = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(plain.run.time_scale, 1.0);
+    }
+
+    #[test]
+    fn durations_in_reasons_are_read_back_and_nothing_else() {
+        let k = 10.0;
+        assert_eq!(
+            scaled_reason(
+                "kpa: 1 ready -> 0; activator in path for 36.216691946s, scaling to 0",
+                k
+            ),
+            "kpa: 1 ready -> 0; activator in path for 362.166919s, scaling to 0"
+        );
+        assert_eq!(
+            scaled_reason("node 5 empty for 1m", k),
+            "node 5 empty for 10m"
+        );
+        assert_eq!(
+            scaled_reason("inactive for 600ms, scaling to 0", k),
+            "inactive for 6s, scaling to 0"
+        );
+        // Counts and values stay as they are, "for" or not.
+        let plain = "kpa: stable concurrency 0.92, panic 9.15 for 3 pods (target 3.50/pod)";
+        assert_eq!(scaled_reason(plain, k), plain);
+        assert_eq!(
+            scaled_reason("waiting for capacity", k),
+            "waiting for capacity"
+        );
     }
 }
