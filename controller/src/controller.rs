@@ -1013,7 +1013,10 @@ impl State<'_> {
     }
 
     pub fn track(&mut self, now: u64) {
-        let dt = now.saturating_sub(self.last_track) as f64 / NS;
+        // The mean is over the scenario's duration: the drain after it (requests
+        // still in flight until their timeout) does not count.
+        let end = self.sc.duration().nanos();
+        let dt = now.min(end).saturating_sub(self.last_track.min(end)) as f64 / NS;
         let warmup = self.sc.run.warmup.nanos();
         for s in 0..self.tracks.len() {
             let (_, ready) = self.replicas(s);

@@ -693,6 +693,10 @@ slack = 3
     let out = dir.path().join("out");
     let (o, r) = run_local(&scenario, &out, "1", &["--compare-sim"]);
     conserved(&r);
+    // Two pods throughout: the mean is over the scenario's 30 s, not the
+    // drain after it.
+    let mean_ready = r["services"][0]["replicas"]["mean_ready"].as_f64().unwrap();
+    assert!((mean_ready - 2.0).abs() < 1e-6, "mean ready {mean_ready}");
     let sim: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sim.json")).unwrap()).unwrap();
     assert_eq!(sim["level"], "sim");

@@ -85,6 +85,10 @@ pub fn run(args: Args, scenario: Scenario) -> anyhow::Result<i32> {
     let out = match out {
         Ok(o) => o,
         Err(lab_controller::LocalError::BadInput(m)) => return Err(exit::bad_input(m)),
+        Err(lab_controller::LocalError::Failed(m)) if m.contains("os error 24") => anyhow::bail!(
+            "the local run failed: {m}\n  every request in flight holds a file descriptor at the load generator and one or two at the gateway, and this process reached its limit; the simulator's `queue_depth` (`lab run {}`) shows how many requests wait at once in this scenario: raise `ulimit -n` (soft and hard) above three times that, or run a lighter scenario",
+            args.scenario.display()
+        ),
         Err(lab_controller::LocalError::Failed(m)) => anyhow::bail!("the local run failed: {m}"),
         Err(e @ lab_controller::LocalError::Interrupted) => {
             eprintln!("lab: {e}");
