@@ -1919,10 +1919,15 @@ pub async fn run(
         st.sample(now);
     }
     st.report_stats(now);
+    let (request, compute, batch_size) = tokio::join!(
+        predictor_histogram_mean(&st, now, "lab_predictor_request_duration_seconds"),
+        predictor_histogram_mean(&st, now, "lab_predictor_compute_duration_seconds"),
+        predictor_histogram_mean(&st, now, "lab_predictor_batch_size"),
+    );
     let predictor = PredictorMeans {
-        request: predictor_histogram_mean(&st, now, "lab_predictor_request_duration_seconds").await,
-        compute: predictor_histogram_mean(&st, now, "lab_predictor_compute_duration_seconds").await,
-        batch_size: predictor_histogram_mean(&st, now, "lab_predictor_batch_size").await,
+        request,
+        compute,
+        batch_size,
     };
     // Pods and Prometheus are stopped before the results are written.
     st.supervisor.shutdown().await;

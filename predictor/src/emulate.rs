@@ -196,17 +196,18 @@ impl Emulator {
         let _busy = BusyGuard::new(self);
         let shared = self.gpu.is_some();
         let mut from = since;
-        let mut speed = self.speed();
+        let (mut speed, _) = self.speed();
         loop {
             let now = Instant::now();
-            remaining -= now.saturating_duration_since(from).as_secs_f64() * speed.0;
+            remaining -= now.saturating_duration_since(from).as_secs_f64() * speed;
             from = now;
             if remaining <= 1e-7 {
                 return;
             }
-            speed = self.speed();
-            let wall = remaining / speed.0;
-            let step = if shared || speed.1 > 1 {
+            let local;
+            (speed, local) = self.speed();
+            let wall = remaining / speed;
+            let step = if shared || local > 1 {
                 wall.min(STEP.as_secs_f64())
             } else {
                 wall
@@ -229,12 +230,20 @@ impl Emulator {
 /// Lets this thread's sleeps end on time: Linux lets a sleep overrun by the
 /// thread's timer slack (50 µs by default) to batch wake-ups, a few percent of
 /// a millisecond-long hold.
+/// Once per thread: the blocking pool reuses its threads.
 fn precise_sleeps() {
-    // SAFETY: PR_SET_TIMERSLACK takes one integer and changes only the
-    // calling thread's timer slack; it cannot touch memory.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    thread_local! {
+        static SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
+    SET.with(|set| {
+        if !set.replace(true) {
+            // SAFETY: PR_SET_TIMERSLACK takes one integer and changes only the
+            // calling thread's timer slack; it cannot touch memory.
+            unsafe {
+                libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+            }
+        }
+    });
 }
 
 /// Marks this process busy on the shared GPU for as long as it lives.

@@ -208,12 +208,21 @@ fn scaled_text(text: &str, k: f64) -> Result<String, String> {
 /// decisions ran on the played clock and write how long a state lasted as
 /// "for DURATION" ("inactive for 6s", "node 3 empty for 1m"); those, and only
 /// those, are K times longer in the scenario.
-pub fn scaled_reason(reason: &str, k: f64) -> String {
+fn scaled_reason(reason: &str, k: f64) -> String {
     let mut out = String::with_capacity(reason.len());
     let mut rest = reason;
     while let Some(at) = rest.find("for ") {
         let (head, tail) = rest.split_at(at + 4);
         out.push_str(head);
+        // The word "for", not the end of another one ("therefor ").
+        let word = out[..out.len() - 4]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        if !word {
+            rest = tail;
+            continue;
+        }
         let end = tail
             .find(|c: char| c == ',' || c == ';' || c == ')' || c.is_whitespace())
             .unwrap_or(tail.len());
@@ -590,5 +599,6 @@ mod tests {
             scaled_reason("waiting for capacity", k),
             "waiting for capacity"
         );
+        assert_eq!(scaled_reason("xfor 5s", k), "xfor 5s");
     }
 }

@@ -296,10 +296,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             err.write_all(output.report.text().as_bytes())?;
             err.flush()?;
         }
-        let mut out = std::io::stdout().lock();
-        out.write_all((line + "\n").as_bytes())?;
-        out.flush()?;
-        drop(out);
+        {
+            let mut out = std::io::stdout().lock();
+            out.write_all((line + "\n").as_bytes())?;
+            out.flush()?;
+        }
     } else {
         let text = serde_json::to_string_pretty(&output.results).context("serializing results")?;
         super::write_atomically(&args.out, &(text + "\n"))?;
